@@ -1,0 +1,29 @@
+# Two commands do all the set-up on a fresh checkout:
+#   make demo   # a real sweep on the synthetic CREMA-D stand-in, then the leaderboard
+#   make test   # the test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/avbench sweep spectrogram-cnn-cremad --preset cpu --synthetic
+	$(BIN)/avbench leaderboard
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check avbench tests benchmarks
+
+clean:
+	rm -rf $(VENV) results/runs results/studies results/cache results/wandb data/synthetic

@@ -1,0 +1,3 @@
+from avbench.cli import main
+
+main()

@@ -1,0 +1,225 @@
+"""The `avbench` command. Each command parses, calls one library function and renders.
+
+Heavy libraries (torch, optuna, wandb) are imported inside the commands that need them, so
+`avbench --help` and `avbench leaderboard` start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from avbench.errors import AvbenchError
+
+
+class _Group(click.Group):
+    """User errors become one line and exit 1; Ctrl-C says how to resume."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except AvbenchError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: finished trials are kept; re-run the same command to resume", err=True)
+            sys.exit(130)
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Logs and pipes: do not squeeze tables into 80 columns.
+        console = Console(highlight=False, width=160)
+    return console
+
+
+def _results(ctx: click.Context) -> Path:
+    return ctx.obj["results"]
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path), envvar="AVBENCH_RESULTS",
+              default=Path("results"), show_default=True, help="Where run records, studies and caches go.")
+@click.version_option(package_name="avbench")
+@click.pass_context
+def cli(ctx: click.Context, results: Path) -> None:
+    """Benchmark harness and sweep orchestrator for audio and audio-visual classification."""
+    ctx.obj = {"results": results}
+
+
+@cli.command("list")
+@click.argument("what", type=click.Choice(["experiments", "tasks", "models"]))
+def list_cmd(what: str) -> None:
+    """List experiments, tasks or models."""
+    if what == "experiments":
+        from avbench.config import list_experiments
+
+        names = list_experiments()
+    else:
+        from avbench.registry import MODELS, TASKS
+
+        names = (TASKS if what == "tasks" else MODELS).names()
+    for name in names:
+        click.echo(name)
+
+
+@cli.command()
+@click.argument("experiments", nargs=-1)
+def validate(experiments: tuple[str, ...]) -> None:
+    """Check experiment files: schema, registry names, model args and search space."""
+    from avbench.config import list_experiments, load_experiment
+    from avbench.registry import TASKS
+    from avbench.runner import check_model_args
+    from avbench.sweep.space import resolve_space
+
+    names = experiments or tuple(list_experiments())
+    problems = 0
+    for name in names:
+        try:
+            loaded = load_experiment(name)
+            TASKS.get(loaded.config.task)
+            check_model_args(loaded.config)
+            space = resolve_space(loaded) if loaded.searched else None
+        except AvbenchError as exc:
+            problems += 1
+            click.echo(f"✗ {name}: {exc}")
+            continue
+        searched = f"searches {', '.join(space.params)}" if space else "nothing searched"
+        click.echo(f"✓ {name}: {searched}")
+    if problems:
+        raise click.ClickException(f"{problems} of {len(names)} experiment(s) have problems")
+
+
+def _common_run_options(func):
+    func = click.option("--no-wandb", is_flag=True, help="Do not log to Weights & Biases.")(func)
+    func = click.option("--synthetic", is_flag=True,
+                        help="Use the task's synthetic stand-in (written on first use).")(func)
+    func = click.option("--preset", default=None, help="A named override set from the experiment's presets.")(func)
+    func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                        help="Override a field, e.g. --set train.lr=3e-4 (repeatable).")(func)
+    return click.argument("experiment")(func)
+
+
+@cli.command()
+@_common_run_options
+@click.pass_context
+def run(ctx, experiment, overrides, preset, synthetic, no_wandb) -> None:
+    """Train and evaluate one experiment once (every field must have a value)."""
+    from avbench.config import load_experiment
+    from avbench.display import summarize
+
+    loaded = load_experiment(experiment, preset=preset, overrides=overrides)
+    if loaded.searched:
+        raise AvbenchError(
+            f"{loaded.name} has searched (null) fields: {', '.join(loaded.searched)}; "
+            "give them values with --set KEY=VALUE or run `avbench sweep`"
+        )
+    from avbench.runner import run_experiment
+
+    config = loaded.resolve({})
+    record = run_experiment(config, results=_results(ctx), synthetic=synthetic, use_wandb=not no_wandb,
+                            preset=preset)
+    _console().print(f"{loaded.name} {record.run_id}: {summarize(record)}")
+    click.echo(f"record: {_results(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
+    if record.status == "failed":
+        sys.exit(1)
+
+
+@cli.command()
+@_common_run_options
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Finished trials in total, counting earlier runs of the study [default: sweep.trials].")
+@click.option("--storage", default=None, help="Optuna storage URL [default: sqlite file under results/studies].")
+@click.option("--study", default=None, help="Study name [default: experiment-preset-synthetic].")
+@click.option("--sweep-config", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Search-space file [default: sweeps/<experiment>.yaml].")
+@click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default=None)
+@click.pass_context
+def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, trials, storage, study, sweep_config, pruner):
+    """Search the null fields of an experiment; re-run to resume."""
+    from avbench.config import load_experiment
+    from avbench.sweep.space import resolve_space
+
+    loaded = load_experiment(experiment, preset=preset, overrides=overrides)
+    if not loaded.searched:
+        raise AvbenchError(f"{loaded.name} has no null (searched) fields; use `avbench run`")
+    space = resolve_space(loaded, sweep_config)
+    from avbench.display import SweepDisplay, format_values
+    from avbench.leaderboard import leaderboard_rows, render_table
+    from avbench.sweep.optuna_backend import run_sweep
+
+    console = _console()
+    target = trials or loaded.config.sweep.trials
+    console.print(f"sweep {loaded.name}: {target} trials over {', '.join(space.params)} ({space.source})")
+    with SweepDisplay(console, target, 0, loaded.config.train.epochs) as display:
+        outcome = run_sweep(
+            loaded, space, trials=target, results=_results(ctx), synthetic=synthetic, use_wandb=not no_wandb,
+            preset=preset, storage_url=storage, study=study, pruner=pruner,
+            on_trial_start=display.trial_start, on_epoch=display.epoch, on_trial_end=display.trial_end,
+        )
+    console.print(f"study {outcome.study}: {outcome.finished} finished, {outcome.failed} failed ({outcome.storage})")
+    if outcome.best_value is not None:
+        console.print(f"best val/{loaded.config.train.metric}={outcome.best_value:.4f} "
+                      f"[{format_values(outcome.best_params)}] run {outcome.best_run_id}")
+    rows = [r for r in leaderboard_rows(_results(ctx), loaded.config.task) if r["model"] == loaded.config.model]
+    if rows:
+        render_table(rows, console)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]), default="table", show_default=True)
+@click.option("--task", default=None, help="Only this task.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to a file.")
+@click.pass_context
+def leaderboard(ctx, fmt: str, task: str | None, out: Path | None) -> None:
+    """Rank the best validation run of each (task, model); read from results/ only."""
+    from avbench.leaderboard import leaderboard_rows, render_csv, render_json, render_markdown, render_table
+
+    rows = leaderboard_rows(_results(ctx), task)
+    if fmt == "table" and out is None:
+        if not rows:
+            click.echo(f"no finished runs under {_results(ctx) / 'runs'}")
+            return
+        render_table(rows, _console())
+        return
+    text = {"md": render_markdown, "csv": render_csv, "json": render_json, "table": render_markdown}[fmt](rows)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + ("" if text.endswith("\n") else "\n"))
+        click.echo(f"wrote {len(rows)} row(s) to {out}")
+    else:
+        click.echo(text)
+
+
+@cli.group()
+def data() -> None:
+    """Datasets: write synthetic stand-ins."""
+
+
+@data.command()
+@click.argument("task")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory [default: the folder --synthetic uses, data/synthetic/<task>[-<size>]].")
+@click.option("--size", type=click.Choice(["tiny", "small", "medium", "full"]), default="small", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth(task: str, out: Path | None, size: str, seed: int) -> None:
+    """Write TASK's synthetic stand-in in the dataset's published layout."""
+    from avbench.registry import TASKS
+    from avbench.runner import synthetic_root
+
+    task_cls = TASKS.get(task)
+    target = out or synthetic_root(task, size)
+    count = task_cls().synthesize(target, size=size, seed=seed)
+    click.echo(f"wrote {count} clips for {task} to {target} ({task_cls.layout})")
+
+
+def main() -> None:
+    cli(prog_name="avbench")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Experiment schema, loading (YAML/JSON), presets, `--set` overrides and `null` = searched.
+
+A key that is absent takes the schema default; a key present with the value `null` is a
+hyperparameter the sweep searches. `find_nulls` reads the raw mapping, so a default of None
+is never mistaken for "search me".
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from avbench.errors import ConfigError
+from avbench.registry import did_you_mean
+
+EXPERIMENTS_DIR = Path("experiments")
+SWEEPS_DIR = Path("sweeps")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    root: str | None = None  # dataset directory; absent → the synthetic stand-in with --synthetic
+    modalities: list[Literal["audio", "video"]] = ["audio"]
+    sample_rate: int = Field(16000, gt=0)
+    clip_seconds: float = Field(2.0, gt=0)  # every clip is centre-cropped / padded to this
+    n_mels: int = Field(64, gt=0)
+    win_ms: float = Field(25.0, gt=0)
+    hop_ms: float = Field(10.0, gt=0)
+    split_seed: int = 0
+    # A control for honest benchmarks: permute the training labels; a model that still
+    # beats chance on test has found a leak.
+    shuffle_train_labels: bool = False
+    synth_size: Literal["tiny", "small", "medium", "full"] = "small"
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    optimizer: Literal["adam", "adamw", "sgd", "lion"] = "adam"
+    weight_decay: float = Field(0.0, ge=0)
+    # none = constant lr (the seeds' setting); cosine = one epoch of linear warm-up, then
+    # cosine decay to zero over the remaining optimizer steps.
+    scheduler: Literal["none", "cosine"] = "none"
+    momentum: float = Field(0.9, ge=0)  # sgd only
+    grad_accum: int = Field(1, ge=1)
+    max_grad_norm: float = Field(0.0, ge=0)  # 0 = no clipping
+    patience: int = Field(3, ge=0)  # 0 = no early stopping
+    metric: Literal["acc", "uar", "macro_f1"] = "acc"  # selects the best epoch and run
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    seed: int = 42
+    num_workers: int = Field(0, ge=0)
+
+
+class SweepConfig(_Strict):
+    trials: int = Field(10, ge=1)  # finished trials in total, across restarts
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    seed: int = 0  # seeds the sampler
+
+
+class TrackingConfig(_Strict):
+    wandb: bool = True
+    project: str = "avbench"
+    entity: str | None = None
+
+
+class Experiment(_Strict):
+    name: str = ""
+    task: str
+    model: str
+    data: DataConfig = DataConfig()
+    model_args: dict[str, Any] = {}
+    train: TrainConfig = TrainConfig()
+    sweep: SweepConfig = SweepConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    presets: dict[str, dict[str, Any]] = {}
+
+
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "sweep": SweepConfig, "tracking": TrackingConfig}
+
+
+# ---------------------------------------------------------------------------- raw files
+
+
+def experiment_path(name_or_path: str) -> Path:
+    """An experiment name from experiments/, or a path to a YAML/JSON file."""
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml", ".json"} or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"experiment file not found: {path}")
+        return path
+    for suffix in (".yaml", ".yml", ".json"):
+        candidate = EXPERIMENTS_DIR / f"{name_or_path}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"unknown experiment '{name_or_path}'{did_you_mean(name_or_path, list_experiments())}"
+    )
+
+
+def list_experiments() -> list[str]:
+    if not EXPERIMENTS_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in EXPERIMENTS_DIR.iterdir() if p.suffix in {".yaml", ".yml", ".json"})
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """Parse a YAML or JSON file into a dict, with one-line errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" line {mark.line + 1}, column {mark.column + 1}:"
+        elif isinstance(exc, json.JSONDecodeError):
+            where = f" line {exc.lineno}, column {exc.colno}:"
+        reason = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc)
+        raise ConfigError(f"malformed {path}:{where} {reason}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must contain a mapping at the top level")
+    return data
+
+
+# ---------------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'train.lr=3e-4' → ('train.lr', 0.0003); the value is parsed with yaml.safe_load."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects dotted.key=value, got '{text}'")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {key}: cannot parse value '{raw}'") from None
+    if isinstance(value, str) and _looks_numeric(value):
+        value = float(value)  # yaml 1.1 reads '3e-4' as a string
+    return key.strip(), value
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def set_dotted(mapping: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = mapping
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set '{key}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def get_dotted(mapping: dict[str, Any], key: str) -> Any:
+    node: Any = mapping
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def find_nulls(mapping: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths of every leaf explicitly set to null: the searched hyperparameters."""
+    found: list[str] = []
+    for key, value in mapping.items():
+        if key == "presets":
+            continue
+        path = f"{prefix}{key}"
+        if value is None:
+            found.append(path)
+        elif isinstance(value, dict):
+            found.extend(find_nulls(value, path + "."))
+    return found
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _check_keys(raw: dict[str, Any]) -> None:
+    """Unknown keys fail with the key's full path and a did-you-mean."""
+    for key, value in raw.items():
+        if key not in Experiment.model_fields:
+            raise ConfigError(f"unknown config key '{key}'{did_you_mean(key, Experiment.model_fields)}")
+        section = SECTIONS.get(key)
+        if section is not None:
+            if not isinstance(value, dict):
+                raise ConfigError(f"'{key}' must be a mapping, got {type(value).__name__}")
+            for sub in value:
+                if sub not in section.model_fields:
+                    hint = did_you_mean(sub, section.model_fields)
+                    raise ConfigError(f"unknown config key '{key}.{sub}'{hint}")
+
+
+def _without_nulls(mapping: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if value is None and key not in {"root", "entity"}:
+            continue
+        out[key] = _without_nulls(value) if isinstance(value, dict) and key != "presets" else value
+    return out
+
+
+def validate(raw: dict[str, Any], source: str = "config") -> Experiment:
+    """Schema-check a raw mapping; null leaves are checked later, once values are chosen."""
+    _check_keys(raw)
+    try:
+        return Experiment.model_validate(_without_nulls(raw))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        got = err.get("input")
+        raise ConfigError(f"{source}: '{where}': {err['msg']} (got {got!r})") from None
+
+
+class LoadedExperiment:
+    """An experiment as the user wrote it, plus which fields are still to be searched."""
+
+    def __init__(self, name: str, raw: dict[str, Any], source: str):
+        self.name = name
+        self.raw = raw
+        self.source = source
+        self.config = validate(raw, source)
+        self.config.name = name
+        self.searched = find_nulls(raw)
+
+    def resolve(self, values: dict[str, Any]) -> Experiment:
+        """The concrete config for one trial: every searched null replaced by a value."""
+        raw = copy.deepcopy(self.raw)
+        for key, value in values.items():
+            set_dotted(raw, key, value)
+        missing = [k for k in find_nulls(raw)]
+        if missing:
+            raise ConfigError(f"{self.name}: no value for searched field(s): {', '.join(missing)}")
+        experiment = validate(raw, self.source)
+        experiment.name = self.name
+        return experiment
+
+
+def load_experiment(
+    name_or_path: str, *, preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> LoadedExperiment:
+    path = experiment_path(name_or_path)
+    raw = read_mapping(path)
+    name = path.stem
+    if preset is not None:
+        presets = raw.get("presets") or {}
+        if preset not in presets:
+            raise ConfigError(f"{name} has no preset '{preset}'{did_you_mean(preset, presets)}")
+        raw = deep_merge(raw, presets[preset])
+    for text in overrides:
+        key, value = parse_override(text)
+        set_dotted(raw, key, value)
+    return LoadedExperiment(name, raw, str(path))

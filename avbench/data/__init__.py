@@ -1,0 +1,1 @@
+"""Decoding, features, the feature cache and the datasets that feed `fit()`."""

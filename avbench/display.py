@@ -1,0 +1,61 @@
+"""Rich progress for sweeps (trials and epochs) and one-line summaries of runs."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from avbench.results import RunRecord
+
+
+def format_values(values: dict) -> str:
+    parts = []
+    for key, value in values.items():
+        shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+        parts.append(f"{key.split('.')[-1]}={shown}")
+    return " ".join(parts)
+
+
+def summarize(record: RunRecord) -> str:
+    if record.status == "failed":
+        return f"[red]failed[/red]: {escape(record.error or '')}"
+    val = record.val.get(record.metric)
+    line = f"{record.status} val/{record.metric}={val:.4f}" if val is not None else record.status
+    if record.test:
+        line += f" test/acc={record.test['acc']:.4f} test/uar={record.test['uar']:.4f}"
+    return line + f" ({record.epochs_run} epochs, {record.wall_time_s:.0f}s)"
+
+
+class SweepDisplay:
+    """Two bars: finished trials out of the target, and epochs of the running trial."""
+
+    def __init__(self, console: Console, total_trials: int, finished: int, epochs: int):
+        self.console = console
+        self.epochs = epochs
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"), console=console, transient=False,
+        )
+        self.trials = self.progress.add_task("trials", total=total_trials, completed=finished, info="")
+        self.epoch_bar = self.progress.add_task("epochs", total=epochs, info="")
+
+    def __enter__(self) -> SweepDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def trial_start(self, number: int, values: dict) -> None:
+        self.progress.reset(self.epoch_bar, total=self.epochs, info=f"trial {number}: {format_values(values)}")
+
+    def epoch(self, epoch: int, metrics: dict) -> None:
+        shown = {k: v for k, v in metrics.items() if k.startswith("val/") and k != "val/loss"}
+        self.progress.update(self.epoch_bar, completed=epoch, info=format_values(shown))
+
+    def trial_end(self, record: RunRecord) -> None:
+        if record.status in ("completed", "pruned"):
+            self.progress.advance(self.trials)
+        values = escape(f"[{format_values(record.searched)}]")
+        self.console.print(f"trial {record.trial} {values}: {summarize(record)}")

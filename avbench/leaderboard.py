@@ -1,0 +1,93 @@
+"""Best run per (task, model, kind of data), chosen on validation and reported on test.
+
+Reads only results/runs/*/*/record.json: no torch, no network. Synthetic or shuffled-label
+runs are never ranked together with runs on real data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from avbench.results import FINISHED, RunRecord, iter_records
+
+METRICS = ("acc", "uar", "macro_f1")
+
+
+def leaderboard_rows(results: Path, task: str | None = None) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str, str], list[RunRecord]] = {}
+    for record in iter_records(results):
+        if task is not None and record.task != task:
+            continue
+        groups.setdefault((record.task, record.model, record.data_kind), []).append(record)
+    rows = []
+    for (task_name, model, data_kind), records in groups.items():
+        finished = [r for r in records if r.status in FINISHED]
+        ranked = [r for r in finished if r.status == "completed" and r.test and r.metric in r.val]
+        if not ranked:
+            continue
+        best = max(ranked, key=lambda r: (r.val[r.metric], -r.wall_time_s))
+        row: dict[str, Any] = {
+            "experiment": best.experiment,
+            "task": task_name,
+            "model": model,
+            "data": data_kind,
+            "n_trials": len(finished),
+            "n_failed": sum(r.status == "failed" for r in records),
+            "metric": best.metric,
+        }
+        row.update({f"val/{m}": best.val.get(m) for m in METRICS})
+        row.update({f"test/{m}": best.test.get(m) for m in METRICS})
+        row.update({"params": best.params, "best_epoch": best.best_epoch, "run_id": best.run_id,
+                    "searched": best.searched, "weights": best.weights})
+        rows.append(row)
+    rows.sort(key=lambda r: (r["task"], r["data"], -(r[f"val/{r['metric']}"] or 0.0)))
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in value.items())
+    if isinstance(value, int) and value >= 10_000:
+        return f"{value / 1e6:.2f}M"
+    return "" if value is None else str(value)
+
+
+TABLE_COLUMNS = ("experiment", "task", "model", "data", "n_trials", "val/acc", "test/acc",
+                 "test/uar", "test/macro_f1", "params", "searched")
+
+
+def render_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in TABLE_COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def render_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    columns = [c for c in rows[0] if c != "searched"] if rows else list(TABLE_COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def render_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, indent=2)
+
+
+def render_table(rows: list[dict[str, Any]], console) -> None:
+    from rich.table import Table
+
+    table = Table(title="avbench leaderboard (best validation run; test reported once)")
+    for column in TABLE_COLUMNS:
+        table.add_column(column, justify="right" if column.startswith(("val", "test", "n_", "params")) else "left")
+    for row in rows:
+        table.add_row(*(_fmt(row.get(c)) for c in TABLE_COLUMNS))
+    console.print(table)

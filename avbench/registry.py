@@ -1,0 +1,88 @@
+"""Name → factory registries for models and tasks, with did-you-mean errors.
+
+One file + one decorator adds an entry: the packages `avbench.models` and `avbench.tasks`
+import every module they contain on first lookup, so nothing else needs editing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from avbench.errors import ConfigError
+
+
+def did_you_mean(name: str, choices: list[str] | tuple[str, ...] | set[str]) -> str:
+    """' (did you mean 'x'?)' when a close match exists, else the list of choices."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    listed = ", ".join(sorted(choices)) or "none"
+    return f" (choose from: {listed})"
+
+
+class Registry:
+    def __init__(self, kind: str, package: str):
+        self.kind = kind
+        self.package = package
+        self._entries: dict[str, Any] = {}
+        self._discovered = False
+
+    def register(self, name: str, **meta: Any) -> Callable[[Any], Any]:
+        def decorator(obj: Any) -> Any:
+            if name in self._entries and self._entries[name] is not obj:
+                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            obj.registry_name = name
+            for key, value in meta.items():
+                setattr(obj, key, value)
+            self._entries[name] = obj
+            return obj
+
+        return decorator
+
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        self._discovered = True
+        package = importlib.import_module(self.package)
+        for module in pkgutil.iter_modules(package.__path__):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{module.name}")
+
+    def get(self, name: str) -> Any:
+        self._discover()
+        if name not in self._entries:
+            raise ConfigError(f"unknown {self.kind} '{name}'{did_you_mean(name, self._entries)}")
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        self._discover()
+        return sorted(self._entries)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __contains__(self, name: str) -> bool:
+        self._discover()
+        return name in self._entries
+
+
+MODELS = Registry("model", "avbench.models")
+TASKS = Registry("task", "avbench.tasks")
+
+
+def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=("audio",)):
+    """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
+
+    `tiny` holds kwargs that make the model small enough for tests; `modalities` lists the
+    batch keys the model reads.
+    """
+    return MODELS.register(name, tiny_args=dict(tiny or {}), modalities=tuple(modalities))
+
+
+def register_task(name: str):
+    """Register a Task subclass under `name`."""
+    return TASKS.register(name)

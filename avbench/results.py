@@ -1,0 +1,84 @@
+"""RunRecord: the file every run leaves behind, and the only thing the leaderboard reads.
+
+results/runs/<experiment>/<run_id>/
+    config.yaml     the resolved config the run trained with
+    metrics.jsonl   one line per epoch
+    record.json     this record (written at start as "running", rewritten at the end)
+    best.pt         the best epoch's weights; last.pt the latest epoch, for resuming
+No torch here: the leaderboard must stay light.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+FINISHED = ("completed", "pruned")
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    experiment: str
+    task: str
+    model: str
+    status: str = "running"  # running | completed | pruned | failed | interrupted
+    error: str | None = None
+    data_kind: str = "real"  # real | synthetic | "<kind>, shuffled train labels"
+    preset: str | None = None
+    sweep: str | None = None
+    trial: int | None = None
+    searched: dict[str, Any] = field(default_factory=dict)
+    metric: str = "acc"
+    val: dict[str, Any] = field(default_factory=dict)
+    test: dict[str, Any] = field(default_factory=dict)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    stopped: str | None = None
+    resumed_from_epoch: int = 0
+    params: int = 0
+    weights: str = ""
+    seed: int = 0
+    data_sizes: dict[str, int] = field(default_factory=dict)
+    skipped_files: list[list[str]] = field(default_factory=list)
+    cache: dict[str, int] = field(default_factory=dict)
+    started_at: str = ""
+    wall_time_s: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
+    git: str | None = None
+    wandb_run_id: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def run_dir(results: Path, experiment: str, run_id: str) -> Path:
+    return Path(results) / "runs" / experiment / run_id
+
+
+def write_record(results: Path, record: RunRecord) -> Path:
+    path = run_dir(results, record.experiment, record.run_id) / "record.json"
+    write_json_atomic(path, asdict(record))
+    return path
+
+
+def iter_records(results: Path) -> Iterator[RunRecord]:
+    """Every readable record under results/runs; unreadable ones are skipped, not fatal."""
+    for path in sorted((Path(results) / "runs").glob("*/*/record.json")):
+        try:
+            yield RunRecord.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue

@@ -1,0 +1,233 @@
+"""Run one concrete experiment config once: data → model → fit() → run record.
+
+Used by `avbench run` and by every sweep backend, so all of them write the same records.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import platform
+import secrets
+import subprocess
+import time
+import typing
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from avbench.config import Experiment
+from avbench.errors import ConfigError, DatasetError
+from avbench.registry import MODELS, TASKS, did_you_mean
+from avbench.results import RunRecord, run_dir, write_record
+
+SYNTHETIC_MARKER = ".avbench-synthetic"
+
+
+def synthetic_root(task: str, size: str = "small") -> Path:
+    """$AVBENCH_DATA/<task> for the default size, <task>-<size> for others, so switching
+    presets never rewrites a stand-in (and never invalidates its cached features)."""
+    base = Path(os.environ.get("AVBENCH_DATA", "data/synthetic"))
+    return base / (task if size == "small" else f"{task}-{size}")
+
+
+def ensure_synthetic(task_name: str, size: str) -> Path:
+    """Write the stand-in once; a lock keeps concurrent workers from writing it twice."""
+    import fcntl
+
+    root = synthetic_root(task_name, size)
+    marker = root / SYNTHETIC_MARKER
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists() or json.loads(marker.read_text()).get("size") != size:
+            TASKS.get(task_name)().synthesize(root, size=size, seed=0)
+    return root
+
+
+def resolve_data_root(experiment: Experiment, *, synthetic: bool) -> tuple[Path, str]:
+    """Where the data is and whether it is real; writes the stand-in on first use."""
+    if synthetic:
+        root, kind = ensure_synthetic(experiment.task, experiment.data.synth_size), "synthetic"
+    else:
+        if experiment.data.root is None:
+            layout = TASKS.get(experiment.task).layout
+            raise DatasetError(
+                f"{experiment.name}: no data.root for task '{experiment.task}' (expected {layout}); "
+                "set data.root, pass --set data.root=PATH, or use --synthetic"
+            )
+        root = Path(experiment.data.root).expanduser()
+        kind = "synthetic" if (root / SYNTHETIC_MARKER).exists() else "real"
+    if experiment.data.shuffle_train_labels:
+        kind += ", shuffled train labels"
+    return root, kind
+
+
+def check_model_args(experiment: Experiment) -> dict:
+    """model_args against the factory's signature: unknown keys and wrong types fail early."""
+    from pydantic import ConfigDict, ValidationError, create_model
+
+    factory = MODELS.get(experiment.model)
+    hints = typing.get_type_hints(factory)
+    fields = {
+        name: (hints.get(name, typing.Any), param.default)
+        for name, param in list(inspect.signature(factory).parameters.items())[1:]
+    }
+    for key in experiment.model_args:
+        if key not in fields:
+            raise ConfigError(f"unknown config key 'model_args.{key}' for model '{experiment.model}'"
+                              f"{did_you_mean(key, fields)}")
+    schema = create_model(f"{experiment.model}-args", __config__=ConfigDict(extra="forbid"), **fields)
+    try:
+        return schema.model_validate(experiment.model_args).model_dump()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"'model_args.{where}': {err['msg']} (got {err.get('input')!r})") from None
+
+
+def new_run_id(trial: int | None = None) -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    prefix = f"t{trial:04d}-" if trial is not None else ""
+    return f"{prefix}{stamp}-{secrets.token_hex(2)}"
+
+
+def versions() -> dict[str, str]:
+    import accelerate
+    import timm
+    import torch
+
+    import avbench
+
+    return {"python": platform.python_version(), "avbench": avbench.__version__,
+            "torch": torch.__version__, "timm": timm.__version__, "accelerate": accelerate.__version__}
+
+
+def git_hash() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def run_experiment(
+    experiment: Experiment,
+    *,
+    results: Path,
+    synthetic: bool = False,
+    use_wandb: bool = True,
+    preset: str | None = None,
+    sweep: str | None = None,
+    trial: int | None = None,
+    searched: dict | None = None,
+    on_eval: Callable[[int, dict], bool | None] | None = None,
+    run_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunRecord:
+    """Train and evaluate once. User errors (config, data) raise; a failure during training
+    is caught and returned as a record with status 'failed' and its reason."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import set_seed
+
+    from avbench.data.cache import FeatureCache
+    from avbench.data.dataset import ArrayDataset, prepare_data
+    from avbench.train.loop import fit
+
+    model_args = check_model_args(experiment)
+    task = TASKS.get(experiment.task)()
+    root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
+    cache = FeatureCache(Path(results) / "cache" / "features")
+    data = prepare_data(task, root, experiment.data, cache, progress)
+
+    record = RunRecord(
+        run_id=run_id or new_run_id(trial), experiment=experiment.name, task=experiment.task,
+        model=experiment.model, data_kind=data_kind, preset=preset, sweep=sweep, trial=trial,
+        searched=dict(searched or {}), metric=experiment.train.metric, seed=experiment.train.seed,
+        data_sizes=data.sizes(), skipped_files=[list(s) for s in data.skipped],
+        cache={"hits": data.cache_hits, "misses": data.cache_misses},
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        versions=versions(), git=git_hash(),
+    )
+    out_dir = run_dir(results, experiment.name, record.run_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(experiment.model_dump(exclude={"presets"}), sort_keys=False))
+    write_record(results, record)
+    started = time.perf_counter()
+
+    AcceleratorState._reset_state()  # each trial may ask for another precision
+    accelerator = Accelerator(
+        mixed_precision=experiment.train.mixed_precision,
+        gradient_accumulation_steps=experiment.train.grad_accum,
+        log_with="wandb" if use_wandb else None,
+    )
+    try:
+        set_seed(experiment.train.seed)
+        model = MODELS.get(experiment.model)(data.spec, **model_args)
+        record.params = sum(p.numel() for p in model.parameters())
+        record.weights = getattr(model, "weights_source", "random init (published architecture)")
+        loaders = {
+            name: torch.utils.data.DataLoader(
+                ArrayDataset(split), batch_size=experiment.train.batch_size, shuffle=name == "train",
+                num_workers=experiment.train.num_workers,
+                generator=torch.Generator().manual_seed(experiment.train.seed),
+            )
+            for name, split in data.splits.items()
+        }
+        if use_wandb:
+            from avbench.tracking import configure_wandb_env, start_tracking
+
+            configure_wandb_env(results)
+            record.wandb_run_id = start_tracking(
+                accelerator, project=experiment.tracking.project, entity=experiment.tracking.entity,
+                run_name=f"{experiment.name}/{record.run_id}", group=sweep or experiment.name,
+                config={**experiment.model_dump(exclude={"presets"}), "searched": record.searched,
+                        "run_id": record.run_id, "data_kind": data_kind},
+                tags=[experiment.task, experiment.model, data_kind.split(",")[0]],
+            )
+        metrics_file = out_dir / "metrics.jsonl"
+
+        def on_epoch(epoch: int, metrics: dict) -> bool:
+            with metrics_file.open("a") as handle:
+                handle.write(json.dumps(metrics) + "\n")
+            record.epochs_run = epoch
+            return bool(on_eval(epoch, metrics)) if on_eval else False
+
+        result = fit(model, loaders, experiment.train, accelerator, num_classes=data.spec.num_classes,
+                     checkpoint_dir=out_dir, on_eval=on_epoch)
+        record.val, record.test = result.val, result.test
+        record.best_epoch, record.stopped = result.best_epoch, result.stopped
+        record.resumed_from_epoch = result.resumed_from_epoch
+        record.epochs_run = len(result.history)
+        record.status = "pruned" if result.stopped == "pruned" else "completed"
+        if use_wandb and accelerator.is_main_process:
+            summary = {f"best_val/{k}": v for k, v in record.val.items() if k != "confusion"}
+            summary.update({f"test/{k}": v for k, v in record.test.items() if k != "confusion"})
+            accelerator.get_tracker("wandb", unwrap=True).summary.update(summary)
+    except KeyboardInterrupt:
+        record.status, record.error = "interrupted", "interrupted by the user"
+        raise
+    except Exception as exc:  # a failed trial is a result to record, not a crash of the sweep
+        record.status, record.error = "failed", _describe(exc)
+    finally:
+        record.wall_time_s = round(time.perf_counter() - started, 3)
+        write_record(results, record)
+        accelerator.end_training()
+        if record.status in ("completed", "pruned"):
+            # A finished run no longer needs its resume point; best.pt stays.
+            (out_dir / "last.pt").unlink(missing_ok=True)
+    return record
+
+
+def _describe(exc: BaseException) -> str:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "out of memory: " + str(exc).splitlines()[0]
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -1,0 +1,196 @@
+"""Nulls → search space. Ranges come from sweeps/<experiment>.yaml (W&B sweep-config
+vocabulary, so one file drives both backends) or from per-parameter defaults.
+
+A null with no range, or a range for a field that is not null, is an error; every bound and
+choice is type-checked against the schema before any trial trains.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avbench.config import SWEEPS_DIR, LoadedExperiment, read_mapping
+from avbench.errors import ConfigError
+from avbench.registry import did_you_mean
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # categorical | int | float
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+
+    def describe(self) -> str:
+        if self.kind == "categorical":
+            return "one of " + ", ".join(map(str, self.choices))
+        scale = "log-uniform" if self.log else "uniform"
+        step = f", step {self.step}" if self.step else ""
+        return f"{self.kind} {scale} [{self.low}, {self.high}]{step}"
+
+    def grid_size(self) -> int | None:
+        if self.kind == "categorical":
+            return len(self.choices)
+        if self.kind == "int" and not self.log:
+            return int(self.high - self.low) // int(self.step or 1) + 1
+        return None
+
+
+@dataclass
+class SearchSpace:
+    params: dict[str, Param]
+    method: str = "bayes"
+    metric: str = "val/acc"
+    goal: str = "maximize"
+    early_terminate: dict[str, Any] = field(default_factory=dict)
+    source: str = "defaults"
+
+    def grid_size(self) -> int | None:
+        sizes = [p.grid_size() for p in self.params.values()]
+        return math.prod(sizes) if all(s is not None for s in sizes) else None
+
+
+DEFAULT_RANGES: dict[str, Param] = {
+    "train.lr": Param("train.lr", "float", low=1e-5, high=1e-2, log=True),
+    "train.batch_size": Param("train.batch_size", "categorical", choices=(8, 16, 32, 64)),
+    "train.optimizer": Param("train.optimizer", "categorical", choices=("adam", "adamw", "sgd", "lion")),
+    "train.weight_decay": Param("train.weight_decay", "float", low=1e-6, high=1e-1, log=True),
+    "train.momentum": Param("train.momentum", "float", low=0.8, high=0.99),
+    "train.grad_accum": Param("train.grad_accum", "categorical", choices=(1, 2, 4)),
+    "train.epochs": Param("train.epochs", "int", low=5, high=50),
+    "model_args.drop_rate": Param("model_args.drop_rate", "float", low=0.0, high=0.5),
+}
+
+DISTRIBUTIONS = ("categorical", "constant", "int_uniform", "uniform", "log_uniform_values",
+                 "q_uniform", "q_log_uniform_values")
+
+
+def _flatten_parameters(parameters: dict[str, Any], prefix: str = "") -> dict[str, dict]:
+    """W&B allows nesting (`train: {parameters: {lr: {...}}}`) as well as dotted names."""
+    flat: dict[str, dict] = {}
+    for name, spec in parameters.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"sweep parameter '{prefix}{name}' must be a mapping")
+        if "parameters" in spec:
+            flat.update(_flatten_parameters(spec["parameters"], f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = spec
+    return flat
+
+
+def parse_param(name: str, spec: dict) -> Param:
+    dist = spec.get("distribution")
+    if dist is None:
+        if "values" in spec:
+            dist = "categorical"
+        elif "value" in spec:
+            dist = "constant"
+        elif isinstance(spec.get("min"), int) and isinstance(spec.get("max"), int):
+            dist = "int_uniform"
+        elif "min" in spec and "max" in spec:
+            dist = "uniform"
+    if dist not in DISTRIBUTIONS:
+        raise ConfigError(f"sweep parameter '{name}': unsupported distribution {dist!r}"
+                          f"{did_you_mean(str(dist), DISTRIBUTIONS)}")
+    if dist == "categorical":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep parameter '{name}': 'values' must be a non-empty list")
+        return Param(name, "categorical", choices=tuple(values))
+    if dist == "constant":
+        return Param(name, "categorical", choices=(spec.get("value"),))
+    try:
+        low, high = float(spec["min"]), float(spec["max"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"sweep parameter '{name}': needs numeric 'min' and 'max'") from None
+    if low > high:
+        raise ConfigError(f"sweep parameter '{name}': min {low} is above max {high}")
+    log = dist in ("log_uniform_values", "q_log_uniform_values")
+    if log and low <= 0:
+        raise ConfigError(f"sweep parameter '{name}': log-uniform needs min > 0")
+    step = spec.get("q") if dist.startswith("q_") else None
+    if dist == "int_uniform":
+        return Param(name, "int", low=int(low), high=int(high))
+    return Param(name, "float", low=low, high=high, log=log, step=step)
+
+
+def sweep_file_for(experiment: str) -> Path | None:
+    for suffix in (".yaml", ".yml", ".json"):
+        path = SWEEPS_DIR / f"{experiment}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> SearchSpace:
+    path = sweep_file or sweep_file_for(loaded.name)
+    raw: dict[str, Any] = read_mapping(path) if path else {}
+    declared = _flatten_parameters(raw.get("parameters") or {})
+    for name in declared:
+        if name not in loaded.searched:
+            hint = " (it is not null in the experiment)" if _is_config_path(loaded, name) else ""
+            raise ConfigError(f"{path}: range for '{name}' which is not a searched field{hint}; "
+                              f"searched fields: {', '.join(loaded.searched) or 'none'}")
+    params: dict[str, Param] = {}
+    for name in loaded.searched:
+        if name in declared:
+            params[name] = parse_param(name, declared[name])
+        elif name in DEFAULT_RANGES:
+            params[name] = DEFAULT_RANGES[name]
+        else:
+            raise ConfigError(f"'{name}' is null (searched) but has no range: add it to "
+                              f"{path or SWEEPS_DIR / (loaded.name + '.yaml')} under 'parameters'")
+    metric = raw.get("metric") or {}
+    space = SearchSpace(
+        params=params,
+        method=raw.get("method", "bayes"),
+        metric=metric.get("name", f"val/{loaded.config.train.metric}"),
+        goal=metric.get("goal", "maximize"),
+        early_terminate=raw.get("early_terminate") or {},
+        source=str(path) if path else "defaults",
+    )
+    if space.method not in ("grid", "random", "bayes"):
+        raise ConfigError(f"{path}: method must be grid, random or bayes, got {space.method!r}")
+    expected = f"val/{loaded.config.train.metric}"
+    if space.metric != expected or space.goal != "maximize":
+        # The metric that picks the best epoch must be the one the sweep optimises.
+        raise ConfigError(f"{path}: metric must be {{name: {expected}, goal: maximize}} to match "
+                          f"train.metric, got {{name: {space.metric}, goal: {space.goal}}}")
+    _type_check(loaded, space)
+    return space
+
+
+def _is_config_path(loaded: LoadedExperiment, name: str) -> bool:
+    node: Any = loaded.raw
+    for part in name.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _type_check(loaded: LoadedExperiment, space: SearchSpace) -> None:
+    """Resolve the config with each bound/choice so a bad range fails before training."""
+    for param in space.params.values():
+        candidates = list(param.choices) if param.kind == "categorical" else [param.low, param.high]
+        if param.kind == "int":
+            candidates = [int(c) for c in candidates]
+        for value in candidates:
+            probe = {p.name: _first(p) for p in space.params.values()}
+            probe[param.name] = value
+            try:
+                loaded.resolve(probe)
+            except ConfigError as exc:
+                raise ConfigError(f"sweep range for '{param.name}' allows {value!r}: {exc}") from None
+
+
+def _first(param: Param) -> Any:
+    if param.kind == "categorical":
+        return param.choices[0]
+    return int(param.low) if param.kind == "int" else param.low

@@ -1,0 +1,1 @@
+"""Tasks: one module per dataset, each a `@register_task` class. Modules are auto-discovered."""

@@ -1,0 +1,41 @@
+"""W&B through Accelerate's tracker API: offline unless the user has logged in.
+
+The training loop only calls `accelerator.log`; this module decides whether W&B is on, in
+which mode, and where its files go.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def wandb_logged_in() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path.home() / ".netrc"
+    return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def configure_wandb_env(results: Path) -> str:
+    """Offline by default (results stay files first); returns the mode in force."""
+    if "WANDB_MODE" not in os.environ and not wandb_logged_in():
+        os.environ["WANDB_MODE"] = "offline"
+    os.environ.setdefault("WANDB_DIR", str(Path(results).resolve()))
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ.setdefault("WANDB_CONSOLE", "off")
+    Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+    return os.environ["WANDB_MODE"]
+
+
+def start_tracking(accelerator, *, project: str, entity: str | None, run_name: str, group: str | None,
+                   config: dict, tags: list[str]) -> str | None:
+    """Start one W&B run for this trial; returns its id (None on non-main ranks)."""
+    init = {"name": run_name, "group": group, "tags": tags, "reinit": "finish_previous"}
+    if entity:
+        init["entity"] = entity
+    accelerator.init_trackers(project, config=config, init_kwargs={"wandb": init})
+    if not accelerator.is_main_process:
+        return None
+    run = accelerator.get_tracker("wandb", unwrap=True)
+    return getattr(run, "id", None)

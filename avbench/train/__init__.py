@@ -1,0 +1,1 @@
+"""The training loop: fit()/evaluate() with Accelerate. Never imports optuna or wandb."""

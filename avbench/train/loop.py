@@ -1,0 +1,161 @@
+"""fit() and evaluate(): one readable loop in the Accelerate idiom.
+
+prepare → accumulate → backward → gather_for_metrics. The best epoch is chosen on
+validation, its weights are restored, and test is evaluated exactly once. Pruning reaches
+the loop only through `on_eval(epoch, metrics) -> bool` (True = stop), tracking only through
+`accelerator.log`; this module never imports optuna or wandb.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avbench.config import TrainConfig
+from avbench.train.checkpoint import load_checkpoint, save_checkpoint
+from avbench.train.metrics import classification_metrics
+from avbench.train.optim import build_optimizer, build_scheduler
+
+OnEval = Callable[[int, dict], bool | None]
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    val: dict = field(default_factory=dict)
+    test: dict = field(default_factory=dict)
+    stopped: str = "completed"  # completed | early_stopped | pruned
+    resumed_from_epoch: int = 0
+
+
+def evaluate(model, loader, accelerator, num_classes: int) -> dict:
+    """Metrics over the whole split; gather_for_metrics drops the samples that distributed
+    sampling duplicated to even out the ranks."""
+    model.eval()
+    preds, labels, losses = [], [], []
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(batch)
+            loss = F.cross_entropy(logits.float(), batch["label"], reduction="none")
+            logits, target, loss = accelerator.gather_for_metrics((logits, batch["label"], loss))
+            preds.append(logits.argmax(dim=-1).cpu())
+            labels.append(target.cpu())
+            losses.append(loss.float().cpu())
+    y_true = torch.cat(labels).numpy()
+    y_pred = torch.cat(preds).numpy()
+    metrics = classification_metrics(y_true, y_pred, num_classes)
+    metrics["loss"] = float(torch.cat(losses).mean())
+    return metrics
+
+
+def fit(
+    model: torch.nn.Module,
+    loaders: dict,
+    cfg: TrainConfig,
+    accelerator,
+    *,
+    num_classes: int,
+    checkpoint_dir: Path | None = None,
+    on_eval: OnEval | None = None,
+    param_groups: list[dict] | None = None,
+) -> FitResult:
+    """Train with early stopping on `cfg.metric`; resume from `checkpoint_dir/last.pt` when
+    it exists (written after every epoch)."""
+    optimizer = build_optimizer(param_groups or model.parameters(), cfg)
+    model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
+        model, optimizer, loaders["train"], loaders["val"], loaders["test"]
+    )
+    steps_per_epoch = -(-len(train_loader) // cfg.grad_accum)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
+    result = FitResult()
+    best_value, bad_epochs, start_epoch = -np.inf, 0, 0
+    best_state, best_val = None, {}
+    last_path = checkpoint_dir / "last.pt" if checkpoint_dir else None
+    best_path = checkpoint_dir / "best.pt" if checkpoint_dir else None
+    if last_path is not None and last_path.exists():
+        saved = load_checkpoint(last_path)
+        accelerator.unwrap_model(model).load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None and saved.get("scheduler"):
+            scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        start_epoch, best_value = saved["epoch"], saved["best_value"]
+        bad_epochs, result.history = saved["bad_epochs"], saved["history"]
+        result.best_epoch, best_val = saved["best_epoch"], saved["best_val"]
+        result.resumed_from_epoch = start_epoch
+        if best_path.exists():
+            best_state = load_checkpoint(best_path)["model"]
+
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=accelerator.device)
+        seen = 0
+        for batch in train_loader:
+            with accelerator.accumulate(model):
+                logits = model(batch)
+                loss = F.cross_entropy(logits.float(), batch["label"])
+                accelerator.backward(loss)
+                if cfg.max_grad_norm > 0 and accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+                if scheduler is not None and accelerator.sync_gradients:
+                    scheduler.step()
+            loss_sum += loss.detach() * len(batch["label"])
+            seen += len(batch["label"])
+        # Checked once per epoch, not per step: a per-step check would sync the GPU every batch.
+        train_loss = float(loss_sum) / max(seen, 1)
+        if not np.isfinite(train_loss):
+            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch}")
+
+        val = evaluate(model, val_loader, accelerator, num_classes)
+        metrics = {"epoch": epoch, "train/loss": train_loss}
+        metrics.update({f"val/{k}": v for k, v in val.items() if k != "confusion"})
+        metrics["epoch_time_s"] = time.perf_counter() - started
+        accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
+        result.history.append(metrics)
+
+        if val[cfg.metric] > best_value:
+            best_value, bad_epochs, result.best_epoch, best_val = val[cfg.metric], 0, epoch, val
+            best_state = {k: v.detach().cpu().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
+            if best_path is not None and accelerator.is_main_process:
+                save_checkpoint(best_path, {"model": best_state, "epoch": epoch, "val": val})
+        else:
+            bad_epochs += 1
+        if last_path is not None and accelerator.is_main_process:
+            save_checkpoint(
+                last_path,
+                {
+                    "model": accelerator.unwrap_model(model).state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "rng": torch.get_rng_state(),
+                    "epoch": epoch,
+                    "best_value": best_value,
+                    "best_epoch": result.best_epoch,
+                    "best_val": best_val,
+                    "bad_epochs": bad_epochs,
+                    "history": result.history,
+                },
+            )
+        if on_eval is not None and on_eval(epoch, metrics):
+            result.stopped = "pruned"
+            break
+        if cfg.patience and bad_epochs >= cfg.patience:
+            result.stopped = "early_stopped"
+            break
+
+    if best_state is not None:
+        accelerator.unwrap_model(model).load_state_dict(best_state)
+    result.val = best_val
+    if result.stopped != "pruned":
+        result.test = evaluate(model, test_loader, accelerator, num_classes)
+    return result

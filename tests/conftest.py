@@ -1,0 +1,70 @@
+"""Shared fixtures: every test works in its own directory with its own results/, a copy of
+the repo's experiments/ and sweeps/, W&B offline, and one tiny synthetic CREMA-D shared by
+the session (written once)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[1]
+AVBENCH = [sys.executable, "-m", "avbench"]
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    """AVBENCH_DATA for the session: the tiny cremad stand-in, written once."""
+    from avbench.tasks.cremad import CremaD
+
+    root = tmp_path_factory.mktemp("data")
+    CremaD().synthesize(root / "cremad-tiny", size="tiny", seed=0)
+    marker = root / "cremad-tiny" / ".avbench-synthetic"
+    assert marker.exists()
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, synthetic_data) -> Path:
+    for folder in ("experiments", "sweeps"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AVBENCH_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("AVBENCH_DATA", str(synthetic_data))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    return tmp_path
+
+
+@pytest.fixture
+def cli(workspace):
+    """Invoke the CLI in-process; returns the click Result and fails loudly on crashes."""
+    from avbench.cli import cli as command
+
+    def invoke(*args: str, expect: int = 0):
+        result = CliRunner().invoke(command, list(args), catch_exceptions=True)
+        if result.exit_code != expect:
+            detail = result.output
+            if result.exc_info and result.exception and not isinstance(result.exception, SystemExit):
+                import traceback
+
+                detail += "".join(traceback.format_exception(*result.exc_info))
+            raise AssertionError(f"avbench {' '.join(args)} exited {result.exit_code}, expected {expect}:\n{detail}")
+        return result
+
+    return invoke
+
+
+def run_avbench(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it: a separate process."""
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO)}
+    return subprocess.run([*AVBENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+TINY = ("--preset", "tiny", "--synthetic")
+TINY_VALUES = ("--set", "train.lr=0.003", "--set", "train.batch_size=16", "--set", "train.optimizer=adam")

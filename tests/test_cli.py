@@ -1,0 +1,83 @@
+"""The CLI as users meet it: listing, validation, one-line errors, and a light start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, run_avbench
+
+
+def test_list_commands(cli):
+    assert "spectrogram-cnn-cremad" in cli("list", "experiments").output
+    assert "cremad" in cli("list", "tasks").output.split()
+    assert "spectrogram-cnn" in cli("list", "models").output.split()
+
+
+def test_validate_passes_on_the_repo_experiments(cli):
+    out = cli("validate").output
+    assert "✓ spectrogram-cnn-cremad" in out and "train.lr" in out
+
+
+def test_validate_exits_1_and_names_the_problem(cli, workspace):
+    (workspace / "experiments" / "broken.yaml").write_text("task: cremad\nmodel: spectrogram-cnn\ntrain: {lr: x}\n")
+    result = cli("validate", expect=1)
+    assert "✗ broken" in result.output and "train.lr" in result.output
+    assert "✓ spectrogram-cnn-cremad" in result.output
+
+
+BAD_INPUTS = {
+    "unknown experiment": (["run", "no-such-experiment"], "unknown experiment 'no-such-experiment'"),
+    "unknown key": (["run", "spectrogram-cnn-cremad", "--set", "train.lrr=0.1"], "train.lrr"),
+    "wrong type": (["run", "spectrogram-cnn-cremad", "--set", "train.epochs=lots"], "train.epochs"),
+    "nulls left": (["run", "spectrogram-cnn-cremad"], "train.batch_size, train.lr, train.optimizer"),
+    "missing dataset": (["run", "spectrogram-cnn-cremad", "--set", "train.lr=0.1", "--set", "train.batch_size=4",
+                         "--set", "train.optimizer=adam", "--set", "data.root=nowhere"], "--synthetic"),
+    "malformed yaml": (["run", "experiments/malformed.yaml"], "malformed"),
+    "unknown model": (["run", "experiments/typo-model.yaml"], "did you mean 'spectrogram-cnn'"),
+    "unknown model arg": (["run", "spectrogram-cnn-cremad", "--set", "model_args.widht=2", "--set", "train.lr=0.1",
+                           "--set", "train.batch_size=4", "--set", "train.optimizer=adam", "--synthetic"],
+                          "did you mean 'width'"),
+    "bad preset": (["sweep", "spectrogram-cnn-cremad", "--preset", "huge"], "no preset 'huge'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_clear_line(case, workspace):
+    (workspace / "experiments" / "malformed.yaml").write_text("task: cremad\nmodel: [spectrogram-cnn\n")
+    (workspace / "experiments" / "typo-model.yaml").write_text("task: cremad\nmodel: spectrogram-cn\n")
+    args, expected = BAD_INPUTS[case]
+    proc = run_avbench(*args, cwd=workspace)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert expected in lines[0]
+
+
+def test_import_and_help_do_not_load_heavy_libraries():
+    code = ("import sys, avbench.cli\n"
+            "from click.testing import CliRunner\n"
+            "assert CliRunner().invoke(avbench.cli.cli, ['--help']).exit_code == 0\n"
+            "heavy = [m for m in ('torch', 'optuna', 'wandb', 'timm', 'accelerate') if m in sys.modules]\n"
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_leaderboard_does_not_import_torch(tmp_path):
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom avbench.cli import cli\n"
+            f"r = CliRunner().invoke(cli, ['--results', {str(tmp_path)!r}, 'leaderboard', '--format', 'json'])\n"
+            "assert r.exit_code == 0, r.output\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_data_synth_writes_the_cremad_layout(cli, workspace):
+    out = workspace / "synth"
+    result = cli("data", "synth", "cremad", "--out", str(out), "--size", "tiny")
+    assert "AudioWAV" in result.output
+    wavs = sorted((out / "AudioWAV").glob("*.wav"))
+    assert len(wavs) >= 60 and wavs[0].name[:4].isdigit()

@@ -1,0 +1,117 @@
+"""Sweeps end to end through the CLI: Optuna storage, resume, pruning, W&B offline, leaderboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import optuna
+import pytest
+
+from avbench.results import iter_records
+from tests.conftest import TINY, run_avbench
+from tests.wandb_files import read_offline_run
+
+
+def finished_trials(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return optuna.load_study(study_name=study, storage=storage).get_trials(states=states)
+
+
+def storage_url(workspace) -> str:
+    return f"sqlite:///{(workspace / 'results' / 'studies' / 'spectrogram-cnn-cremad.db').resolve()}"
+
+
+STUDY = "spectrogram-cnn-cremad-tiny-synthetic"
+
+
+def test_sweep_resumes_logs_to_wandb_and_feeds_the_leaderboard(cli, workspace):
+    cli("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "2")
+    assert len(finished_trials(storage_url(workspace), STUDY)) == 2
+    # Re-running the same command with a larger total adds exactly the missing trial.
+    out = cli("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "3").output
+    trials = finished_trials(storage_url(workspace), STUDY)
+    assert len(trials) == 3 and "3 finished" in out
+    # Every trial reported each epoch's validation metric to the pruner.
+    for trial in trials:
+        assert len(trial.intermediate_values) >= 1
+    records = [r for r in iter_records(workspace / "results") if r.sweep == STUDY]
+    assert sorted(r.trial for r in records) == [0, 1, 2]
+    assert all(set(r.searched) == {"train.lr", "train.batch_size", "train.optimizer"} for r in records)
+
+    # W&B: one offline run per trial, grouped by the sweep, with config and per-epoch metrics.
+    runs = sorted((workspace / "results" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 3
+    logged = [read_offline_run(run) for run in runs]
+    assert {entry["run"]["group"] for entry in logged} == {STUDY}
+    assert {entry["run"]["id"] for entry in logged} == {r.wandb_run_id for r in records}
+    for entry in logged:
+        record = next(r for r in records if r.wandb_run_id == entry["run"]["id"])
+        assert entry["config"]["train"]["lr"] == record.searched["train.lr"]
+        assert [h["val/acc"] for h in entry["history"]][: record.epochs_run] == [
+            json.loads(line)["val/acc"]
+            for line in (workspace / "results" / "runs" / record.experiment / record.run_id / "metrics.jsonl")
+            .read_text().splitlines()
+        ]
+        if record.status == "completed":
+            assert entry["summary"]["test/acc"] == record.test["acc"]
+
+    rows = json.loads(cli("leaderboard", "--format", "json").output)
+    assert len(rows) == 1
+    row = rows[0]
+    for key in ("experiment", "task", "model", "n_trials", "val/acc", "test/acc", "test/uar", "test/macro_f1"):
+        assert key in row
+    assert row["n_trials"] == 3 and row["data"] == "synthetic"
+    best = max((r for r in records if r.status == "completed"), key=lambda r: r.val["acc"])
+    assert row["val/acc"] == best.val["acc"] and row["test/acc"] == best.test["acc"]
+    md = cli("leaderboard", "--format", "md").output
+    assert "| spectrogram-cnn-cremad | cremad |" in md
+    csv_text = cli("leaderboard", "--format", "csv", "--task", "cremad").output
+    assert csv_text.splitlines()[0].startswith("experiment,task,model")
+
+
+def test_a_sweep_killed_mid_trial_resumes_without_losing_or_double_counting(workspace):
+    args = ("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "3", "--no-wandb",
+            "--set", "train.epochs=4")
+    env = {**os.environ, "PYTHONPATH": str(workspace.parent)}
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "avbench", *args], cwd=workspace, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = workspace / "results" / "runs" / "spectrogram-cnn-cremad"
+    deadline = time.time() + 240
+    # Kill once the second trial has written an epoch checkpoint.
+    while time.time() < deadline:
+        if (runs / f"t0001-{STUDY}" / "last.pt").exists():
+            break
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        time.sleep(0.2)
+    else:
+        pytest.fail("the second trial never wrote a checkpoint")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(finished_trials(storage_url(workspace), STUDY)) == 1
+
+    done = run_avbench(*args, cwd=workspace, timeout=300)
+    assert done.returncode == 0, done.stderr
+    trials = finished_trials(storage_url(workspace), STUDY)
+    assert len(trials) == 3
+    records = {r.run_id: r for r in iter_records(workspace / "results") if r.sweep == STUDY}
+    assert sum(r.status in ("completed", "pruned") for r in records.values()) == 3
+    killed = records[f"t0001-{STUDY}"]
+    assert killed.status in ("completed", "pruned") and killed.resumed_from_epoch >= 1
+    retried = next(t for t in trials if t.user_attrs.get("run_id") == killed.run_id)
+    assert retried.params == optuna.load_study(study_name=STUDY, storage=storage_url(workspace)).trials[1].params
+
+
+def test_changing_the_config_under_a_study_is_refused(cli, workspace):
+    cli("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "1", "--no-wandb")
+    result = cli("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "2", "--no-wandb",
+                 "--set", "data.n_mels=16", expect=1)
+    assert "different config" in result.output and "--study" in result.output

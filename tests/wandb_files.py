@@ -1,0 +1,64 @@
+"""Read back what W&B wrote offline: the run-*.wandb transaction log.
+
+The file is a 7-byte header (":W&B", magic, version) followed by 32 KiB blocks of
+LevelDB-style records (crc32, length, type) carrying protobuf `Record`s.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+BLOCK = 32768
+HEADER = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def _payloads(data: bytes):
+    pos, pending = HEADER, b""
+    while pos + 7 <= len(data):
+        left_in_block = BLOCK - (pos % BLOCK)
+        if left_in_block < 7:
+            pos += left_in_block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            pos += BLOCK - (pos % BLOCK) if pos % BLOCK else 0
+            continue
+        if kind == FULL:
+            yield chunk
+        elif kind == FIRST:
+            pending = chunk
+        elif kind == MIDDLE:
+            pending += chunk
+        elif kind == LAST:
+            yield pending + chunk
+            pending = b""
+
+
+def read_offline_run(run_dir: Path) -> dict:
+    """{'run': {...}, 'config': {...}, 'history': [{...}], 'summary': {...}} of one offline run."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    path = next(Path(run_dir).glob("run-*.wandb"))
+    out: dict = {"run": {}, "config": {}, "history": [], "summary": {}}
+    for payload in _payloads(path.read_bytes()):
+        record = pb.Record()
+        record.ParseFromString(payload)
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            out["run"] = {"id": record.run.run_id, "group": record.run.run_group,
+                          "name": record.run.display_name, "tags": list(record.run.tags)}
+        elif kind == "config":
+            for item in record.config.update:
+                out["config"][item.key] = json.loads(item.value_json)
+        elif kind == "history":
+            out["history"].append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                                   for item in record.history.item})
+        elif kind == "summary":
+            for item in record.summary.update:
+                out["summary"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return out
