@@ -224,9 +224,10 @@ def _check_keys(raw: dict[str, Any]) -> None:
 
 
 def _without_nulls(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Drop searched (null) leaves so the rest can be type-checked before values exist."""
     out: dict[str, Any] = {}
     for key, value in mapping.items():
-        if value is None and key not in {"root", "entity"}:
+        if value is None:
             continue
         out[key] = _without_nulls(value) if isinstance(value, dict) and key != "presets" else value
     return out

@@ -16,7 +16,8 @@ def test_repo_sweep_file_is_used(workspace):
     space = resolve_space(load_experiment("spectrogram-cnn-cremad"))
     assert space.source.endswith("sweeps/spectrogram-cnn-cremad.yaml")
     lr = space.params["train.lr"]
-    assert lr.kind == "float" and lr.log and (lr.low, lr.high) == (declared["train.lr"]["min"], declared["train.lr"]["max"])
+    bounds = (declared["train.lr"]["min"], declared["train.lr"]["max"])
+    assert lr.kind == "float" and lr.log and (lr.low, lr.high) == bounds
     assert space.params["train.optimizer"].choices == tuple(declared["train.optimizer"]["values"])
     assert space.metric == "val/acc"
 

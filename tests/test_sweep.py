@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import optuna
 import pytest
 
 from avbench.results import iter_records
-from tests.conftest import TINY, run_avbench
+from tests.conftest import AVBENCH, REPO, TINY, run_avbench
 from tests.wandb_files import read_offline_run
 
 
@@ -40,6 +41,8 @@ def test_sweep_resumes_logs_to_wandb_and_feeds_the_leaderboard(cli, workspace):
     records = [r for r in iter_records(workspace / "results") if r.sweep == STUDY]
     assert sorted(r.trial for r in records) == [0, 1, 2]
     assert all(set(r.searched) == {"train.lr", "train.batch_size", "train.optimizer"} for r in records)
+    # The feature cache is shared by the trials: only the first one decoded audio.
+    assert sum(r.cache["misses"] for r in records) == 1
 
     # W&B: one offline run per trial, grouped by the sweep, with config and per-epoch metrics.
     runs = sorted((workspace / "results" / "wandb").glob("offline-run-*"))
@@ -72,30 +75,23 @@ def test_sweep_resumes_logs_to_wandb_and_feeds_the_leaderboard(cli, workspace):
     assert csv_text.splitlines()[0].startswith("experiment,task,model")
 
 
-def test_a_sweep_killed_mid_trial_resumes_without_losing_or_double_counting(workspace):
-    args = ("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "3", "--no-wandb",
-            "--set", "train.epochs=4")
-    env = {**os.environ, "PYTHONPATH": str(workspace.parent)}
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
-    env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.Popen([sys.executable, "-m", "avbench", *args], cwd=workspace, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_a_sweep_killed_mid_trial_resumes_without_losing_or_double_counting(workspace, sig):
+    args = ("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "3", "--no-wandb", "--set", "train.epochs=4")
+    proc = subprocess.Popen([*AVBENCH, *args], cwd=workspace, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     runs = workspace / "results" / "runs" / "spectrogram-cnn-cremad"
     deadline = time.time() + 240
-    # Kill once the second trial has written an epoch checkpoint.
-    while time.time() < deadline:
-        if (runs / f"t0001-{STUDY}" / "last.pt").exists():
-            break
-        assert proc.poll() is None, "the sweep ended before it could be killed"
+    # Stop it once the second trial has written an epoch checkpoint.
+    while not (runs / f"t0001-{STUDY}" / "last.pt").exists():
+        assert proc.poll() is None, "the sweep ended before it could be stopped"
+        assert time.time() < deadline, "the second trial never wrote a checkpoint"
         time.sleep(0.2)
-    else:
-        pytest.fail("the second trial never wrote a checkpoint")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "re-run the same command to resume" in stderr
+        assert "Traceback" not in stderr
     assert len(finished_trials(storage_url(workspace), STUDY)) == 1
 
     done = run_avbench(*args, cwd=workspace, timeout=300)
@@ -107,7 +103,8 @@ def test_a_sweep_killed_mid_trial_resumes_without_losing_or_double_counting(work
     killed = records[f"t0001-{STUDY}"]
     assert killed.status in ("completed", "pruned") and killed.resumed_from_epoch >= 1
     retried = next(t for t in trials if t.user_attrs.get("run_id") == killed.run_id)
-    assert retried.params == optuna.load_study(study_name=STUDY, storage=storage_url(workspace)).trials[1].params
+    first_attempt = optuna.load_study(study_name=STUDY, storage=storage_url(workspace)).trials[1]
+    assert retried.params == first_attempt.params and retried.number != first_attempt.number
 
 
 def test_changing_the_config_under_a_study_is_refused(cli, workspace):

@@ -155,7 +155,8 @@ def run_sweep(
     on_epoch: Callable[[int, dict], None] | None = None,
     on_trial_end: Callable[[RunRecord], None] | None = None,
 ) -> SweepOutcome:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Our display reports every trial in one line; optuna would add tracebacks for each failure.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     name = study or study_name(loaded, preset, synthetic)
     url = storage_url or default_storage(results, loaded.name)
     storage = open_storage(url)
