@@ -200,6 +200,9 @@ def run_experiment(
 
         result = fit(model, loaders, experiment.train, accelerator, num_classes=data.spec.num_classes,
                      checkpoint_dir=out_dir, on_eval=on_epoch)
+        # The checkpoint's history is authoritative: a crash between saving last.pt and
+        # appending to metrics.jsonl would otherwise lose that epoch's line on resume.
+        metrics_file.write_text("".join(json.dumps(m) + "\n" for m in result.history))
         record.val, record.test = result.val, result.test
         record.best_epoch, record.stopped = result.best_epoch, result.stopped
         record.resumed_from_epoch = result.resumed_from_epoch

@@ -112,3 +112,14 @@ def test_changing_the_config_under_a_study_is_refused(cli, workspace):
     result = cli("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "2", "--no-wandb",
                  "--set", "data.n_mels=16", expect=1)
     assert "different config" in result.output and "--study" in result.output
+
+
+def test_a_new_study_never_writes_into_an_old_run_directory(cli, workspace):
+    cli("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "1", "--no-wandb")
+    (workspace / "results" / "studies" / "spectrogram-cnn-cremad.db").unlink()
+    cli("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "1", "--no-wandb")
+    records = [r for r in iter_records(workspace / "results") if r.sweep == STUDY]
+    assert len(records) == 2 and len({r.run_id for r in records}) == 2
+    for record in records:
+        lines = (workspace / "results" / "runs" / record.experiment / record.run_id / "metrics.jsonl").read_text()
+        assert len(lines.splitlines()) == record.epochs_run

@@ -25,8 +25,8 @@ from optuna.trial import TrialState
 
 from avbench.config import LoadedExperiment
 from avbench.errors import AvbenchError, ConfigError
-from avbench.results import RunRecord
-from avbench.runner import run_experiment
+from avbench.results import RunRecord, run_dir
+from avbench.runner import new_run_id, run_experiment
 from avbench.sweep.space import Param, SearchSpace
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -184,8 +184,13 @@ def run_sweep(
         if on_trial_start:
             on_trial_start(trial.number, values)
         experiment = loaded.resolve(values)
-        # A retry inherits the dead trial's run_id and so resumes from its checkpoint.
-        run_id = trial.user_attrs.get("run_id") or f"t{trial.number:04d}-{name}"
+        # A retry inherits the dead trial's run_id and so resumes from its checkpoint; a new
+        # trial never reuses a directory (e.g. left by a deleted study of the same name).
+        run_id = trial.user_attrs.get("run_id")
+        if run_id is None:
+            run_id = f"t{trial.number:04d}-{name}"
+            if run_dir(results, loaded.name, run_id).exists():
+                run_id = new_run_id(trial.number)
         trial.set_user_attr("run_id", run_id)
 
         def on_eval(epoch: int, metrics: dict) -> bool:
