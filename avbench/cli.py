@@ -138,8 +138,11 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb) -> None:
 @click.option("--sweep-config", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Search-space file [default: sweeps/<experiment>.yaml].")
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default=None)
+@click.option("--backend", type=click.Choice(["optuna", "wandb"]), default="optuna", show_default=True,
+              help="wandb: W&B's own sweep engine (grid/random/bayes, hyperband), run locally.")
 @click.pass_context
-def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, trials, storage, study, sweep_config, pruner):
+def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, trials, storage, study, sweep_config, pruner,
+          backend):
     """Search the null fields of an experiment; re-run to resume."""
     from avbench.config import load_experiment
     from avbench.sweep.space import resolve_space
@@ -155,12 +158,16 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, trials, stora
     console = _console()
     target = trials or loaded.config.sweep.trials
     console.print(f"sweep {loaded.name}: {target} trials over {', '.join(space.params)} ({space.source})")
+    common = {"trials": target, "results": _results(ctx), "synthetic": synthetic, "use_wandb": not no_wandb,
+              "preset": preset, "study": study}
     with SweepDisplay(console, target, 0, loaded.config.train.epochs) as display:
-        outcome = run_sweep(
-            loaded, space, trials=target, results=_results(ctx), synthetic=synthetic, use_wandb=not no_wandb,
-            preset=preset, storage_url=storage, study=study, pruner=pruner,
-            on_trial_start=display.trial_start, on_epoch=display.epoch, on_trial_end=display.trial_end,
-        )
+        hooks = {"on_trial_start": display.trial_start, "on_epoch": display.epoch, "on_trial_end": display.trial_end}
+        if backend == "wandb":
+            from avbench.sweep.wandb_backend import run_wandb_sweep
+
+            outcome = run_wandb_sweep(loaded, space, **common, **hooks)
+        else:
+            outcome = run_sweep(loaded, space, **common, **hooks, storage_url=storage, pruner=pruner)
     console.print(f"study {outcome.study}: {outcome.finished} finished, {outcome.failed} failed ({outcome.storage})")
     if outcome.best_value is not None:
         console.print(f"best val/{loaded.config.train.metric}={outcome.best_value:.4f} "

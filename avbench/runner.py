@@ -180,11 +180,10 @@ def run_experiment(
             for name, split in data.splits.items()
         }
         if use_wandb:
-            from avbench.tracking import configure_wandb_env, start_tracking
+            from avbench.tracking import start_tracking
 
-            configure_wandb_env(results)
             record.wandb_run_id = start_tracking(
-                accelerator, project=experiment.tracking.project, entity=experiment.tracking.entity,
+                accelerator, results=results, project=experiment.tracking.project, entity=experiment.tracking.entity,
                 run_name=f"{experiment.name}/{record.run_id}", group=sweep or experiment.name,
                 config={**experiment.model_dump(exclude={"presets"}), "searched": record.searched,
                         "run_id": record.run_id, "data_kind": data_kind},

@@ -17,21 +17,28 @@ def wandb_logged_in() -> bool:
     return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
-def configure_wandb_env(results: Path) -> str:
+def configure_wandb_env() -> str:
     """Offline by default (results stay files first); returns the mode in force."""
     if "WANDB_MODE" not in os.environ and not wandb_logged_in():
         os.environ["WANDB_MODE"] = "offline"
-    os.environ.setdefault("WANDB_DIR", str(Path(results).resolve()))
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_CONSOLE", "off")
-    Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
     return os.environ["WANDB_MODE"]
 
 
-def start_tracking(accelerator, *, project: str, entity: str | None, run_name: str, group: str | None,
-                   config: dict, tags: list[str]) -> str | None:
+def wandb_dir(results: Path) -> Path:
+    """W&B writes <dir>/wandb/offline-run-*: under results/ unless the user set WANDB_DIR."""
+    folder = Path(os.environ.get("WANDB_DIR") or Path(results).resolve())
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def start_tracking(accelerator, *, results: Path, project: str, entity: str | None, run_name: str,
+                   group: str | None, config: dict, tags: list[str]) -> str | None:
     """Start one W&B run for this trial; returns its id (None on non-main ranks)."""
-    init = {"name": run_name, "group": group, "tags": tags, "reinit": "finish_previous"}
+    configure_wandb_env()
+    init = {"name": run_name, "group": group, "tags": tags, "reinit": "finish_previous",
+            "dir": str(wandb_dir(results))}
     if entity:
         init["entity"] = entity
     accelerator.init_trackers(project, config=config, init_kwargs={"wandb": init})
