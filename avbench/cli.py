@@ -106,8 +106,9 @@ def _common_run_options(func):
 
 @cli.command()
 @_common_run_options
+@click.option("--cv", is_flag=True, help="Cross-validate over the task's predefined folds (esc50, esc10).")
 @click.pass_context
-def run(ctx, experiment, overrides, preset, synthetic, no_wandb) -> None:
+def run(ctx, experiment, overrides, preset, synthetic, no_wandb, cv) -> None:
     """Train and evaluate one experiment once (every field must have a value)."""
     from avbench.config import load_experiment
     from avbench.display import summarize
@@ -121,11 +122,34 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb) -> None:
     from avbench.runner import run_experiment
 
     config = loaded.resolve({})
+    if cv:
+        _cross_validate(ctx, loaded.name, config, synthetic=synthetic, use_wandb=not no_wandb, preset=preset)
+        return
     record = run_experiment(config, results=_results(ctx), synthetic=synthetic, use_wandb=not no_wandb,
                             preset=preset)
     _console().print(f"{loaded.name} {record.run_id}: {summarize(record)}")
     click.echo(f"record: {_results(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
     if record.status == "failed":
+        sys.exit(1)
+
+
+def _cross_validate(ctx, name: str, config, **run_kwargs) -> None:
+    from avbench.crossval import fold_count, run_cross_validation
+    from avbench.display import summarize
+    from avbench.runner import new_run_id, run_experiment
+
+    console = _console()
+    folds = fold_count(config.task)
+    group = f"cv-{new_run_id()}"
+    console.print(f"{name}: {folds}-fold cross-validation ({group})")
+    outcome = run_cross_validation(
+        config, results=_results(ctx), run=run_experiment, group=group,
+        on_fold_end=lambda fold, record: console.print(f"fold {fold}: {summarize(record)}"), **run_kwargs,
+    )
+    for split in ("val", "test"):
+        shown = ", ".join(f"{split}/{m}={mean:.4f} ± {std:.4f}" for m, (mean, std) in outcome.summary(split).items())
+        console.print(shown or f"no fold completed ({split})")
+    if any(r.status == "failed" for r in outcome.records):
         sys.exit(1)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,34 @@ from avbench.results import FINISHED, RunRecord, iter_records
 METRICS = ("acc", "uar", "macro_f1")
 
 
+def fold_cross_validation(records: list[RunRecord]) -> list[RunRecord]:
+    """Replace the folds of each cross-validation by one record holding their means (and
+    the test std), complete only when every fold completed: a CV is one result, not n."""
+    plain = [r for r in records if not r.cv]
+    groups: dict[str, list[RunRecord]] = {}
+    for record in records:
+        if record.cv:
+            groups.setdefault(record.cv["group"], []).append(record)
+    for group, folds in groups.items():
+        first = folds[0]
+        done = [r for r in folds if r.status == "completed"]
+        merged = RunRecord.from_dict({**first.__dict__, "run_id": group, "cv": {**first.cv, "fold": None}})
+        if len(done) < first.cv["folds"]:
+            merged.status = "failed" if any(r.status == "failed" for r in folds) else "running"
+        else:
+            merged.status = "completed"
+            for split in ("val", "test"):
+                values = {m: [getattr(r, split)[m] for r in done] for m in METRICS}
+                setattr(merged, split, {m: statistics.fmean(v) for m, v in values.items()})
+                if split == "test":
+                    merged.test.update({f"{m}_std": statistics.pstdev(v) for m, v in values.items()})
+        plain.append(merged)
+    return plain
+
+
 def leaderboard_rows(results: Path, task: str | None = None) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, str], list[RunRecord]] = {}
-    for record in iter_records(results):
+    for record in fold_cross_validation(list(iter_records(results))):
         if task is not None and record.task != task:
             continue
         groups.setdefault((record.task, record.model, record.data_kind), []).append(record)
@@ -41,6 +67,9 @@ def leaderboard_rows(results: Path, task: str | None = None) -> list[dict[str, A
         }
         row.update({f"val/{m}": best.val.get(m) for m in METRICS})
         row.update({f"test/{m}": best.test.get(m) for m in METRICS})
+        if best.cv:
+            row["folds"] = best.cv["folds"]
+            row.update({f"test/{m}_std": best.test.get(f"{m}_std") for m in METRICS})
         row.update({"params": best.params, "best_epoch": best.best_epoch, "run_id": best.run_id,
                     "searched": best.searched, "weights": best.weights})
         rows.append(row)
@@ -58,6 +87,11 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _cell(row: dict[str, Any], column: str) -> str:
+    std = row.get(f"{column}_std")
+    return f"{row[column]:.4f} ± {std:.4f}" if std is not None else _fmt(row.get(column))
+
+
 TABLE_COLUMNS = ("experiment", "task", "model", "data", "n_trials", "val/acc", "test/acc",
                  "test/uar", "test/macro_f1", "params", "searched")
 
@@ -65,7 +99,7 @@ TABLE_COLUMNS = ("experiment", "task", "model", "data", "n_trials", "val/acc", "
 def render_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in TABLE_COLUMNS) + " |")
+        lines.append("| " + " | ".join(_cell(row, c) for c in TABLE_COLUMNS) + " |")
     return "\n".join(lines)
 
 
@@ -89,5 +123,5 @@ def render_table(rows: list[dict[str, Any]], console) -> None:
     for column in TABLE_COLUMNS:
         table.add_column(column, justify="right" if column.startswith(("val", "test", "n_", "params")) else "left")
     for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in TABLE_COLUMNS))
+        table.add_row(*(_cell(row, c) for c in TABLE_COLUMNS))
     console.print(table)

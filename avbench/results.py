@@ -51,6 +51,7 @@ class RunRecord:
     versions: dict[str, str] = field(default_factory=dict)
     git: str | None = None
     wandb_run_id: str | None = None
+    cv: dict[str, Any] | None = None  # {"group", "fold", "folds"} for a cross-validation fold
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:

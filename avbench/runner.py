@@ -127,6 +127,7 @@ def run_experiment(
     on_eval: Callable[[int, dict], bool | None] | None = None,
     run_id: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cv: dict | None = None,
 ) -> RunRecord:
     """Train and evaluate once. User errors (config, data) raise; a failure during training
     is caught and returned as a record with status 'failed' and its reason."""
@@ -152,7 +153,7 @@ def run_experiment(
         data_sizes=data.sizes(), skipped_files=[list(s) for s in data.skipped],
         cache={"hits": data.cache_hits, "misses": data.cache_misses},
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        versions=versions(), git=git_hash(),
+        versions=versions(), git=git_hash(), cv=cv,
     )
     out_dir = run_dir(results, experiment.name, record.run_id)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,64 @@
+"""Cross-validation over a task's predefined folds (ESC-50's 5): one run per fold, reported
+as mean ± std. Each fold is an ordinary run with `data.fold = k`, so every fold's record,
+checkpoint and W&B run exist on their own; the records share a `cv` group that the
+leaderboard folds back into one row."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from avbench.config import Experiment
+from avbench.errors import ConfigError
+from avbench.registry import TASKS
+from avbench.results import RunRecord
+
+METRICS = ("acc", "uar", "macro_f1")
+
+
+@dataclass
+class CrossValidation:
+    group: str
+    records: list[RunRecord] = field(default_factory=list)
+
+    def summary(self, split: str) -> dict[str, tuple[float, float]]:
+        """metric → (mean, std) over the folds that completed."""
+        done = [r for r in self.records if r.status == "completed"]
+        out = {}
+        for metric in METRICS:
+            values = [getattr(r, split)[metric] for r in done if metric in getattr(r, split)]
+            if values:
+                out[metric] = (statistics.fmean(values), statistics.pstdev(values))
+        return out
+
+
+def fold_count(task: str) -> int:
+    count = getattr(TASKS.get(task), "fold_count", None)
+    if not count:
+        raise ConfigError(f"task '{task}' has no predefined folds; cross-validation needs one (e.g. esc50, esc10)")
+    return count
+
+
+def run_cross_validation(
+    experiment: Experiment,
+    *,
+    results: Path,
+    run: Callable[..., RunRecord],
+    group: str,
+    on_fold_end: Callable[[int, RunRecord], None] | None = None,
+    **run_kwargs,
+) -> CrossValidation:
+    """`run` is avbench.runner.run_experiment (passed in so this module stays light)."""
+    folds = fold_count(experiment.task)
+    outcome = CrossValidation(group)
+    for fold in range(1, folds + 1):
+        config = experiment.model_copy(deep=True)
+        config.data.fold = fold
+        record = run(config, results=results, run_id=f"{group}-fold{fold}",
+                     cv={"group": group, "fold": fold, "folds": folds}, **run_kwargs)
+        outcome.records.append(record)
+        if on_fold_end:
+            on_fold_end(fold, record)
+    return outcome
