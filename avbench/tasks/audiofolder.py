@@ -9,6 +9,7 @@ Commands names `<speaker>_nohash_<n>.wav`: `^([0-9a-f]+)_nohash_`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +43,13 @@ class AudioFolder(Task):
 
     @classmethod
     def looks_like(cls, root: Path) -> bool:
-        """Some class folder directly holds an audio file."""
+        """Some class folder directly holds a file named like audio (names only, no reads)."""
         for child in folders.visible_dirs(Path(root), []):
-            if any(p.suffix.lower() in folders.AUDIO_SUFFIXES for p in folders.media_files(child, [], recursive=False)):
+            try:
+                names = os.listdir(child)
+            except OSError:
+                continue
+            if any(Path(name).suffix.lower() in folders.AUDIO_SUFFIXES for name in names):
                 return True
         return False
 
