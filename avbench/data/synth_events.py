@@ -88,7 +88,8 @@ def recording_profile(rng: np.random.Generator) -> RecordingProfile:
 
 
 def _fast_size(n: int) -> int:
-    """A power of two ≥ n: clip lengths are often prime, and FFTs of those are 10× slower."""
+    """A power of two ≥ n: an FFT of a clip's own length (often with a large prime factor)
+    is several times slower (benchmarks/standins.py)."""
     return 1 << max(n - 1, 0).bit_length()
 
 
@@ -167,8 +168,8 @@ def sound_event(
     """A float32 clip of exactly `seconds`: the sound (full length for `full_length_share` of
     clips, else 1 s or more) with background noise, then digital silence.
 
-    float32 throughout (numpy's float32 sin/exp are vectorised) and one FFT per clip: ESC-50
-    clips are long (220 500 samples), and a tiny stand-in has 250 of them.
+    float32 where it matters (numpy's float32 sin/cos are ~25× faster than float64's) and one
+    FFT per clip: ESC-50 clips are long (220 500 samples), and a tiny stand-in has 250 of them.
     """
     total = int(round(seconds * sample_rate))
     active = seconds if rng.random() < full_length_share else rng.uniform(min(1.0, seconds), seconds)
@@ -181,11 +182,11 @@ def sound_event(
     centre = np.log2(profile.centre_hz * recording.pitch_scale**0.5 * rng.uniform(0.9, 1.1))
     width = profile.bandwidth_octaves * rng.uniform(0.85, 1.15)
     gain_db = np.float32(-0.5 * 8.686 / width**2) * (log_freqs - np.float32(centre)) ** 2 + colour
-    # Unit magnitudes with uniform random phases: Gaussian-like noise for a third of the cost
-    # of drawing normal real and imaginary parts.
-    angles = rng.random(size // 2 + 1, dtype=np.float32) * np.float32(2 * np.pi)
-    magnitude = np.power(np.float32(10.0), gain_db / np.float32(20.0))
-    noise = np.fft.irfft(magnitude * np.cos(angles) + 1j * (magnitude * np.sin(angles)), size)[:n]
+    spectrum = np.empty(size // 2 + 1, dtype=np.complex64)  # white Gaussian noise, drawn in frequency
+    spectrum.real = rng.standard_normal(len(spectrum), dtype=np.float32)
+    spectrum.imag = rng.standard_normal(len(spectrum), dtype=np.float32)
+    spectrum *= np.power(np.float32(10.0), gain_db / np.float32(20.0))
+    noise = np.fft.irfft(spectrum, size)[:n]
     noise = noise.astype(np.float32) / np.float32(np.sqrt(np.mean(noise**2)) + 1e-12)
 
     pitch = profile.pitch_hz * recording.pitch_scale * rng.uniform(0.94, 1.06)
