@@ -76,6 +76,7 @@ def test_any_soundfile_format_nested_folders_and_problems(tmp_path: Path) -> Non
     sf.write(tmp_path / "stray.wav", wave, 16000)
     (tmp_path / "cat" / "README.md").write_text("cats")
     (tmp_path / "cat" / "f.wav").write_bytes(b"")
+    (tmp_path / "cat" / "g.wav").symlink_to(tmp_path / "gone.wav")
     task = AudioFolder()
     items = task.items(tmp_path, DataConfig())
     assert task.classes == ("cat", "dog")
@@ -86,6 +87,7 @@ def test_any_soundfile_format_nested_folders_and_problems(tmp_path: Path) -> Non
         ("stray.wav", "file outside a class folder"),
         ("README.md", "not an audio or video file"),
         ("f.wav", "empty file"),
+        ("g.wav", "unreadable file: No such file or directory"),
         ("empty_class", "class folder holds no audio"),
     }
     unmatched = AudioFolder()

@@ -7,6 +7,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from avbench.data.inspect import detect_task, inspect_dataset
 from avbench.errors import DatasetError
 from avbench.registry import TASKS
 from avbench.tasks.standin import MARKER
-from tests.conftest import run_avbench
+from tests.conftest import REPO, run_avbench
 
 SPLITS = ("train", "val", "test")
 # What each stand-in's headers say: sample rate, container/codecs, video.
@@ -151,3 +153,12 @@ def test_cli_errors_are_one_line(args: list[str], expected: str, tmp_path: Path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+def test_inspect_does_not_import_torch(standin) -> None:
+    """Tasks never import torch, so looking at a dataset starts as fast as `avbench --help`."""
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom avbench.cli import cli\n"
+            f"r = CliRunner().invoke(cli, ['data', 'inspect', {str(standin('audiofolder'))!r}])\n"
+            "assert r.exit_code == 0, r.output\nprint('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "False"

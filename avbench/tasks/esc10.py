@@ -31,6 +31,6 @@ class ESC10(ESC50):
         """Only the ESC-10 stand-in (or a trimmed copy) lists nothing but ESC-10 rows."""
         try:
             rows = [row for row in read_meta(Path(root) / META) if not isinstance(row, str)]
-        except (OSError, DatasetError):
+        except DatasetError:
             return False
         return (Path(root) / "audio").is_dir() and bool(rows) and all(row.esc10 for row in rows)

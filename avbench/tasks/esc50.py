@@ -74,6 +74,7 @@ class ESC50(Task):
 
     @classmethod
     def keeps(cls, row: MetaRow) -> bool:
+        """Whether this task uses a metadata row (ESC-10: only the rows with esc10 True)."""
         return True
 
     @classmethod
@@ -81,7 +82,7 @@ class ESC50(Task):
         """ESC-50 when the metadata lists any clip outside ESC-10 (the ESC-10 stand-in lists none)."""
         try:
             rows = read_meta(Path(root) / META)
-        except (OSError, DatasetError):
+        except DatasetError:
             return False
         return (Path(root) / "audio").is_dir() and any(not row.esc10 for row in rows if isinstance(row, MetaRow))
 
@@ -216,7 +217,7 @@ def _write_clip(job: _Clip) -> list[str]:
 
 def read_meta(path: Path) -> list[MetaRow | str]:
     """The rows of meta/esc50.csv; a row that cannot be parsed becomes the reason it cannot.
-    Raises OSError when unreadable, DatasetError when it is not the ESC-50 CSV."""
+    Raises DatasetError when the file cannot be read or is not the ESC-50 CSV."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -241,4 +242,6 @@ def read_meta(path: Path) -> list[MetaRow | str]:
                     rows.append(f"line {line}: unparsable row {list(raw.values())}")
     except UnicodeDecodeError:
         raise DatasetError(f"{path} is not a UTF-8 CSV") from None
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror}") from None
     return rows

@@ -56,7 +56,13 @@ def media_files(folder: Path, problems: list[tuple[Path, str]], *, recursive: bo
             suffix = path.suffix.lower()
             if suffix not in AUDIO_SUFFIXES and suffix not in VIDEO_SUFFIXES:
                 problems.append((path, "not an audio or video file"))
-            elif path.stat().st_size <= _EMPTY_BYTES:
+                continue
+            try:
+                size = path.stat().st_size
+            except OSError as exc:  # e.g. a link to a file that is gone
+                problems.append((path, f"unreadable file: {exc.strerror}"))
+                continue
+            if size <= _EMPTY_BYTES:
                 problems.append((path, "empty file"))
             else:
                 found.append(path)
