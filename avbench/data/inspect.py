@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,16 +171,21 @@ def inspect_dataset(root: Path, task_name: str | None = None, data: DataConfig |
     for path, reason in [*task.skipped, *_unreadable_folders(root)]:
         problems[(_relative(path, root), reason)] = None
 
+    # Headers are small reads: threads overlap the waits on a disk or a network share.
+    paths = list(dict.fromkeys([item.audio for item in items] + [item.video for item in items if item.video]))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        headers = dict(zip(paths, pool.map(_probe_or_reason, paths), strict=True))
     durations: dict[str, list[float]] = {split: [] for split in SPLITS}
     tallies: dict[str, Counter] = {key: Counter() for key in ("sample_rates", "channels", "formats", "video")}
     for item in items:
-        audio = _checked_probe(item.audio, root, problems, want="audio")
+        audio = _usable(headers[item.audio], item.audio, root, problems, want="audio")
         if audio is not None:
             if audio.duration is not None:
                 durations[item.split].append(audio.duration)
             _tally(tallies, audio)
         if item.video is not None:
-            video = audio if item.video == item.audio else _checked_probe(item.video, root, problems, want="video")
+            video = audio if item.video == item.audio else _usable(headers[item.video], item.video, root, problems,
+                                                                    want="video")
             if video is not None and video.width is not None:
                 tallies["video"][f"{video.width}×{video.height} @ {video.fps:g} fps"] += 1
             if video is not None and item.video != item.audio:
@@ -219,12 +225,17 @@ def inspect_dataset(root: Path, task_name: str | None = None, data: DataConfig |
     )
 
 
-def _checked_probe(path: Path, root: Path, problems: dict, *, want: str) -> MediaInfo | None:
-    """The header, or None after recording why the file is unusable as `want`."""
+def _probe_or_reason(path: Path) -> MediaInfo | str:
     try:
-        info = probe(path)
+        return probe(path)
     except DatasetError as exc:
-        problems[(_relative(path, root), str(exc))] = None
+        return str(exc)
+
+
+def _usable(info: MediaInfo | str, path: Path, root: Path, problems: dict, *, want: str) -> MediaInfo | None:
+    """The header, or None after recording why the file is unusable as `want`."""
+    if isinstance(info, str):
+        problems[(_relative(path, root), info)] = None
         return None
     if want == "audio" and info.sample_rate is None:
         problems[(_relative(path, root), "no audio stream")] = None
