@@ -39,6 +39,13 @@ class DataConfig(_Strict):
     # beats chance on test has found a leak.
     shuffle_train_labels: bool = False
     synth_size: Literal["tiny", "small", "medium", "full"] = "small"
+    # Tasks with predefined folds (ESC-50): fold k is test, fold k mod n + 1 is validation.
+    fold: int = Field(1, ge=1)
+    # A regex with one group that pulls the speaker out of a file name (audiofolder, commands):
+    # the split then keeps every speaker in one split.
+    speaker_regex: str | None = None
+    # CREMA-D: label by the intended emotion in the file name, or by the raters' vote.
+    label_source: Literal["filename", "voice", "face", "multimodal"] = "filename"
 
 
 class TrainConfig(_Strict):

@@ -1,6 +1,6 @@
 """Shared fixtures: every test works in its own directory with its own results/, a copy of
 the repo's experiments/ and sweeps/, W&B offline, and one tiny synthetic CREMA-D shared by
-the session (written once)."""
+the session (written once); `standin(task)` gives any task's tiny stand-in, also written once."""
 
 from __future__ import annotations
 
@@ -27,6 +27,26 @@ def synthetic_data(tmp_path_factory) -> Path:
     marker = root / "cremad-tiny" / ".avbench-synthetic"
     assert marker.exists()
     return root
+
+
+@pytest.fixture(scope="session")
+def standin(tmp_path_factory, synthetic_data):
+    """standin(task) → the root of the task's tiny stand-in, written once per session by
+    `avbench data synth TASK --size tiny` (cremad's is the session's AVBENCH_DATA one).
+    Shared: tests that change files work on a copy."""
+    from avbench.cli import cli as command
+
+    written: dict[str, Path] = {"cremad": synthetic_data / "cremad-tiny"}
+
+    def get(task: str) -> Path:
+        if task not in written:
+            root = tmp_path_factory.mktemp(f"standin-{task}") / task
+            result = CliRunner().invoke(command, ["data", "synth", task, "--out", str(root), "--size", "tiny"])
+            assert result.exit_code == 0, result.output
+            written[task] = root
+        return written[task]
+
+    return get
 
 
 @pytest.fixture

@@ -81,3 +81,9 @@ def test_data_synth_writes_the_cremad_layout(cli, workspace):
     assert "AudioWAV" in result.output
     wavs = sorted((out / "AudioWAV").glob("*.wav"))
     assert len(wavs) >= 60 and wavs[0].name[:4].isdigit()
+
+
+def test_list_tasks_shows_every_registered_task(cli):
+    listed = cli("list", "tasks").output.split()
+    assert listed == sorted(listed)
+    assert {"audiofolder", "commands", "cremad", "esc10", "esc50", "ravdess"} <= set(listed)

@@ -213,3 +213,50 @@ def test_class_signal_generalises_to_unseen_actors(tiny: tuple[Path, int]) -> No
         centres = np.array([cue[train & (y == k)].mean() for k in range(6)])
         nearest = np.abs(cue[test, None] - centres).argmin(axis=1)
         assert (nearest == y[test]).mean() < 0.4
+
+
+# ---------------------------------------------------------------------------- label source
+
+
+def test_label_source_takes_the_raters_vote(tiny: tuple[Path, int], tmp_path: Path) -> None:
+    """voice/face/multimodal label by the summaryTable vote; ties and missing votes are
+    skipped and reported; the split stays the one by actor."""
+    source, _ = tiny
+    shutil.copytree(source / "AudioWAV", tmp_path / "AudioWAV")
+    with (source / "processedResults" / "summaryTable.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    header, rows = rows[0], rows[1:]
+    stems = [row[1] for row in rows]
+    rows[0][2] = "N:S"  # a tie in VoiceVote
+    rows[1][2] = ""  # no VoiceVote
+    rows[2][2] = "S" if rows[2][1].split("_")[2] != "SAD" else "A"  # the raters heard another emotion
+    rows[3][2] = "Q"
+    del rows[4]  # no row at all
+    (tmp_path / "processedResults").mkdir()
+    with (tmp_path / "processedResults" / "summaryTable.csv").open("w", newline="") as handle:
+        csv.writer(handle, quoting=csv.QUOTE_ALL).writerows([header, *rows])
+
+    by_name = {i.audio.stem: i for i in CremaD().items(tmp_path, DataConfig())}
+    task = CremaD()
+    voted = {i.audio.stem: i for i in task.items(tmp_path, DataConfig(label_source="voice"))}
+    assert {path.stem: reason for path, reason in task.skipped} == {
+        stems[0]: "VoiceVote is a tie (N:S)",
+        stems[1]: "no VoiceVote",
+        stems[3]: "unknown VoiceVote 'Q'",
+        stems[4]: "no row in processedResults/summaryTable.csv",
+    }
+    assert set(voted) == set(by_name) - {stems[i] for i in (0, 1, 3, 4)}
+    assert CremaD.classes[voted[stems[2]].label] == {"S": "SAD", "A": "ANG"}[rows[2][2]]
+    assert all(voted[s].label == by_name[s].label for s in voted if s != stems[2])
+    assert all(voted[s].split == by_name[s].split for s in voted)
+    face = CremaD().items(tmp_path, DataConfig(label_source="face"))
+    assert len(face) == len(by_name) - 1  # only the clip without a row
+
+
+def test_label_source_without_the_summary_table_is_one_line_error(tiny: tuple[Path, int], tmp_path: Path) -> None:
+    source, _ = tiny
+    shutil.copytree(source / "AudioWAV", tmp_path / "AudioWAV")
+    with pytest.raises(DatasetError, match=r"label_source=multimodal needs processedResults/summaryTable.csv"):
+        CremaD().items(tmp_path, DataConfig(label_source="multimodal"))
+    with pytest.raises(DatasetError, match="data.fold=2 does not apply"):
+        CremaD().items(tmp_path, DataConfig(fold=2))

@@ -14,7 +14,6 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +23,11 @@ from avbench.config import DataConfig
 from avbench.data import synth
 from avbench.errors import DatasetError
 from avbench.registry import register_task
-from avbench.tasks.base import SPLITS, Item, Task
+from avbench.tasks.base import Item, Task
+from avbench.tasks.splits import split_actors
 
 SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 LEVELS = ("LO", "MD", "HI", "XX")
-SPLIT_FRACTIONS = (Fraction(7, 10), Fraction(1, 10), Fraction(2, 10))
 SAMPLE_RATE = 16000
 VIDEO_FPS = 15
 VIDEO_SIZE = 64
@@ -43,28 +42,9 @@ SIZES: dict[str, tuple[int, int | None]] = {
 _NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 _INTENSITY = {"LO": 0.5, "MD": 0.8, "HI": 1.0, "XX": 0.8}
 _EMPTY_WAV_BYTES = 44  # a WAV header and no samples
-
-
-def split_actors(actors: list[str], seed: int) -> dict[str, str]:
-    """actor → split. TFDS's 70/10/20 by actor, nudged so each split has an actor when ≥3."""
-    order = sorted(set(actors))
-    np.random.RandomState(seed).shuffle(order)
-    n = len(order)
-    bounds = [int(sum(SPLIT_FRACTIONS[: i + 1]) * n) for i in range(len(SPLITS))]
-    counts = [bounds[0], bounds[1] - bounds[0], n - bounds[1]]
-    if n >= len(SPLITS):
-        for i, count in enumerate(counts):
-            if count == 0:
-                donor = int(np.argmax(counts))
-                counts[donor] -= 1
-                counts[i] += 1
-    result: dict[str, str] = {}
-    start = 0
-    for split, count in zip(SPLITS, counts, strict=True):
-        for actor in order[start : start + count]:
-            result[actor] = split
-        start += count
-    return result
+SUMMARY = Path("processedResults") / "summaryTable.csv"
+_VOTE_COLUMNS = {"voice": "VoiceVote", "face": "FaceVote", "multimodal": "MultiModalVote"}
+_VOTE_LETTERS = {"A": "ANG", "D": "DIS", "F": "FEA", "H": "HAP", "N": "NEU", "S": "SAD"}
 
 
 def parse_name(stem: str) -> tuple[str, str, str, str] | str:
@@ -95,8 +75,10 @@ def clip_plan(emotion: str, per_emotion: int | None, rng: np.random.Generator) -
 
 @register_task("cremad")
 class CremaD(Task):
+    title = "CREMA-D"
     classes = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
     modalities = ("audio", "video")
+    data_options = frozenset({"label_source"})
     layout = "ROOT/AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav (CREMA-D; optional ROOT/VideoFlash/*.flv)"
 
     def __init__(self) -> None:
@@ -106,7 +88,13 @@ class CremaD(Task):
         return DatasetError(f"CREMA-D: {what}; expected {self.layout}; use --synthetic for the synthetic stand-in")
 
     def items(self, root: Path, data: DataConfig) -> list[Item]:
-        """Every parsable WAV with its actor's split; unparsable names go to `self.skipped`."""
+        """Every parsable WAV with its actor's split; unparsable names go to `self.skipped`.
+
+        With `data.label_source` voice / face / multimodal the label is the raters' majority
+        vote from processedResults/summaryTable.csv; a tie or a missing vote skips the clip.
+        The split does not depend on the label source.
+        """
+        self.check_data_options(data)
         root = Path(root)
         self.skipped = []
         if not root.is_dir():
@@ -128,9 +116,16 @@ class CremaD(Task):
         if not parsed:
             raise self._missing(f"no usable .wav in {audio_dir}")
         splits = split_actors([fields[0] for _, fields in parsed], data.split_seed)
+        votes = self._votes(root, data.label_source) if data.label_source != "filename" else None
         video_dir = root / "VideoFlash"
         out: list[Item] = []
         for path, (actor, _, emotion, _) in parsed:
+            if votes is not None:
+                voted = _voted_emotion(votes.get(path.stem), data.label_source)
+                if voted not in self.classes:
+                    self.skipped.append((path, voted))
+                    continue
+                emotion = voted
             video = video_dir / f"{path.stem}.flv"
             out.append(
                 Item(
@@ -142,6 +137,27 @@ class CremaD(Task):
                 )
             )
         return out
+
+    def _votes(self, root: Path, source: str) -> dict[str, str]:
+        """File stem → the raters' vote for `source` (voice / face / multimodal)."""
+        path = root / SUMMARY
+        column = _VOTE_COLUMNS[source]
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                if "FileName" not in (reader.fieldnames or []) or column not in (reader.fieldnames or []):
+                    raise DatasetError(f"CREMA-D: {path} has no FileName and {column} columns")
+                return {row["FileName"].strip(): (row[column] or "").strip() for row in reader}
+        except FileNotFoundError:
+            raise DatasetError(
+                f"CREMA-D: data.label_source={source} needs {SUMMARY.as_posix()} in {root} (the raters' votes)"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"CREMA-D: cannot read {path}: {exc}") from None
+
+    @classmethod
+    def looks_like(cls, root: Path) -> bool:
+        return (Path(root) / "AudioWAV").is_dir()
 
     def synthesize(
         self, out: Path, *, size: str | int = "small", seed: int = 0, video: bool = True, workers: int | None = None
@@ -171,7 +187,7 @@ class CremaD(Task):
                 rows = list(pool.map(_write_clip, jobs))
         else:
             rows = [_write_clip(job) for job in jobs]
-        _write_summary(out / "processedResults" / "summaryTable.csv", rows)
+        _write_summary(out / SUMMARY, rows)
         marker = {"task": "cremad", "size": size, "seed": seed, "count": len(rows), "video": video}
         (out / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
         return len(rows)
@@ -220,6 +236,19 @@ def _write_clip(job: _Clip) -> list[str]:
         )
         synth.write_flv(job.out / "VideoFlash" / f"{stem}.flv", frames, wave, fps=VIDEO_FPS, sample_rate=SAMPLE_RATE)
     return row
+
+
+def _voted_emotion(vote: str | None, source: str) -> str:
+    """The emotion code a summaryTable vote names, or why the clip has no voted label.
+    A tie is written as several letters joined by ':' (e.g. 'N:S')."""
+    column = _VOTE_COLUMNS[source]
+    if vote is None:
+        return f"no row in {SUMMARY.as_posix()}"
+    if not vote:
+        return f"no {column}"
+    if ":" in vote:
+        return f"{column} is a tie ({vote})"
+    return _VOTE_LETTERS.get(vote.upper(), f"unknown {column} '{vote}'")
 
 
 def _resolve_size(size: str | int) -> tuple[int, int | None]:

@@ -1,0 +1,161 @@
+"""OpenAV spoken commands: recordings in the dataset's own train/val/test folders.
+
+`ROOT/<split>/<class>/<file>`, or with a speaker (or group) level between split and class,
+`ROOT/<split>/<speaker>/<class>/<file>`: the folder that directly holds the files is the
+class, the level between split and class, if any, is the speaker (`data.speaker_regex` on
+the file name overrides it). OpenAV's recordings are video files (lip crops) with sound;
+their audio is read from the container unless a WAV of the same name lies next to them.
+Class names may be non-ASCII (`1_Левая`); labels follow their natural order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avbench.config import DataConfig
+from avbench.data import synth, synth_av
+from avbench.registry import register_task
+from avbench.tasks import folders, standin
+from avbench.tasks.base import SPLITS, UNKNOWN_SPEAKER, Item, Task
+from avbench.tasks.splits import split_actors
+
+SAMPLE_RATE = 16000
+VIDEO_FPS = 25
+LIP_SIZE = 88  # OpenAV's lip crops are 88×88
+SPEAKER_REGEX = r"^(s\d{3})_"  # the stand-in's file names: <speaker>_<take>.mp4
+
+
+@register_task("commands")
+class Commands(Task):
+    title = "commands"
+    # The stand-in's classes; a real dataset's come from its folders.
+    classes: tuple[str, ...] = ("1_Левая", "2_Правая", "3_Вперёд", "4_Назад", "5_Стоп", "6_Старт", "7_Вверх", "8_Вниз")
+    modalities = ("audio", "video")
+    layout = "ROOT/{train,val,test}/[<speaker>/]<class>/<file>.{mp4,wav} (OpenAV layout)"
+    data_options = frozenset({"speaker_regex"})
+    # (speakers, recordings per speaker and class)
+    sizes = {"tiny": (10, 2), "small": (30, 3), "medium": (60, 4), "full": (120, 6)}
+
+    def __init__(self) -> None:
+        self.skipped: list[tuple[Path, str]] = []
+
+    @classmethod
+    def looks_like(cls, root: Path) -> bool:
+        present = [split for split in SPLITS if (Path(root) / split).is_dir()]
+        return len(present) >= 2 and any(folders.visible_dirs(Path(root) / split, []) for split in present)
+
+    def items(self, root: Path, data: DataConfig) -> list[Item]:
+        """Every recording in the split folders; sets `self.classes` from the class folders."""
+        self.check_data_options(data)
+        regex = folders.compile_speaker_regex(data.speaker_regex)
+        root = Path(root)
+        self.skipped = []
+        if not root.is_dir():
+            raise self.missing(f"{root} does not exist")
+        found: list[tuple[str, str, str | None, list[Path]]] = []  # split, class, speaker folder, files
+        for split in SPLITS:
+            split_dir = root / split
+            if not split_dir.is_dir():
+                self.skipped.append((split_dir, "missing split folder"))
+                continue
+            for path in folders.media_files(split_dir, self.skipped, recursive=False):
+                self.skipped.append((path, "file outside a class folder"))
+            for child in folders.visible_dirs(split_dir, self.skipped):
+                found.extend(self._class_folders(split, child))
+        if not found:
+            raise self.missing(f"no class folder with recordings under {root}")
+        self.classes = tuple(sorted({name for _, name, _, _ in found}, key=folders.natural_key))
+        out: list[Item] = []
+        for split, name, speaker_dir, files in found:
+            for stem, group in _by_stem(files).items():
+                audio = next((p for p in group if p.suffix.lower() in folders.AUDIO_SUFFIXES), None)
+                video = next((p for p in group if p.suffix.lower() in folders.VIDEO_SUFFIXES), None)
+                speaker = speaker_dir or UNKNOWN_SPEAKER
+                if regex is not None:
+                    speaker = folders.speaker_of(group[0], regex)
+                    if speaker is None:
+                        self.skipped.append((group[0], f"data.speaker_regex does not match '{stem}'"))
+                        continue
+                out.append(Item(audio=audio or video, label=self.classes.index(name), speaker=speaker,
+                                split=split, video=video))
+        if not out:
+            raise self.missing(f"no usable recording under {root}")
+        return out
+
+    def _class_folders(self, split: str, child: Path) -> list[tuple[str, str, str | None, list[Path]]]:
+        """`child` of a split folder is a class (it holds files) or a speaker (it holds classes)."""
+        problems: list[tuple[Path, str]] = []
+        files = folders.media_files(child, problems, recursive=False)
+        if files:
+            self.skipped.extend(problems)
+            return [(split, folders.class_name(child.name), None, files)]
+        found = []
+        for grandchild in folders.visible_dirs(child, self.skipped):
+            files = folders.media_files(grandchild, self.skipped, recursive=False)
+            if files:
+                found.append((split, folders.class_name(grandchild.name), child.name, files))
+            else:
+                self.skipped.append((grandchild, "class folder holds no recording"))
+        if not found:
+            self.skipped.append((child, "class folder holds no recording"))
+        return found
+
+    def synthesize(self, out: Path, *, size: str = "small", seed: int = 0, workers: int | None = None) -> int:
+        """Write the stand-in: `<split>/<class>/<speaker>_<take>.mp4`, 88×88 lip crops at 25 fps
+        (H.264) with the spoken command as AAC (16 kHz mono); speakers split 70/10/20."""
+        speakers, takes = standin.resolve_size(self.name, self.sizes, size)
+        out = Path(out)
+        standin.reset_output(out, self.name, SPLITS)
+        names = [f"s{number:03d}" for number in range(1, speakers + 1)]
+        splits = split_actors(names, seed)
+        jobs = []
+        for number, speaker_name in enumerate(names, start=1):
+            speaker = synth.speaker_profile(np.random.default_rng([seed, number]))
+            for label, name in enumerate(type(self).classes):
+                folder = out / splits[speaker_name] / name
+                folder.mkdir(parents=True, exist_ok=True)
+                for take in range(1, takes + 1):
+                    jobs.append(_Job(folder / f"{speaker_name}_{take:02d}.mp4", seed, number, speaker, label, take))
+        standin.run_jobs(_write_clip, jobs, workers)
+        standin.write_marker(out, self.name, size, seed, len(jobs), speaker_regex=SPEAKER_REGEX)
+        return len(jobs)
+
+
+def _by_stem(files: list[Path]) -> dict[str, list[Path]]:
+    """Files of one class grouped by name without suffix: a.mp4 and a.wav are one recording."""
+    groups: dict[str, list[Path]] = {}
+    for path in files:
+        groups.setdefault(path.stem, []).append(path)
+    return groups
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: Path
+    seed: int
+    number: int
+    speaker: synth.SpeakerProfile
+    label: int
+    take: int
+
+
+def _write_clip(job: _Job) -> None:
+    rng = np.random.default_rng([job.seed, job.number, job.label, job.take])
+    count = len(Commands.classes)
+    profile = synth.class_profile(job.label, count)
+    wave = synth.speech_like(
+        rng,
+        sample_rate=SAMPLE_RATE,
+        seconds=float(rng.uniform(0.9, 1.4)),
+        profile=profile,
+        speaker=job.speaker,
+        rhythm_seed=job.label,
+    )
+    face = synth.face_frames(
+        rng, wave, sample_rate=SAMPLE_RATE, profile=profile, n_classes=count, skin=job.speaker.skin,
+        fps=VIDEO_FPS, size=2 * LIP_SIZE,
+    )
+    synth_av.write_mp4(job.path, synth_av.mouth_crop(face, LIP_SIZE), wave, fps=VIDEO_FPS, sample_rate=SAMPLE_RATE)

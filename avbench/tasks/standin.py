@@ -1,0 +1,70 @@
+"""What every synthetic stand-in shares: sizes, the marker file, never overwriting real data,
+and writing clips on a few threads with per-clip seeds (so files never depend on threads)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from avbench.errors import DatasetError
+
+MARKER = ".avbench-synthetic"
+Job = TypeVar("Job")
+Result = TypeVar("Result")
+
+
+def resolve_size(task: str, sizes: dict[str, Any], size: str) -> Any:
+    """The task's settings for a named size, or one clear error."""
+    if size not in sizes:
+        raise DatasetError(f"{task}: unknown synthetic size '{size}' (choose from: {', '.join(sizes)})")
+    return sizes[size]
+
+
+def read_marker(root: Path) -> dict[str, Any] | None:
+    """The stand-in's marker, or None when `root` is not a stand-in (or the marker is unreadable)."""
+    try:
+        marker = json.loads((Path(root) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def reset_output(out: Path, task: str, parts: Iterable[str]) -> None:
+    """Make `out` ready for a fresh stand-in.
+
+    A directory without the marker that holds anything is somebody's data: refuse. A
+    previous stand-in loses the folders it wrote (`parts`), so the new one's counts are
+    exact. Until the new one is complete its marker has no size, so an interrupted write is
+    never taken for a finished stand-in, and re-running is still allowed.
+    """
+    out = Path(out)
+    if not (out / MARKER).is_file():
+        if out.is_dir() and any(not entry.name.startswith(".") for entry in out.iterdir()):
+            raise DatasetError(f"{out} holds a dataset that is not a synthetic stand-in; refusing to overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(json.dumps({"task": task, "writing": True}) + "\n", encoding="utf-8")
+    for part in parts:
+        target = out / part
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def write_marker(out: Path, task: str, size: str, seed: int, count: int, **extra: Any) -> None:
+    marker = {"task": task, "size": size, "seed": seed, "count": count, **extra}
+    (Path(out) / MARKER).write_text(json.dumps(marker, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def run_jobs(write: Callable[[Job], Result], jobs: list[Job], workers: int | None = None) -> list[Result]:
+    """`write` over `jobs` in order; threads overlap numpy, the PyAV encoders and file writes."""
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    if workers > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(write, jobs))
+    return [write(job) for job in jobs]

@@ -1,0 +1,69 @@
+"""What every stand-in promises: the same files for the same seed, a clean rewrite over an
+older stand-in, never a write into somebody's data; and every task refuses data options it
+would silently ignore."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from avbench.config import DataConfig
+from avbench.errors import DatasetError
+from avbench.registry import TASKS
+from avbench.tasks.base import OPTIONAL_DATA_FIELDS
+from avbench.tasks.standin import MARKER
+
+# The smallest stand-ins that still exercise every code path (cremad has its own test).
+SMALLEST = {
+    "esc50": {"sizes": {"tiny": 1}, "targets": (0, 1, 2)},
+    "esc10": {"sizes": {"tiny": 1}, "targets": (0, 10)},
+    "ravdess": {"sizes": {"tiny": (3, 1)}},
+    "commands": {"sizes": {"tiny": (3, 1)}},
+    "audiofolder": {"sizes": {"tiny": (3, 1)}},
+}
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", sorted(SMALLEST))
+def test_stand_in_is_deterministic_rewritable_and_safe(name: str, tmp_path: Path, monkeypatch) -> None:
+    task_class = TASKS.get(name)
+    for attribute, value in SMALLEST[name].items():
+        monkeypatch.setattr(task_class, attribute, value)
+    first, second = tmp_path / "a", tmp_path / "b"
+    count = task_class().synthesize(first, size="tiny", seed=3)
+    assert task_class().synthesize(second, size="tiny", seed=3) == count
+    assert snapshot(first) == snapshot(second)
+    marker = json.loads((first / MARKER).read_text())
+    assert (marker["task"], marker["size"], marker["seed"], marker["count"]) == (name, "tiny", 3, count)
+    assert len(task_class().items(first, DataConfig())) == count
+
+    # Over a stand-in: replaced, nothing of the old one left over.
+    task_class().synthesize(first, size="tiny", seed=4)
+    task_class().synthesize(tmp_path / "fresh", size="tiny", seed=4)
+    assert snapshot(first) == snapshot(tmp_path / "fresh") != snapshot(second)
+
+    (first / MARKER).write_text(json.dumps({"task": name, "writing": True}))  # an interrupted write
+    assert task_class().synthesize(first, size="tiny", seed=3) == count
+    assert snapshot(first) == snapshot(second)
+    (first / MARKER).unlink()
+    with pytest.raises(DatasetError, match="not a synthetic stand-in; refusing to overwrite"):
+        task_class().synthesize(first, size="tiny", seed=3)
+    with pytest.raises(DatasetError, match="unknown synthetic size 'huge'"):
+        task_class().synthesize(tmp_path / "c", size="huge")
+
+
+@pytest.mark.parametrize("name", TASKS.names())
+def test_data_options_a_task_ignores_are_refused(name: str, tmp_path: Path) -> None:
+    task = TASKS.get(name)()
+    used = {"fold": 3, "speaker_regex": "^(x)", "label_source": "voice"}
+    for field in OPTIONAL_DATA_FIELDS:
+        if field in task.data_options:
+            continue
+        with pytest.raises(DatasetError, match=f"data.{field}=.* does not apply") as caught:
+            task.items(tmp_path / "absent", DataConfig(**{field: used[field]}))
+        assert "\n" not in str(caught.value)
