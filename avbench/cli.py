@@ -95,6 +95,8 @@ def validate(experiments: tuple[str, ...]) -> None:
 
 
 def _common_run_options(func):
+    func = click.option("--strict", is_flag=True,
+                        help="Stop at the first bad data file (sets data.strict) instead of skipping it.")(func)
     func = click.option("--no-wandb", is_flag=True, help="Do not log to Weights & Biases.")(func)
     func = click.option("--synthetic", is_flag=True,
                         help="Use the task's synthetic stand-in (written on first use).")(func)
@@ -104,15 +106,19 @@ def _common_run_options(func):
     return click.argument("experiment")(func)
 
 
+def _with_strict(overrides: tuple[str, ...], strict: bool) -> tuple[str, ...]:
+    return (*overrides, "data.strict=true") if strict else overrides
+
+
 @cli.command()
 @_common_run_options
 @click.pass_context
-def run(ctx, experiment, overrides, preset, synthetic, no_wandb) -> None:
+def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict) -> None:
     """Train and evaluate one experiment once (every field must have a value)."""
     from avbench.config import load_experiment
-    from avbench.display import summarize
+    from avbench.display import feature_progress, summarize
 
-    loaded = load_experiment(experiment, preset=preset, overrides=overrides)
+    loaded = load_experiment(experiment, preset=preset, overrides=_with_strict(overrides, strict))
     if loaded.searched:
         raise AvbenchError(
             f"{loaded.name} has searched (null) fields: {', '.join(loaded.searched)}; "
@@ -121,9 +127,11 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb) -> None:
     from avbench.runner import run_experiment
 
     config = loaded.resolve({})
-    record = run_experiment(config, results=_results(ctx), synthetic=synthetic, use_wandb=not no_wandb,
-                            preset=preset)
-    _console().print(f"{loaded.name} {record.run_id}: {summarize(record)}")
+    console = _console()
+    with feature_progress(console) as on_features:
+        record = run_experiment(config, results=_results(ctx), synthetic=synthetic, use_wandb=not no_wandb,
+                                preset=preset, progress=on_features)
+    console.print(f"{loaded.name} {record.run_id}: {summarize(record)}")
     click.echo(f"record: {_results(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
     if record.status == "failed":
         sys.exit(1)
@@ -139,12 +147,13 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb) -> None:
               help="Search-space file [default: sweeps/<experiment>.yaml].")
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default=None)
 @click.pass_context
-def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, trials, storage, study, sweep_config, pruner):
+def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trials, storage, study, sweep_config,
+          pruner):
     """Search the null fields of an experiment; re-run to resume."""
     from avbench.config import load_experiment
     from avbench.sweep.space import resolve_space
 
-    loaded = load_experiment(experiment, preset=preset, overrides=overrides)
+    loaded = load_experiment(experiment, preset=preset, overrides=_with_strict(overrides, strict))
     if not loaded.searched:
         raise AvbenchError(f"{loaded.name} has no null (searched) fields; use `avbench run`")
     space = resolve_space(loaded, sweep_config)
@@ -160,6 +169,7 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, trials, stora
             loaded, space, trials=target, results=_results(ctx), synthetic=synthetic, use_wandb=not no_wandb,
             preset=preset, storage_url=storage, study=study, pruner=pruner,
             on_trial_start=display.trial_start, on_epoch=display.epoch, on_trial_end=display.trial_end,
+            on_features=display.features,
         )
     console.print(f"study {outcome.study}: {outcome.finished} finished, {outcome.failed} failed ({outcome.storage})")
     if outcome.best_value is not None:
