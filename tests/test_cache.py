@@ -102,12 +102,30 @@ def test_two_processes_building_the_same_key_get_identical_arrays(wavs, tmp_path
 
 
 def test_worker_processes_build_the_same_features(wavs, tmp_path):
+    wavs[5].write_bytes(b"RIFF" + bytes(300))  # a failure must travel back from a worker too
     parallel = fetch(tmp_path / "pool", wavs, workers=2, pool_after_s=0)
     serial = fetch(tmp_path / "here", wavs)
     np.testing.assert_array_equal(as_array(parallel), as_array(serial))
+    assert parallel.failures == serial.failures and list(parallel.failures) == [wavs[5]]
     writers = {int(shard.stem.split("-")[1]) for shard in shards(tmp_path / "pool")}
     assert writers - {os.getpid()}, "no shard was written by a worker process"
-    assert parallel.stats.decoded == len(wavs)
+    assert (parallel.stats.decoded, parallel.stats.failed) == (len(wavs) - 1, 1)
+
+
+def test_a_progress_bar_only_on_a_terminal():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from avbench.display import feature_progress
+
+    with feature_progress(Console(file=StringIO())) as callback:
+        assert callback is None  # logs and pipes: no bar, nothing printed
+    screen = StringIO()
+    with feature_progress(Console(file=screen, force_terminal=True, width=80)) as callback:
+        callback(0, 40)
+        callback(40, 40)
+    assert "40/40" in screen.getvalue()
 
 
 class InterruptedAt(LogMelExtractor):
