@@ -34,7 +34,7 @@ def wavs(synthetic_data, tmp_path) -> list[Path]:
 
 
 def fetch(root: Path, paths, extractor=None, **options):
-    cache = FeatureCache(root, workers=options.pop("workers", 1), pool_after_s=options.pop("pool_after_s", 4.0))
+    cache = FeatureCache(root, workers=options.pop("workers", 1), pool_after_s=options.pop("pool_after_s", None))
     return cache.fetch({"audio": (extractor or LogMelExtractor(SETTINGS), paths)}, **options)["audio"]
 
 
@@ -110,6 +110,12 @@ def test_worker_processes_build_the_same_features(wavs, tmp_path):
     writers = {int(shard.stem.split("-")[1]) for shard in shards(tmp_path / "pool")}
     assert writers - {os.getpid()}, "no shard was written by a worker process"
     assert (parallel.stats.decoded, parallel.stats.failed) == (len(wavs) - 1, 1)
+
+
+def test_small_builds_stay_in_process(wavs, tmp_path):
+    """24 log-mels take a fraction of a second here: not worth starting torch in two workers."""
+    fetch(tmp_path / "c", wavs, workers=2)
+    assert {int(shard.stem.split("-")[1]) for shard in shards(tmp_path / "c")} == {os.getpid()}
 
 
 def test_a_progress_bar_only_on_a_terminal():

@@ -38,8 +38,6 @@ import numpy as np
 from avbench.data.cache_build import PROBE_FILES, ChunkResult, Extractor, build_chunk, build_in_pool, chunk_rows
 from avbench.errors import DecodeError
 
-POOL_AFTER_S = 4.0  # start worker processes only for more estimated work than this (they cost ~1-3 s)
-
 
 def file_key(path: Path) -> str:
     """Identity of one file's content: a changed, replaced or re-permissioned file gets a new key."""
@@ -134,7 +132,9 @@ class _Job:
 
 
 class FeatureCache:
-    def __init__(self, root: Path, workers: int = 1, pool_after_s: float = POOL_AFTER_S):
+    def __init__(self, root: Path, workers: int = 1, pool_after_s: float | None = None):
+        """`workers` processes fill the cache when that is estimated to be faster, counting their
+        start-up; `pool_after_s` replaces that estimate by a threshold (0 = always, for tests)."""
         self.root = Path(root)
         self.workers = max(int(workers), 1)
         self.pool_after_s = pool_after_s
@@ -250,8 +250,7 @@ class FeatureCache:
             with _one_intraop_thread():
                 remaining = [self._probe(job, stats, strict, tracker) for job in jobs]
                 remaining = [job for job in remaining if job.paths]
-                estimate = sum(job.seconds_per_file * len(job.paths) for job in remaining)
-                if self.workers > 1 and estimate > self.pool_after_s:
+                if self._worth_a_pool(remaining):
                     build_in_pool(remaining, self.workers, stats, strict, tracker, self._record)
                 else:
                     for job in remaining:
@@ -261,6 +260,16 @@ class FeatureCache:
                             result = build_chunk(job.extractor, job.directory, job.paths[chunk], job.keys[chunk],
                                                  stop_at_failure=strict, on_file=tracker.advance)
                             self._record(job, result, stats, strict)
+
+    def _worth_a_pool(self, jobs: list[_Job]) -> bool:
+        """Workers pay off when their start-up plus a share of the work beats doing it all here."""
+        if self.workers < 2 or not jobs:
+            return False
+        estimate = sum(job.seconds_per_file * len(job.paths) for job in jobs)
+        if self.pool_after_s is not None:
+            return estimate > self.pool_after_s
+        start = max(getattr(job.extractor, "worker_start_s", 1.0) for job in jobs)
+        return start + estimate / self.workers < estimate
 
     def _probe(self, job: _Job, stats: dict[str, CacheStats], strict: bool, tracker: _Progress) -> _Job:
         """Decode a few files here and time them (not the first: it pays for imports and set-up);

@@ -38,6 +38,7 @@ class Extractor(Protocol):
     name: str
     shape: tuple[int, ...]
     dtype: type
+    worker_start_s: float  # a fresh worker's imports before its first file, to judge if workers pay
 
     def key_fields(self) -> dict: ...
 

@@ -62,6 +62,7 @@ class FrameExtractor:
 
     name = "frames"
     dtype = np.uint8
+    worker_start_s = 0.5  # numpy + PyAV only
 
     def __init__(self, settings: FrameSettings):
         self.settings = settings
