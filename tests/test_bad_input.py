@@ -19,6 +19,7 @@ import soundfile as sf
 from avbench.config import DataConfig
 from avbench.data.cache import FeatureCache
 from avbench.data.dataset import prepare_data
+from avbench.errors import ConfigError
 from avbench.results import iter_records
 from avbench.tasks.cremad import SENTENCES
 from tests.conftest import REPO, TINY_VALUES
@@ -132,6 +133,13 @@ def test_audio_only_in_a_video_container(tmp_path):
                      FeatureCache(tmp_path / "cache"))
 
 
+def test_a_modality_the_task_lacks_is_a_config_error(tmp_path):
+    task = ListedTask([])
+    task.modalities = ("audio",)
+    with pytest.raises(ConfigError, match="task 'listed' has no video"):
+        prepare_data(task, tmp_path, DataConfig(modalities=["audio", "video"]), FeatureCache(tmp_path / "cache"))
+
+
 def _without_root_powers() -> list[str]:
     """A prefix that makes permissions bite: root normally reads any file (CAP_DAC_OVERRIDE)."""
     if os.geteuid() != 0:
@@ -150,6 +158,7 @@ from avbench.cli import cli
 from avbench.config import DataConfig
 from avbench.data.cache import FeatureCache
 from avbench.data.dataset import prepare_data
+from avbench.errors import ConfigError
 from avbench.tasks.cremad import CremaD
 
 root, unreadable, run = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]

@@ -132,6 +132,15 @@ def test_a_progress_bar_only_on_a_terminal():
         callback(0, 40)
         callback(40, 40)
     assert "40/40" in screen.getvalue()
+    # A sweep shows it as a third bar under its trial and epoch bars, while a trial decodes.
+    from avbench.display import SweepDisplay
+
+    display = SweepDisplay(Console(file=StringIO(), force_terminal=True, width=100), 3, 0, 2)
+    with display:
+        display.features(5, 40)
+        assert len(display.progress.tasks) == 3
+        display.features(40, 40)
+        assert len(display.progress.tasks) == 2
 
 
 class InterruptedAt(LogMelExtractor):

@@ -115,3 +115,14 @@ def test_files_without_frames_are_decode_errors(tmp_path):
     garbage.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
     with pytest.raises(DecodeError, match="not decodable"):
         extract(garbage)
+
+
+@pytest.mark.parametrize(("value", "problem"), [("[0.5, 0, 0.2, 1]", "x0 < x1"), ("[0, 0, 1]", "four fractions"),
+                                                ("[0, 0, 1, 1.5]", "y1 <= 1"), ("middle", "crop_box")])
+def test_a_bad_crop_box_is_a_config_error(value, problem, workspace):
+    from avbench.config import load_experiment
+    from avbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.crop_box") as caught:
+        load_experiment("spectrogram-cnn-cremad", overrides=[f"data.crop_box={value}"])
+    assert problem in str(caught.value) and "\n" not in str(caught.value)
