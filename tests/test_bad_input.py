@@ -55,15 +55,22 @@ def _bad_files(source: Path) -> dict[str, tuple[str, bytes | None, str | None]]:
     }
 
 
-def _dataset(tmp_path: Path, source: Path, files: dict[str, bytes]) -> Path:
-    """The stand-in's WAVs (linked, not copied) plus `files`."""
-    audio = tmp_path / "cremad" / "AudioWAV"
-    audio.mkdir(parents=True)
+def _dataset(tmp_path: Path, source: Path, files: dict[str, bytes], video: bool = False) -> Path:
+    """The stand-in's WAVs (linked, not copied) plus `files`; with `video`, an FLV for each
+    (a stand-in's own, or its first one for the added names)."""
+    root = tmp_path / "cremad"
+    (root / "AudioWAV").mkdir(parents=True)
     for wav in sorted((source / "AudioWAV").glob("*.wav")):
-        (audio / wav.name).symlink_to(wav)
+        (root / "AudioWAV" / wav.name).symlink_to(wav)
     for name, content in files.items():
-        (audio / name).write_bytes(content)
-    return audio.parent
+        (root / "AudioWAV" / name).write_bytes(content)
+    if video:
+        (root / "VideoFlash").mkdir()
+        flvs = sorted((source / "VideoFlash").glob("*.flv"))
+        for wav in (root / "AudioWAV").iterdir():
+            own = source / "VideoFlash" / f"{wav.stem}.flv"
+            (root / "VideoFlash" / own.name).symlink_to(own if own.exists() else flvs[0])
+    return root
 
 
 @pytest.fixture
@@ -73,8 +80,14 @@ def source(synthetic_data) -> Path:
 
 def test_bad_files_are_skipped_listed_and_the_rest_trains(cli, workspace, source):
     bad = _bad_files(source)
-    root = _dataset(workspace, source, {name: content for name, content, _ in bad.values()})
-    cli(*RUN, "--set", f"data.root={root}")
+    root = _dataset(workspace, source, {name: content for name, content, _ in bad.values()}, video=True)
+    stems = sorted(p.stem for p in (source / "AudioWAV").glob("*.wav"))
+    broken_video, missing_video = root / "VideoFlash" / f"{stems[1]}.flv", root / "VideoFlash" / f"{stems[2]}.flv"
+    broken_video.unlink()
+    broken_video.write_bytes(b"FLV\x01\x05" + bytes(400))
+    missing_video.unlink()
+    cli(*RUN, "--set", f"data.root={root}", "--set", "data.modalities=[audio, video]",
+        "--set", "data.num_frames=2", "--set", "data.image_size=16")
     (record,) = list(iter_records(workspace / "results"))
     assert record.status == "completed"
     reasons = {Path(path).name: reason for path, reason in record.skipped_files}
@@ -83,10 +96,13 @@ def test_bad_files_are_skipped_listed_and_the_rest_trains(cli, workspace, source
             assert name not in reasons, kind
         else:
             assert reason in reasons.pop(name), kind
+    assert reasons.pop(broken_video.name).startswith("not decodable")
+    assert reasons.pop(f"{stems[2]}.wav") == "no video file"
     assert reasons == {}  # nothing else was dropped
-    good = len(list((source / "AudioWAV").glob("*.wav"))) + 1  # + the truncated clip
+    good = len(stems) + 1 - 2  # + the truncated clip, − the two without a usable video
     assert sum(record.data_sizes.values()) == good
-    assert record.cache["failed"] == 3 and record.cache["decoded"] == good  # empty/unknown never reach decoding
+    audio, video = record.cache["by_modality"]["audio"], record.cache["by_modality"]["video"]
+    assert audio["failed"] == 3 and video["failed"] == 1  # empty/unknown never reach decoding
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "empty", "no samples", "nan samples", "unknown class"])

@@ -126,3 +126,15 @@ def test_a_bad_crop_box_is_a_config_error(value, problem, workspace):
     with pytest.raises(ConfigError, match="data.crop_box") as caught:
         load_experiment("spectrogram-cnn-cremad", overrides=[f"data.crop_box={value}"])
     assert problem in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_truncated_video_keeps_what_decodes(videos, tmp_path):
+    content = videos["15fps.flv"].read_bytes()
+    half = tmp_path / "half.flv"
+    half.write_bytes(content[: len(content) // 2])
+    assert 0.5 < video_duration(half) < 1.6  # measured from its packets, not its header's 2 s
+    assert FrameExtractor(FrameSettings(num_frames=4, image_size=8, clip_seconds=1.0))(half).shape == (4, 3, 8, 8)
+    stub = tmp_path / "stub.flv"
+    stub.write_bytes(content[:40])
+    with pytest.raises(DecodeError):
+        video_duration(stub)
