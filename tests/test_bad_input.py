@@ -207,3 +207,17 @@ def test_unreadable_files_and_folders(workspace, source):
     assert out["strict"].strip().splitlines() == [f"Error: {unreadable}: Permission denied"]
     # An unreadable folder of the layout: one line naming it, whatever the mode.
     assert out["folder"].strip().splitlines() == [f"Error: cannot read {root / 'AudioWAV'}: Permission denied"]
+
+
+def test_strict_and_cache_workers_do_not_make_a_different_study(workspace):
+    from avbench.config import load_experiment
+    from avbench.sweep.optuna_backend import config_fingerprint
+    from avbench.sweep.space import resolve_space
+
+    def fingerprint(*overrides: str) -> str:
+        loaded = load_experiment("spectrogram-cnn-cremad", preset="tiny", overrides=overrides)
+        return config_fingerprint(loaded, resolve_space(loaded))
+
+    plain = fingerprint()
+    assert fingerprint("data.strict=true", "data.cache_workers=1") == plain  # resuming with --strict is fine
+    assert fingerprint("data.n_mels=16") != plain
