@@ -303,7 +303,7 @@ class FeatureCache:
 class _Progress:
     def __init__(self, total: int, callback: Callable[[int, int], None] | None):
         self.done, self.total, self.callback = 0, total, callback
-        if callback is not None:
+        if callback is not None and total:
             callback(0, total)
 
     def advance(self, count: int = 1) -> None:

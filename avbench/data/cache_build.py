@@ -118,7 +118,7 @@ def _replace_atomically(target: Path, content: bytes | np.ndarray) -> None:
     os.replace(tmp, target)
 
 
-def chunk_rows(extractor, count: int, workers: int) -> int:
+def chunk_rows(extractor: Extractor, count: int, workers: int) -> int:
     """Rows per shard. Workers get enough chunks each to stay busy and move the bar; in-process
     chunks are large (fewer shards), since every file moves the bar anyway. Capped at SHARD_BYTES."""
     row_bytes = max(int(np.prod(extractor.shape)) * np.dtype(extractor.dtype).itemsize, 1)
@@ -133,7 +133,8 @@ def _init_worker() -> None:
 
 
 def build_in_pool(jobs: list, workers: int, stats: dict, strict: bool, tracker, record: Callable) -> None:
-    """Decode every job's files in `workers` processes; `record` merges each finished chunk."""
+    """Decode every job's files (FeatureCache's pending requests) in `workers` processes;
+    `tracker` moves the progress bar and `record` merges each finished chunk, raising to stop."""
     executor = ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
     )
