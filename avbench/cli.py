@@ -95,6 +95,8 @@ def validate(experiments: tuple[str, ...]) -> None:
 
 
 def _common_run_options(func):
+    func = click.option("--strict", is_flag=True,
+                        help="Stop at the first bad data file (sets data.strict) instead of skipping it.")(func)
     func = click.option("--no-wandb", is_flag=True, help="Do not log to Weights & Biases.")(func)
     func = click.option("--synthetic", is_flag=True,
                         help="Use the task's synthetic stand-in (written on first use).")(func)
@@ -104,16 +106,20 @@ def _common_run_options(func):
     return click.argument("experiment")(func)
 
 
+def _with_strict(overrides: tuple[str, ...], strict: bool) -> tuple[str, ...]:
+    return (*overrides, "data.strict=true") if strict else overrides
+
+
 @cli.command()
 @_common_run_options
 @click.option("--cv", is_flag=True, help="Cross-validate over the task's predefined folds (esc50, esc10).")
 @click.pass_context
-def run(ctx, experiment, overrides, preset, synthetic, no_wandb, cv) -> None:
+def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, cv) -> None:
     """Train and evaluate one experiment once (every field must have a value)."""
     from avbench.config import load_experiment
-    from avbench.display import summarize
+    from avbench.display import feature_progress, summarize
 
-    loaded = load_experiment(experiment, preset=preset, overrides=overrides)
+    loaded = load_experiment(experiment, preset=preset, overrides=_with_strict(overrides, strict))
     if loaded.searched:
         raise AvbenchError(
             f"{loaded.name} has searched (null) fields: {', '.join(loaded.searched)}; "
@@ -125,9 +131,11 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, cv) -> None:
     if cv:
         _cross_validate(ctx, loaded.name, config, synthetic=synthetic, use_wandb=not no_wandb, preset=preset)
         return
-    record = run_experiment(config, results=_results(ctx), synthetic=synthetic, use_wandb=not no_wandb,
-                            preset=preset)
-    _console().print(f"{loaded.name} {record.run_id}: {summarize(record)}")
+    console = _console()
+    with feature_progress(console) as on_features:
+        record = run_experiment(config, results=_results(ctx), synthetic=synthetic, use_wandb=not no_wandb,
+                                preset=preset, progress=on_features)
+    console.print(f"{loaded.name} {record.run_id}: {summarize(record)}")
     click.echo(f"record: {_results(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
     if record.status == "failed":
         sys.exit(1)
@@ -165,13 +173,13 @@ def _cross_validate(ctx, name: str, config, **run_kwargs) -> None:
 @click.option("--backend", type=click.Choice(["optuna", "wandb"]), default="optuna", show_default=True,
               help="wandb: W&B's own sweep engine (grid/random/bayes, hyperband), run locally.")
 @click.pass_context
-def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, trials, storage, study, sweep_config, pruner,
-          backend):
+def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trials, storage, study, sweep_config,
+          pruner, backend):
     """Search the null fields of an experiment; re-run to resume."""
     from avbench.config import load_experiment
     from avbench.sweep.space import resolve_space
 
-    loaded = load_experiment(experiment, preset=preset, overrides=overrides)
+    loaded = load_experiment(experiment, preset=preset, overrides=_with_strict(overrides, strict))
     if not loaded.searched:
         raise AvbenchError(f"{loaded.name} has no null (searched) fields; use `avbench run`")
     space = resolve_space(loaded, sweep_config)
@@ -185,7 +193,8 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, trials, stora
     common = {"trials": target, "results": _results(ctx), "synthetic": synthetic, "use_wandb": not no_wandb,
               "preset": preset, "study": study}
     with SweepDisplay(console, target, 0, loaded.config.train.epochs) as display:
-        hooks = {"on_trial_start": display.trial_start, "on_epoch": display.epoch, "on_trial_end": display.trial_end}
+        hooks = {"on_trial_start": display.trial_start, "on_epoch": display.epoch, "on_trial_end": display.trial_end,
+                 "on_features": display.features}
         if backend == "wandb":
             from avbench.sweep.wandb_backend import run_wandb_sweep
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from avbench.errors import ConfigError
 from avbench.registry import did_you_mean
@@ -46,6 +46,41 @@ class DataConfig(_Strict):
     speaker_regex: str | None = None
     # CREMA-D: label by the intended emotion in the file name, or by the raters' vote.
     label_source: Literal["filename", "voice", "face", "multimodal"] = "filename"
+    # Video (when "video" is in modalities): frames picked by timestamp over the clip (or over
+    # each segment), cropped to a square (centre) or to crop_box [x0, y0, x1, y1] (fractions of
+    # width/height, e.g. a mouth region), resized, then (x/255 - mean) / std per RGB channel.
+    num_frames: int = Field(16, gt=0)
+    image_size: int = Field(112, gt=0)
+    crop_box: list[float] | Literal["centre", "center"] = "centre"
+    video_mean: list[float] = Field([0.485, 0.456, 0.406], min_length=3, max_length=3)
+    video_std: list[float] = Field([0.229, 0.224, 0.225], min_length=3, max_length=3)
+    # OpenAV segments: cut each clip into max_segment overlapping windows of segment_seconds
+    # (first at the start, last at the end); batches gain a segment axis. 0 = off.
+    max_segment: int = Field(0, ge=0)
+    segment_seconds: float = Field(1.0, gt=0)
+    # Bad files (corrupt, empty, no audio track, unknown class) are skipped and listed in the
+    # run record; strict stops at the first one instead, naming it.
+    strict: bool = False
+    # Processes that fill the feature cache; "auto" = one per CPU core this process may use.
+    cache_workers: int | Literal["auto"] = Field("auto", ge=1)
+
+    @field_validator("crop_box")
+    @classmethod
+    def _check_crop_box(cls, box):
+        if isinstance(box, list):
+            if len(box) != 4:
+                raise ValueError("crop_box is [x0, y0, x1, y1]: four fractions of the frame's width and height")
+            x0, y0, x1, y1 = box
+            if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+                raise ValueError("crop_box needs 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+        return box
+
+    @field_validator("video_std")
+    @classmethod
+    def _check_std(cls, std):
+        if min(std) <= 0:
+            raise ValueError("video_std must be positive")
+        return std
 
 
 class TrainConfig(_Strict):
@@ -90,6 +125,10 @@ class Experiment(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     presets: dict[str, dict[str, Any]] = {}
 
+
+# Fields that change how a run checks and caches its data, never its numbers: a study may be
+# resumed with other values (e.g. `--strict`).
+RESULT_NEUTRAL_FIELDS = frozenset({"data.strict", "data.cache_workers"})
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "sweep": SweepConfig, "tracking": TrackingConfig}
 

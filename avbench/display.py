@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -39,6 +42,7 @@ class SweepDisplay:
         )
         self.trials = self.progress.add_task("trials", total=total_trials, completed=finished, info="")
         self.epoch_bar = self.progress.add_task("epochs", total=epochs, info="")
+        self.feature_bar = None
 
     def __enter__(self) -> SweepDisplay:
         self.progress.start()
@@ -46,6 +50,17 @@ class SweepDisplay:
 
     def __exit__(self, *exc) -> None:
         self.progress.stop()
+
+    def features(self, done: int, total: int) -> None:
+        """A third bar while a trial fills the feature cache (terminals only); gone when full."""
+        if not self.console.is_terminal:
+            return
+        if self.feature_bar is None:
+            self.feature_bar = self.progress.add_task("features", total=total, info="decoding, cached for every trial")
+        self.progress.update(self.feature_bar, completed=done, total=total)
+        if done >= total:
+            self.progress.remove_task(self.feature_bar)
+            self.feature_bar = None
 
     def trial_start(self, number: int, values: dict) -> None:
         self.progress.reset(self.epoch_bar, total=self.epochs, info=f"trial {number}: {format_values(values)}")
@@ -59,3 +74,29 @@ class SweepDisplay:
             self.progress.advance(self.trials)
         values = escape(f"[{format_values(record.searched)}]")
         self.console.print(f"trial {record.trial} {values}: {summarize(record)}")
+
+
+@contextlib.contextmanager
+def feature_progress(console: Console) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback for filling the feature cache: a rich bar on a terminal, shown only
+    while files are decoded; None (no bar, nothing printed) in logs and pipes."""
+    if not console.is_terminal:
+        yield None
+        return
+    progress = Progress(TextColumn("features"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            progress.start()
+            bar = progress.add_task("features", total=total)
+        progress.update(bar, completed=done, total=total)
+        if done >= total:
+            progress.stop()
+
+    try:
+        yield update
+    finally:
+        progress.stop()

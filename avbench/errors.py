@@ -11,3 +11,12 @@ class ConfigError(AvbenchError):
 
 class DatasetError(AvbenchError):
     """A dataset is missing, or not in the layout its task expects."""
+
+
+class DecodeError(DatasetError):
+    """One file cannot be used (corrupt, empty, no audio track…): skipped, or fatal with data.strict."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason

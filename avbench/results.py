@@ -45,7 +45,7 @@ class RunRecord:
     seed: int = 0
     data_sizes: dict[str, int] = field(default_factory=dict)
     skipped_files: list[list[str]] = field(default_factory=list)
-    cache: dict[str, int] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)  # feature cache: hits, misses, decoded, hit_rate
     started_at: str = ""
     wall_time_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)

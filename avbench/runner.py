@@ -137,13 +137,13 @@ def run_experiment(
     from accelerate.utils import set_seed
 
     from avbench.data.cache import FeatureCache
-    from avbench.data.dataset import ArrayDataset, prepare_data
+    from avbench.data.dataset import ArrayDataset, cache_workers, prepare_data
     from avbench.train.loop import fit
 
     model_args = check_model_args(experiment)
     task = TASKS.get(experiment.task)()
     root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
-    cache = FeatureCache(Path(results) / "cache" / "features")
+    cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(experiment.data))
     data = prepare_data(task, root, experiment.data, cache, progress)
 
     record = RunRecord(
@@ -151,7 +151,7 @@ def run_experiment(
         model=experiment.model, data_kind=data_kind, preset=preset, sweep=sweep, trial=trial,
         searched=dict(searched or {}), metric=experiment.train.metric, seed=experiment.train.seed,
         data_sizes=data.sizes(), skipped_files=[list(s) for s in data.skipped],
-        cache={"hits": data.cache_hits, "misses": data.cache_misses},
+        cache=data.cache,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         versions=versions(), git=git_hash(), cv=cv,
     )

@@ -1,7 +1,14 @@
-"""From a task's file list to tensors per split: features come from the shared cache."""
+"""From a task's file list to tensors per split: features come from the shared cache.
+
+Bad input never crashes a run and never silently shrinks it: a file that cannot be used
+(corrupt, empty, no audio track, a video file missing, a name the task cannot label) is
+dropped from its split with its reason in `PreparedData.skipped`, which the run record
+keeps; with `data.strict` the first one stops the run with one line naming it.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,18 +16,25 @@ from pathlib import Path
 import numpy as np
 
 from avbench.config import DataConfig
-from avbench.data.cache import FeatureCache
+from avbench.data.cache import CachedRows, FeatureCache
 from avbench.data.features import LogMelExtractor, LogMelSettings
-from avbench.errors import DatasetError
+from avbench.data.segments import clip_windows
+from avbench.data.video import FrameExtractor, FrameSettings, normalize_frames
+from avbench.errors import ConfigError, DatasetError, DecodeError
 from avbench.spec import TaskSpec
 from avbench.tasks.base import SPLITS, Item, Task
 
 
 @dataclass
 class SplitArrays:
-    audio: np.ndarray  # [N, n_mels, frames], usually a read-only memmap
+    features: dict[str, CachedRows]  # modality → one row per example, memory-mapped
     labels: np.ndarray  # [N] int64
     speakers: list[str]
+    video_norm: tuple[list[float], list[float]] = ([0.0] * 3, [1.0] * 3)  # mean, std applied on read
+
+    @property
+    def audio(self) -> CachedRows:
+        return self.features["audio"]
 
 
 @dataclass
@@ -28,8 +42,7 @@ class PreparedData:
     spec: TaskSpec
     splits: dict[str, SplitArrays]
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    cache_hits: int = 0
-    cache_misses: int = 0
+    cache: dict = field(default_factory=dict)  # hits, misses, decoded, failed, hit_rate, by_modality
 
     def sizes(self) -> dict[str, int]:
         return {name: len(split.labels) for name, split in self.splits.items()}
@@ -42,7 +55,37 @@ def logmel_settings(data: DataConfig) -> LogMelSettings:
         n_mels=data.n_mels,
         win_ms=data.win_ms,
         hop_ms=data.hop_ms,
+        segments=data.max_segment,
+        segment_seconds=data.segment_seconds,
     )
+
+
+def frame_settings(data: DataConfig) -> FrameSettings:
+    return FrameSettings(
+        num_frames=data.num_frames,
+        image_size=data.image_size,
+        crop_box=None if isinstance(data.crop_box, str) else tuple(data.crop_box),
+        clip_seconds=data.clip_seconds,
+        segments=data.max_segment,
+        segment_seconds=data.segment_seconds,
+    )
+
+
+def feature_extractors(data: DataConfig) -> dict[str, LogMelExtractor | FrameExtractor]:
+    """modality → the extractor that turns one of its files into cached features."""
+    clip_windows(data.clip_seconds, data.max_segment, data.segment_seconds)  # fails early on bad segments
+    extractors = {"audio": LogMelExtractor(logmel_settings(data)), "video": FrameExtractor(frame_settings(data))}
+    return {name: extractors[name] for name in data.modalities}
+
+
+def cache_workers(data: DataConfig) -> int:
+    if data.cache_workers == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return int(data.cache_workers)
+
+
+def _source(item: Item, modality: str) -> Path | None:
+    return item.audio if modality == "audio" else item.video
 
 
 def prepare_data(
@@ -52,60 +95,64 @@ def prepare_data(
     cache: FeatureCache,
     progress: Callable[[int, int], None] | None = None,
 ) -> PreparedData:
-    """List, split and featurise a dataset; the features of every split come from one cache
-    entry so a sweep's trials (and other experiments with the same settings) share it."""
-    items = task.items(root, data)
-    by_split: dict[str, list[Item]] = {name: [] for name in SPLITS}
+    """List, split and featurise a dataset. Features come per file from the shared cache, so a
+    sweep's trials, and other experiments with the same feature settings, decode nothing twice."""
+    modalities = tuple(dict.fromkeys(data.modalities))
+    absent = [m for m in modalities if m not in task.modalities]
+    if absent:
+        raise ConfigError(f"task '{task.name}' has no {absent[0]} (data.modalities may use: "
+                          f"{', '.join(task.modalities)})")
+    extractors = feature_extractors(data)
+    try:
+        items = task.items(root, data)
+    except PermissionError as exc:  # an unreadable folder of the layout: nothing below it can be listed
+        raise DatasetError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    skipped = [(str(path), reason) for path, reason in getattr(task, "skipped", [])]
+    usable: list[Item] = []
     for item in items:
-        by_split[item.split].append(item)
-    for name, members in by_split.items():
-        if not members:
-            raise DatasetError(f"{task.name}: split '{name}' is empty under {root}")
-    ordered = [item for name in SPLITS for item in by_split[name]]
-    settings = logmel_settings(data)
-    extractor = _LazyExtractor(settings)
-    features = cache.get_or_build(
-        [item.audio for item in ordered], settings.key_fields(), extractor, progress
-    )
+        missing = [m for m in modalities if _source(item, m) is None]
+        if missing:
+            skipped.append((str(item.audio), f"no {missing[0]} file"))
+        else:
+            usable.append(item)
+    if data.strict and skipped:
+        raise DecodeError(*skipped[0])
+
+    requests = {m: (extractors[m], [_source(item, m) for item in usable]) for m in modalities}
+    fetched = cache.fetch(requests, strict=data.strict, progress=progress)
+    bad: dict[Path, str] = {}
+    for modality in modalities:
+        for path, reason in fetched[modality].failures.items():
+            bad.setdefault(path, reason)
+    kept = [item for item in usable if not any(_source(item, m) in bad for m in modalities)]
+    skipped += [(str(path), reason) for path, reason in bad.items()]
+
+    position = {m: {path: i for i, path in enumerate(fetched[m].paths)} for m in modalities}
     splits: dict[str, SplitArrays] = {}
-    start = 0
     for name in SPLITS:
-        members = by_split[name]
+        members = [item for item in kept if item.split == name]
+        if not members:
+            hint = f" after skipping {len(skipped)} bad file(s), first {': '.join(skipped[0])}" if skipped else ""
+            raise DatasetError(f"{task.name}: split '{name}' is empty under {root}{hint}")
         labels = np.array([item.label for item in members], dtype=np.int64)
         if name == "train" and data.shuffle_train_labels:
             labels = np.random.default_rng(data.split_seed).permutation(labels)
-        splits[name] = SplitArrays(
-            audio=features[start : start + len(members)],
-            labels=labels,
-            speakers=[item.speaker for item in members],
-        )
-        start += len(members)
+        features = {m: fetched[m].rows.take([position[m][_source(item, m)] for item in members]) for m in modalities}
+        splits[name] = SplitArrays(features, labels, [item.speaker for item in members],
+                                   (list(data.video_mean), list(data.video_std)))
     spec = TaskSpec(
         num_classes=len(task.classes),
-        modalities=("audio",),
+        modalities=modalities,
         sample_rate=data.sample_rate,
-        shapes={"audio": settings.shape},
+        shapes={m: tuple(extractors[m].settings.shape) for m in modalities},
         class_names=tuple(task.classes),
     )
-    skipped = [(str(path), reason) for path, reason in getattr(task, "skipped", [])]
-    return PreparedData(spec, splits, skipped, cache.hits, cache.misses)
-
-
-class _LazyExtractor:
-    """Builds the torchaudio transforms only on a cache miss, so a hit stays cheap."""
-
-    def __init__(self, settings: LogMelSettings):
-        self.settings = settings
-        self._extract: LogMelExtractor | None = None
-
-    def __call__(self, path: Path) -> np.ndarray:
-        if self._extract is None:
-            self._extract = LogMelExtractor(self.settings)
-        return self._extract(path)
+    return PreparedData(spec, splits, skipped, cache.totals())
 
 
 class ArrayDataset:
-    """A torch-style map dataset over a split: {"audio": [1, mels, frames], "label": int}."""
+    """A torch-style map dataset over a split: {"audio": [1, mels, frames], "video": [T, 3, H, W],
+    "label": int}, with a leading segment axis S on both when segments are on."""
 
     def __init__(self, split: SplitArrays):
         self.split = split
@@ -116,5 +163,12 @@ class ArrayDataset:
     def __getitem__(self, index: int) -> dict:
         import torch
 
-        audio = torch.from_numpy(np.asarray(self.split.audio[index], dtype=np.float32))
-        return {"audio": audio.unsqueeze(0), "label": int(self.split.labels[index])}
+        example: dict = {"label": int(self.split.labels[index])}
+        for modality, rows in self.split.features.items():
+            row = rows[index]
+            if modality == "audio":
+                array = np.expand_dims(np.asarray(row, dtype=np.float32), -3)  # the image's one channel
+            else:
+                array = normalize_frames(row, *self.split.video_norm)
+            example[modality] = torch.from_numpy(array)
+        return example

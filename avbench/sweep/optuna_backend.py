@@ -23,7 +23,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
-from avbench.config import LoadedExperiment
+from avbench.config import RESULT_NEUTRAL_FIELDS, LoadedExperiment
 from avbench.errors import AvbenchError, ConfigError
 from avbench.results import RunRecord, run_dir
 from avbench.runner import new_run_id, run_experiment
@@ -111,6 +111,8 @@ def suggest(trial: optuna.Trial, param: Param):
 
 def config_fingerprint(loaded: LoadedExperiment, space: SearchSpace) -> str:
     payload = {k: v for k, v in loaded.raw.items() if k not in ("presets", "sweep")}
+    if isinstance(payload.get("data"), dict):  # how data is checked and cached does not change results
+        payload["data"] = {k: v for k, v in payload["data"].items() if f"data.{k}" not in RESULT_NEUTRAL_FIELDS}
     payload["space"] = {n: p.describe() for n, p in space.params.items()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -154,6 +156,7 @@ def run_sweep(
     on_trial_start: Callable[[int, dict], None] | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     on_trial_end: Callable[[RunRecord], None] | None = None,
+    on_features: Callable[[int, int], None] | None = None,
 ) -> SweepOutcome:
     # Our display reports every trial in one line; optuna would add tracebacks for each failure.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -201,7 +204,7 @@ def run_sweep(
 
         record = run_experiment(
             experiment, results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
-            sweep=name, trial=trial.number, searched=values, on_eval=on_eval, run_id=run_id,
+            sweep=name, trial=trial.number, searched=values, on_eval=on_eval, run_id=run_id, progress=on_features,
         )
         if on_trial_end:
             on_trial_end(record)

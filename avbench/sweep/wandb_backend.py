@@ -111,6 +111,7 @@ def run_wandb_sweep(
     on_trial_start: Callable[[int, dict], None] | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     on_trial_end: Callable[[RunRecord], None] | None = None,
+    on_features: Callable[[int, int], None] | None = None,
 ) -> SweepOutcome:
     sweeps = _engine()
     name = study or study_name(loaded, preset, synthetic) + "-wandb"
@@ -150,6 +151,7 @@ def run_wandb_sweep(
             record = run_experiment(
                 loaded.resolve(values), results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
                 sweep=name, trial=entry["index"], searched=values, on_eval=on_eval, run_id=entry["run_id"],
+                progress=on_features,
             )
             entry["status"] = record.status
             entry["state"] = "finished" if record.status in FINISHED else "failed"
