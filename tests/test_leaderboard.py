@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from avbench.leaderboard import leaderboard_rows, render_markdown
-from avbench.results import RunRecord, write_record
+from avbench.results import RunRecord, iter_records, write_record
 
 
 def record(run_id, val, test, status="completed", data_kind="synthetic", model="m", cv=None):
@@ -53,3 +53,19 @@ def test_cv_needs_a_task_with_folds(cli):
                  "--set", "train.lr=0.01", "--set", "train.weight_decay=0", "--set", "model_args.dropout=0",
                  expect=1)
     assert "no predefined folds" in result.output
+
+
+def test_cv_runs_every_esc10_fold_and_ranks_one_mean_and_std_row(cli, workspace):
+    import json
+
+    out = cli("run", "mel-stats-mlp-esc10", "--cv", "--synthetic", "--preset", "tiny", "--no-wandb",
+              "--set", "train.lr=0.01", "--set", "train.weight_decay=0.01", "--set", "model_args.dropout=0.1").output
+    assert "5-fold cross-validation" in out and "test/acc=" in out and "±" in out
+    folds = [r for r in iter_records(workspace / "results") if r.cv]
+    assert sorted(r.cv["fold"] for r in folds) == [1, 2, 3, 4, 5]
+    assert len({r.cv["group"] for r in folds}) == 1
+    # Each fold tested on its own ESC fold: the test sets are disjoint and cover the data set.
+    assert sum(r.data_sizes["test"] for r in folds) == sum(folds[0].data_sizes.values())
+    (row,) = json.loads(cli("leaderboard", "--format", "json", "--task", "esc10").output)
+    assert row["folds"] == 5 and row["n_trials"] == 1
+    assert row["test/acc"] == pytest.approx(statistics.fmean(r.test["acc"] for r in folds))
