@@ -11,3 +11,7 @@ class ConfigError(AvbenchError):
 
 class DatasetError(AvbenchError):
     """A dataset is missing, or not in the layout its task expects."""
+
+
+class StorageError(AvbenchError):
+    """A sweep storage URL is malformed, unsupported or cannot be opened."""
