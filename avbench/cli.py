@@ -183,8 +183,10 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, trials, worke
         outcome = _sweep_in_process(ctx, loaded, space, handle, console, synthetic=synthetic, use_wandb=not no_wandb,
                                     preset=preset, threads=threads)
     else:
-        from avbench.sweep.workers import run_workers, threads_per_worker
+        from avbench.sweep.workers import prepare_features_once, run_workers, threads_per_worker
 
+        if prepare_features_once(loaded, space, results=_results(ctx), synthetic=synthetic):
+            console.print("features ready in the cache for every worker")
         per_worker = threads or threads_per_worker(workers)
         argv = _worker_argv(ctx, experiment, overrides, preset, synthetic, no_wandb, handle, sweep_config, pruner,
                             per_worker)

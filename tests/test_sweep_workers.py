@@ -115,9 +115,12 @@ def test_four_workers_on_sqlite_hold_the_trial_count_when_one_is_killed(workspac
     output = proc.communicate(timeout=500)[0]
     assert proc.returncode == 0, output[-3000:]
     assert "restarting it" in output and "8 finished" in output
+    assert "features ready in the cache for every worker" in output
     trials = assert_every_trial_accounted_for(workspace, storage, 8)
     assert len({t.user_attrs["worker"] for t in trials}) >= 3  # the work was shared (the restart is a new pid)
-    resumed = next(r for r in iter_records(workspace / "results") if r.run_id == victim.user_attrs["run_id"])
+    records = [r for r in iter_records(workspace / "results") if r.sweep == STUDY]
+    assert all(r.cache["misses"] == 0 for r in records)  # the parent decoded the data once for all workers
+    resumed = next(r for r in records if r.run_id == victim.user_attrs["run_id"] and r.status != "failed")
     assert resumed.status in ("completed", "pruned") and resumed.resumed_from_epoch >= 1
     logs = "".join(p.read_text() for p in (workspace / "results" / "studies" / STUDY).glob("worker-*.log"))
     assert "database is locked" not in logs and "Traceback" not in logs

@@ -20,18 +20,10 @@ from rich.table import Table
 from avbench.config import LoadedExperiment, find_nulls, read_mapping
 from avbench.data.cache import FeatureCache, cache_key
 from avbench.errors import ConfigError
-from avbench.sweep.space import Param, SearchSpace
+from avbench.sweep.space import SearchSpace, representative
 
 TIMED_STEPS = 3
 SAMPLE_FILES_PER_SPLIT = 8
-
-
-def representative(param: Param):
-    """The middle of a range (geometric for log scales), or the middle choice."""
-    if param.kind == "categorical":
-        return param.choices[len(param.choices) // 2]
-    middle = math.sqrt(param.low * param.high) if param.log else (param.low + param.high) / 2
-    return int(round(middle)) if param.kind == "int" else middle
 
 
 class _ColdCache(Exception):

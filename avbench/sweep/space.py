@@ -193,6 +193,15 @@ def _type_check(loaded: LoadedExperiment, space: SearchSpace) -> None:
                 raise ConfigError(f"sweep range for '{param.name}' allows {value!r}: {exc}") from None
 
 
+def representative(param: Param) -> Any:
+    """The middle of a range (geometric for log scales), or the middle choice: a typical
+    trial's value, for estimates and for preparing data before the sweep starts."""
+    if param.kind == "categorical":
+        return param.choices[len(param.choices) // 2]
+    middle = math.sqrt(param.low * param.high) if param.log else (param.low + param.high) / 2
+    return int(round(middle)) if param.kind == "int" else middle
+
+
 def _first(param: Param) -> Any:
     if param.kind == "categorical":
         return param.choices[0]

@@ -52,6 +52,25 @@ def follow_parent() -> None:
         os.kill(os.getpid(), signal.SIGINT)
 
 
+def prepare_features_once(loaded, space, *, results: Path, synthetic: bool) -> bool:
+    """Decode the dataset into the feature cache before the workers start, so N workers on a
+    cold cache do not all decode it at once. Skipped (False) when the search space changes
+    the data settings: then each trial may need its own features."""
+    if any(name.startswith("data.") for name in space.params):
+        return False
+    from avbench.data.cache import FeatureCache
+    from avbench.data.dataset import prepare_data
+    from avbench.registry import TASKS
+    from avbench.runner import resolve_data_root
+    from avbench.sweep.space import representative
+
+    experiment = loaded.resolve({name: representative(p) for name, p in space.params.items()})
+    root, _ = resolve_data_root(experiment, synthetic=synthetic)
+    cache = FeatureCache(Path(results) / "cache" / "features")
+    prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache)
+    return True
+
+
 class _Worker:
     def __init__(self, index: int, argv: list[str], log_dir: Path, threads: int):
         self.index, self.argv, self.threads = index, argv, threads
