@@ -263,7 +263,7 @@ def show(ctx, experiment: str, study: str | None, storage: str | None, top: int,
     render_report(report, console)
     if not no_plots:
         for path in write_plots(report, _results(ctx)):
-            console.print(f"plot: {path}")
+            console.print(f"plot: {path}", soft_wrap=True)
 
 
 @cli.command()

@@ -1,22 +1,27 @@
 """Sweeps that scale and survive: several workers on SQLite, PostgreSQL and a journal file,
 `--trials N` held exactly, workers killed with SIGKILL again and again, and every killed trial
-resumed from its checkpoint by whichever worker comes next."""
+resumed from its checkpoint by whichever worker comes next. Then what a user sees of such a
+study: `avbench show` (best trials, states, importances, PNG plots) and optuna-dashboard."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
 
 from avbench.results import iter_records
 from tests.conftest import AVBENCH, REPO, TINY, run_avbench
-from tests.postgres import PostgresUnavailable, postgres_server
+from tests.postgres import PostgresUnavailable, free_port, postgres_server
 
 STUDY = "spectrogram-cnn-cremad-tiny-synthetic"
 RUNS = Path("results/runs/spectrogram-cnn-cremad")
@@ -26,9 +31,9 @@ def sqlite_url(workspace: Path) -> str:
     return f"sqlite:///{(workspace / 'results' / 'studies' / 'spectrogram-cnn-cremad.db').resolve()}"
 
 
-def start_sweep(workspace: Path, *args: str) -> subprocess.Popen:
+def start_sweep(workspace: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([*AVBENCH, "sweep", "spectrogram-cnn-cremad", *TINY, "--no-wandb", *args], cwd=workspace,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -95,8 +100,16 @@ def test_a_sweep_killed_again_and_again_resumes_every_trial_from_its_checkpoint(
         assert records[run_id].resumed_from_epoch >= 1, run_id
 
 
-def test_four_workers_on_sqlite_hold_the_trial_count_when_one_is_killed(workspace):
-    proc = start_sweep(workspace, "--workers", "4", "--trials", "8", "--set", "train.epochs=2", "--pruner", "none")
+@pytest.fixture(scope="module")
+def killed_sqlite_sweep(tmp_path_factory, synthetic_data) -> SimpleNamespace:
+    """One sweep for the tests below: 4 workers, 8 trials on the default SQLite storage, one
+    worker killed with SIGKILL once a trial has checkpointed its first epoch."""
+    workspace = tmp_path_factory.mktemp("four-workers")
+    for folder in ("experiments", "sweeps"):
+        shutil.copytree(REPO / folder, workspace / folder)
+    env = {"AVBENCH_RESULTS": str(workspace / "results"), "AVBENCH_DATA": str(synthetic_data), "WANDB_MODE": "offline"}
+    proc = start_sweep(workspace, "--workers", "4", "--trials", "8", "--set", "train.epochs=2", "--pruner", "none",
+                       env=env)
     storage = sqlite_url(workspace)
     deadline = time.time() + 400
     victim = None
@@ -113,17 +126,84 @@ def test_four_workers_on_sqlite_hold_the_trial_count_when_one_is_killed(workspac
                     break
         time.sleep(0.05)
     output = proc.communicate(timeout=500)[0]
-    assert proc.returncode == 0, output[-3000:]
-    assert "restarting it" in output and "8 finished" in output
-    assert "features ready in the cache for every worker" in output
-    trials = assert_every_trial_accounted_for(workspace, storage, 8)
+    return SimpleNamespace(workspace=workspace, env=env, storage=storage, victim=victim, output=output,
+                           returncode=proc.returncode)
+
+
+def test_four_workers_on_sqlite_hold_the_trial_count_when_one_is_killed(killed_sqlite_sweep):
+    sweep = killed_sqlite_sweep
+    assert sweep.returncode == 0, sweep.output[-3000:]
+    assert "restarting it" in sweep.output and "8 finished" in sweep.output
+    assert "features ready in the cache for every worker" in sweep.output
+    trials = assert_every_trial_accounted_for(sweep.workspace, sweep.storage, 8)
     assert len({t.user_attrs["worker"] for t in trials}) >= 3  # the work was shared (the restart is a new pid)
-    records = [r for r in iter_records(workspace / "results") if r.sweep == STUDY]
+    records = [r for r in iter_records(sweep.workspace / "results") if r.sweep == STUDY]
     assert all(r.cache["misses"] == 0 for r in records)  # the parent decoded the data once for all workers
-    resumed = next(r for r in records if r.run_id == victim.user_attrs["run_id"] and r.status != "failed")
+    resumed = next(r for r in records if r.run_id == sweep.victim.user_attrs["run_id"])
     assert resumed.status in ("completed", "pruned") and resumed.resumed_from_epoch >= 1
-    logs = "".join(p.read_text() for p in (workspace / "results" / "studies" / STUDY).glob("worker-*.log"))
+    logs = "".join(p.read_text() for p in (sweep.workspace / "results" / "studies" / STUDY).glob("worker-*.log"))
     assert "database is locked" not in logs and "Traceback" not in logs
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_show_reports_best_trials_states_failures_importances_and_plots(killed_sqlite_sweep):
+    sweep = killed_sqlite_sweep
+    shown = run_avbench("show", "spectrogram-cnn-cremad", "--top", "2", cwd=sweep.workspace, env=sweep.env)
+    out = shown.stdout
+    assert shown.returncode == 0, shown.stderr
+    assert f"study {STUDY}" in out and "8 complete, 1 fail" in out
+    records = sorted((r for r in iter_records(sweep.workspace / "results") if r.sweep == STUDY),
+                     key=lambda r: (r.val["acc"], -r.trial), reverse=True)
+    assert records[0].run_id in out and f"{records[0].test['acc']:.4f}" in out  # test metrics from the run record
+    assert records[2].run_id not in out  # --top 2
+    assert f"trial {sweep.victim.number} failed: its worker died; retried as trial " in out
+    assert "parameter importances (PED-ANOVA" in out and all(p in out for p in ("train.lr", "train.batch_size"))
+    plots = [Path(line.split("plot: ", 1)[1].strip()) for line in out.splitlines() if line.startswith("plot: ")]
+    assert sorted(p.name for p in plots) == ["optimization_history.png", "parallel_coordinate.png",
+                                             "param_importances.png"]
+    for plot in plots:
+        assert plot.parent == sweep.workspace / "results" / "studies" / STUDY
+        data = plot.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 10_000, plot
+    wrong = run_avbench("show", "spectrogram-cnn-cremad", "--study", STUDY[:-2], cwd=sweep.workspace, env=sweep.env)
+    assert wrong.returncode == 1 and f"did you mean '{STUDY}'" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1
+
+
+def dashboard_command() -> str:
+    beside_python = Path(sys.executable).parent / "optuna-dashboard"
+    found = str(beside_python) if beside_python.exists() else shutil.which("optuna-dashboard")
+    assert found, "optuna-dashboard is not installed (pip install -e '.[test]')"
+    return found
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_optuna_dashboard_opens_the_storage(killed_sqlite_sweep):
+    port = free_port()
+    server = subprocess.Popen([dashboard_command(), killed_sqlite_sweep.storage, "--host", "127.0.0.1", "--port",
+                               str(port), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                studies = get_json(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]
+                break
+            except OSError:
+                assert time.time() < deadline, "optuna-dashboard never answered"
+                time.sleep(0.3)
+        ours = next(s for s in studies if s["study_name"] == STUDY)
+        trials = get_json(f"http://127.0.0.1:{port}/api/studies/{ours['study_id']}")["trials"]
+        assert sorted(t["state"] for t in trials) == ["Complete"] * 8 + ["Fail"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @pytest.fixture
@@ -153,8 +233,8 @@ def test_four_workers_on_postgresql(workspace, postgres_url):
 
 def test_two_workers_on_a_journal_file(workspace):
     journal = workspace / "shared" / "study.log"
-    done = run_avbench("sweep", "spectrogram-cnn-cremad", *TINY, "--no-wandb", "--workers", "2", "--trials", "3",
+    done = run_avbench("sweep", "spectrogram-cnn-cremad", *TINY, "--no-wandb", "--workers", "2", "--trials", "2",
                        "--set", "train.epochs=1", "--storage", str(journal), cwd=workspace, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-    assert_every_trial_accounted_for(workspace, storage, 3)
+    assert_every_trial_accounted_for(workspace, storage, 2)

@@ -52,8 +52,17 @@ MAX_CONSECUTIVE_FAILURES = 3
 IDLE_POLL_S = 2.0  # how often a worker with no trial to take looks again
 
 
+def _host() -> str:
+    """This host, and its process-id namespace where it has one: two containers may share a
+    host name but never a pid namespace, and a pid means something only inside its own."""
+    try:
+        return f"{socket.gethostname()}#{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
+
+
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_host()}:{os.getpid()}"
 
 
 @dataclass
@@ -154,7 +163,7 @@ def _fail_and_retry(study: optuna.Study, trial_id: int) -> bool:
 def recover_dead_trials(study: optuna.Study) -> int:
     """Fail and re-enqueue trials whose worker is gone: at once for a dead process on this
     host, after the heartbeat grace period for any host. Call under the claim lock."""
-    host = socket.gethostname()
+    host = _host()
     count = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")

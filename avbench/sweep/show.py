@@ -81,10 +81,15 @@ def study_report(experiment: str, *, results: Path, study: str | None = None, st
     )
     completed = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value, reverse=True)
     report.best = [_best_row(t, results, report.experiment) for t in completed[:top]]
-    report.failures = [(t.number, t.user_attrs.get("error", "its worker died; re-enqueued"))
+    retried_as = {number: t.number for t in trials for number in t.system_attrs.get("retry_history", [])[-1:]}
+    report.failures = [(t.number, t.user_attrs.get("error") or _died(retried_as.get(t.number)))
                        for t in trials if t.state == TrialState.FAIL]
     report.importances, report.importance_note = _importances(loaded, len(completed))
     return report
+
+
+def _died(retry: int | None) -> str:
+    return "its worker died; " + (f"retried as trial {retry}" if retry is not None else "not retried")
 
 
 def _best_row(trial: FrozenTrial, results: Path, experiment: str) -> dict:
@@ -116,7 +121,8 @@ def _importances(study: optuna.Study, completed: int) -> tuple[dict[str, float],
 
 def render_report(report: StudyReport, console: Console) -> None:
     counts = ", ".join(f"{n} {state}" for state, n in sorted(report.counts.items())) or "no trials"
-    console.print(f"study {report.name} ({display_url(report.url)}): {counts}")
+    # soft_wrap: a long storage path must not split the line a script greps
+    console.print(f"study {report.name}: {counts} ({display_url(report.url)})", soft_wrap=True)
     if report.best:
         table = Table(title=f"best {len(report.best)} trial(s) by {report.metric}")
         for column in ("trial", report.metric, *(f"test/{m}" for m in TEST_METRICS), "params", "run"):
@@ -128,11 +134,11 @@ def render_report(report: StudyReport, console: Console) -> None:
         console.print(table)
     if report.importances:
         shown = ", ".join(f"{name} {value:.2f}" for name, value in report.importances.items())
-        console.print(f"parameter importances ({report.importance_note}): {shown}")
+        console.print(f"parameter importances ({report.importance_note}): {shown}", soft_wrap=True)
     elif report.importance_note:
         console.print(report.importance_note)
     for number, error in report.failures:
-        console.print(f"trial {number} failed: {escape(error)}")
+        console.print(f"trial {number} failed: {escape(error)}", soft_wrap=True)
 
 
 def write_plots(report: StudyReport, results: Path) -> list[Path]:
