@@ -145,6 +145,13 @@ def test_four_workers_on_sqlite_hold_the_trial_count_when_one_is_killed(killed_s
     assert "database is locked" not in logs and "Traceback" not in logs
 
 
+SHOW_WITHOUT_TORCH = """
+import sys
+from click.testing import CliRunner
+from avbench.cli import cli
+result = CliRunner().invoke(cli, ["show", "spectrogram-cnn-cremad", "--no-plots"])
+print(result.exit_code, [m for m in ("torch", "timm", "accelerate", "wandb") if m in sys.modules])
+"""
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -167,6 +174,9 @@ def test_show_reports_best_trials_states_failures_importances_and_plots(killed_s
         assert plot.parent == sweep.workspace / "results" / "studies" / STUDY
         data = plot.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000, plot
+    light = subprocess.run([sys.executable, "-c", SHOW_WITHOUT_TORCH], cwd=sweep.workspace, capture_output=True,
+                           text=True, env={**os.environ, **sweep.env, "PYTHONPATH": str(REPO)})
+    assert light.stdout.split() == ["0", "[]"], light.stdout + light.stderr  # a report starts without torch
     wrong = run_avbench("show", "spectrogram-cnn-cremad", "--study", STUDY[:-2], cwd=sweep.workspace, env=sweep.env)
     assert wrong.returncode == 1 and f"did you mean '{STUDY}'" in wrong.stderr
     assert len(wrong.stderr.strip().splitlines()) == 1

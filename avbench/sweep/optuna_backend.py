@@ -19,6 +19,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,7 @@ class StudyHandle:
     seed: int
     target: int
     notes: list[str]
+    lock: AbstractContextManager  # taken to count trials and ask for one (see claim_trial)
 
 
 def study_name(loaded: LoadedExperiment, preset: str | None, synthetic: bool) -> str:
@@ -136,7 +138,7 @@ def open_study(loaded: LoadedExperiment, space: SearchSpace, *, trials: int, res
                           "pass --study NEW_NAME to start another study")
     if chosen == "grid":
         trials = min(trials, space.grid_size())  # a grid has no more distinct trials to give
-    return StudyHandle(optuna_study, name, url, chosen, seed, trials, notes)
+    return StudyHandle(optuna_study, name, url, chosen, seed, trials, notes, claim_lock(url, name))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -188,7 +190,7 @@ def claim_trial(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[
     """Under the claim lock: a new trial if the budget allows one, None to wait and look
     again (the running trials may still fail), _Done when the study is finished."""
     study = handle.study
-    with claim_lock(handle.url, handle.name):
+    with handle.lock:
         recover_dead_trials(study)
         counts = state_counts(study)
         finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]

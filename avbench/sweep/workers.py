@@ -115,13 +115,12 @@ class _Watch:
 
     def _line(self, trial) -> str:
         values = escape(f"[{format_values(trial.params)}]")
+        if trial.state.name == "FAIL":
+            # No error attribute: the worker died mid-trial (a retry shares its run record).
+            reason = trial.user_attrs.get("error", "its worker died; re-enqueued")
+            return f"trial {trial.number} {values}: [red]failed[/red]: {escape(reason)}"
         record = self._record(trial.user_attrs.get("run_id"))
-        if record is not None and record.status in ("completed", "pruned", "failed"):
-            outcome = summarize(record)
-        elif trial.state.name == "FAIL":
-            outcome = f"[red]failed[/red]: {escape(trial.user_attrs.get('error', 'worker died; re-enqueued'))}"
-        else:
-            outcome = trial.state.name.lower()
+        outcome = summarize(record) if record is not None else trial.state.name.lower()
         return f"trial {trial.number} {values}: {outcome}"
 
     def _record(self, run_id: str | None) -> RunRecord | None:
