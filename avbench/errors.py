@@ -20,3 +20,7 @@ class DecodeError(DatasetError):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+class StorageError(AvbenchError):
+    """A sweep storage URL is malformed, unsupported or cannot be opened."""

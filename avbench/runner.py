@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from avbench.config import Experiment
+from avbench.config import Experiment, TrainConfig
 from avbench.errors import ConfigError, DatasetError
 from avbench.registry import MODELS, TASKS, did_you_mean
 from avbench.results import RunRecord, run_dir, write_record
@@ -138,7 +138,7 @@ def run_experiment(
 
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import ArrayDataset, cache_workers, prepare_data
-    from avbench.train.loop import fit
+    from avbench.train.loop import FitResult, fit
 
     model_args = check_model_args(experiment)
     task = TASKS.get(experiment.task)()
@@ -168,18 +168,6 @@ def run_experiment(
         log_with="wandb" if use_wandb else None,
     )
     try:
-        set_seed(experiment.train.seed)
-        model = MODELS.get(experiment.model)(data.spec, **model_args)
-        record.params = sum(p.numel() for p in model.parameters())
-        record.weights = getattr(model, "weights_source", "random init (published architecture)")
-        loaders = {
-            name: torch.utils.data.DataLoader(
-                ArrayDataset(split), batch_size=experiment.train.batch_size, shuffle=name == "train",
-                num_workers=experiment.train.num_workers,
-                generator=torch.Generator().manual_seed(experiment.train.seed),
-            )
-            for name, split in data.splits.items()
-        }
         if use_wandb:
             from avbench.tracking import start_tracking
 
@@ -198,8 +186,39 @@ def run_experiment(
             record.epochs_run = epoch
             return bool(on_eval(epoch, metrics)) if on_eval else False
 
-        result = fit(model, loaders, experiment.train, accelerator, num_classes=data.spec.num_classes,
-                     checkpoint_dir=out_dir, on_eval=on_epoch)
+        def train(cfg: TrainConfig) -> FitResult:
+            set_seed(cfg.seed)
+            model = MODELS.get(experiment.model)(data.spec, **model_args)
+            record.params = sum(p.numel() for p in model.parameters())
+            record.weights = getattr(model, "weights_source", "random init (published architecture)")
+            loaders = {
+                name: torch.utils.data.DataLoader(
+                    ArrayDataset(split), batch_size=cfg.batch_size, shuffle=name == "train",
+                    num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed),
+                )
+                for name, split in data.splits.items()
+            }
+            return fit(model, loaders, cfg, accelerator, num_classes=data.spec.num_classes,
+                       checkpoint_dir=out_dir, on_eval=on_epoch)
+
+        smaller = _smaller_micro_batch(experiment.train)
+        try:
+            result = train(experiment.train)
+        except Exception as exc:
+            if not is_out_of_memory(exc) or smaller is None:
+                raise
+            result = None  # retried below, outside this block, whose traceback pins the failed attempt's memory
+        if result is None:
+            # Same effective batch in smaller steps; the retry resumes from the last epoch
+            # checkpoint when the first attempt got that far.
+            before = experiment.train
+            record.oom_retry = (f"out of memory at batch_size {before.batch_size} x grad_accum {before.grad_accum}; "
+                                f"retried at {smaller.batch_size} x {smaller.grad_accum}")
+            write_record(results, record)
+            accelerator.free_memory()
+            _empty_device_cache()
+            accelerator.gradient_accumulation_steps = smaller.grad_accum
+            result = train(smaller)
         # The checkpoint's history is authoritative: a crash between saving last.pt and
         # appending to metrics.jsonl would otherwise lose that epoch's line on resume.
         metrics_file.write_text("".join(json.dumps(m) + "\n" for m in result.history))
@@ -217,6 +236,8 @@ def run_experiment(
         raise
     except Exception as exc:  # a failed trial is a result to record, not a crash of the sweep
         record.status, record.error = "failed", _describe(exc)
+        if record.oom_retry and is_out_of_memory(exc):
+            record.error += " (also after halving the micro-batch)"
     finally:
         record.wall_time_s = round(time.perf_counter() - started, 3)
         write_record(results, record)
@@ -227,10 +248,33 @@ def run_experiment(
     return record
 
 
-def _describe(exc: BaseException) -> str:
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch's OutOfMemoryError (CUDA, and what newer backends raise), or the RuntimeError
+    that CPU and MPS allocators raise with the words in the message."""
     import torch
 
     if isinstance(exc, torch.OutOfMemoryError):
-        return "out of memory: " + str(exc).splitlines()[0]
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _smaller_micro_batch(cfg: TrainConfig) -> TrainConfig | None:
+    if cfg.batch_size < 2:
+        return None
+    return cfg.model_copy(update={"batch_size": cfg.batch_size // 2, "grad_accum": cfg.grad_accum * 2})
+
+
+def _empty_device_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _describe(exc: BaseException) -> str:
+    if is_out_of_memory(exc):
+        lines = str(exc).strip().splitlines()
+        return "out of memory: " + (lines[0] if lines else type(exc).__name__)
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

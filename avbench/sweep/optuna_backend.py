@@ -1,9 +1,11 @@
-"""The default backend: Optuna with a local SQLite storage under results/.
+"""The default backend: Optuna, one worker loop per process against a shared storage.
 
-Re-running the same command resumes the study. `trials` counts finished (complete or
-pruned) trials in total, across restarts. A trial whose worker died (kill -9, Ctrl-C) is
-failed and re-enqueued with the same parameters; its retry resumes from the dead trial's
-last epoch checkpoint.
+`trials` counts finished (complete or pruned) trials in total, across restarts and workers.
+Each worker takes a trial only under the storage's claim lock and only while
+finished + running < trials, so workers asking at the same moment never overshoot; a trial
+that fails (or whose worker dies) frees its place for the next claim. A trial whose worker
+died (kill -9, a lost machine, Ctrl-C) is failed and re-enqueued with the same parameters;
+its retry inherits the run_id and so resumes from the dead trial's last epoch checkpoint.
 """
 
 from __future__ import annotations
@@ -12,93 +14,89 @@ import hashlib
 import json
 import os
 import socket
+import threading
+import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.study import MaxTrialsCallback
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from avbench.config import RESULT_NEUTRAL_FIELDS, LoadedExperiment
 from avbench.errors import AvbenchError, ConfigError
 from avbench.results import RunRecord, run_dir
-from avbench.runner import new_run_id, run_experiment
+from avbench.runner import new_run_id
+from avbench.sweep.samplers import (
+    check_sampler,
+    is_grid_exhausted,
+    make_pruner,
+    make_sampler,
+    sampler_name,
+    trial_seed,
+)
 from avbench.sweep.space import Param, SearchSpace
+from avbench.sweep.storage import (
+    RETRY,
+    claim_lock,
+    display_url,
+    open_storage,
+    resolve_storage_url,
+    supports_heartbeat,
+)
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_CONSECUTIVE_FAILURES = 3
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
-# A retried trial is a new trial with the dead one's parameters and user attributes
-# (so its run_id, and with it the run directory holding the epoch checkpoint).
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", ExperimentalWarning)
-    RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)
+IDLE_POLL_S = 2.0  # how often a worker with no trial to take looks again
 
 
-class TrialFailed(Exception):
-    """A trial failed (NaN, OOM, exception); Optuna records it and the sweep goes on."""
+def _host() -> str:
+    """This host, and its process-id namespace where it has one: two containers may share a
+    host name but never a pid namespace, and a pid means something only inside its own."""
+    try:
+        return f"{socket.gethostname()}#{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
+
+
+def worker_id() -> str:
+    return f"{_host()}:{os.getpid()}"
 
 
 @dataclass
 class SweepOutcome:
     study: str
     storage: str
+    target: int
     finished: int
     failed: int
     best_value: float | None
     best_params: dict
     best_run_id: str | None
+    grid_exhausted: bool = False
+
+
+@dataclass
+class StudyHandle:
+    """An opened study plus what every worker needs to take part in it."""
+
+    study: optuna.Study
+    name: str
+    url: str
+    sampler: str
+    seed: int
+    target: int
+    notes: list[str]
+    lock: AbstractContextManager  # taken to count trials and ask for one (see claim_trial)
 
 
 def study_name(loaded: LoadedExperiment, preset: str | None, synthetic: bool) -> str:
     parts = [loaded.name] + ([preset] if preset else []) + (["synthetic"] if synthetic else [])
     return "-".join(parts)
-
-
-def default_storage(results: Path, experiment: str) -> str:
-    path = Path(results) / "studies" / f"{experiment}.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path.resolve()}"
-
-
-def open_storage(url: str) -> RDBStorage:
-    """Heartbeats let any worker detect a trial whose process died and retry it."""
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are "experimental" since 2.8
-        return RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=10, grace_period=30,
-            heartbeat_stale_trial_callback=RETRY,
-        )
-
-
-def make_sampler(space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
-    if space.method == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if space.method == "grid":
-        grid = {}
-        for p in space.params.values():
-            if p.grid_size() is None:
-                raise ConfigError(f"method grid needs finite choices, '{p.name}' is {p.describe()}")
-            grid[p.name] = list(p.choices) if p.kind == "categorical" else list(range(int(p.low), int(p.high) + 1))
-        return optuna.samplers.GridSampler(grid, seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-def make_pruner(name: str | None, default: str, space: SearchSpace) -> optuna.pruners.BasePruner:
-    """--pruner beats the sweep file's early_terminate, which beats the experiment's sweep.pruner."""
-    if name is None:
-        name = "hyperband" if space.early_terminate.get("type") == "hyperband" else default
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=int(space.early_terminate.get("min_iter", 1)))
-    # The first epochs of a net trained from scratch say little about where it ends up.
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
 
 
 def suggest(trial: optuna.Trial, param: Param):
@@ -117,6 +115,35 @@ def config_fingerprint(loaded: LoadedExperiment, space: SearchSpace) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def open_study(loaded: LoadedExperiment, space: SearchSpace, *, trials: int, results: Path,
+               preset: str | None = None, synthetic: bool = False, storage_url: str | None = None,
+               study: str | None = None, sampler: str | None = None, pruner: str | None = None) -> StudyHandle:
+    """Create the study or join it; refuse a study made from another config or space."""
+    # Our display reports every trial in one line; optuna would add tracebacks for each failure.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    name = study or study_name(loaded, preset, synthetic)
+    url = resolve_storage_url(storage_url, results, loaded.name)
+    chosen = sampler_name(space, sampler)
+    notes = check_sampler(space, chosen)
+    seed = loaded.config.sweep.seed
+    optuna_study = optuna.create_study(
+        study_name=name, storage=open_storage(url), load_if_exists=True, direction="maximize",
+        sampler=make_sampler(space, chosen, seed), pruner=make_pruner(pruner, loaded.config.sweep.pruner, space),
+    )
+    fingerprint = config_fingerprint(loaded, space)
+    known = optuna_study.user_attrs.get("config_fingerprint")
+    if known is None:
+        optuna_study.set_user_attr("config_fingerprint", fingerprint)
+        optuna_study.set_user_attr("experiment", loaded.name)
+        optuna_study.set_user_attr("metric", space.metric)
+    elif known != fingerprint:
+        raise ConfigError(f"study '{name}' in {display_url(url)} was made from a different config or search space; "
+                          "pass --study NEW_NAME to start another study")
+    if chosen == "grid":
+        trials = min(trials, space.grid_size())  # a grid has no more distinct trials to give
+    return StudyHandle(optuna_study, name, url, chosen, seed, trials, notes, claim_lock(url, name))
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -127,18 +154,94 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def fail_dead_local_trials(study: optuna.Study, storage: RDBStorage) -> int:
-    """Trials left RUNNING by a dead process on this host are failed (and so re-enqueued) at
-    once, without waiting for the heartbeat grace period."""
-    host = socket.gethostname()
+def _fail_and_retry(study: optuna.Study, trial_id: int) -> bool:
+    storage = study._storage
+    try:
+        if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            return False
+    except UpdateFinishedTrialError:
+        return False  # another worker got there first
+    RETRY(study, storage.get_trial(trial_id))
+    return True
+
+
+def recover_dead_trials(study: optuna.Study) -> int:
+    """Fail and re-enqueue trials whose worker is gone: at once for a dead process on this
+    host, after the heartbeat grace period for any host. Call under the claim lock."""
+    host = _host()
     count = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
         if worker_host == host and pid.isdigit() and not _pid_alive(int(pid)):
-            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                RETRY(study, storage.get_trial(trial._trial_id))
-                count += 1
+            count += _fail_and_retry(study, trial._trial_id)
+    if supports_heartbeat(study._storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     return count
+
+
+def state_counts(study: optuna.Study) -> Counter:
+    return Counter(t.state for t in study.get_trials(deepcopy=False))
+
+
+class _Done:
+    """claim_trial's answer when the study needs no more trials."""
+
+
+def claim_trial(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[_Done] | None:
+    """Under the claim lock: a new trial if the budget allows one, None to wait and look
+    again (the running trials may still fail), _Done when the study is finished."""
+    study = handle.study
+    with handle.lock:
+        recover_dead_trials(study)
+        counts = state_counts(study)
+        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+        if finished >= handle.target:
+            return _Done
+        # A grid's seed fixes the order of its points (their grid ids), so it must stay the same.
+        seed = handle.seed if handle.sampler == "grid" else trial_seed(handle.seed, sum(counts.values()))
+        study.sampler = make_sampler(space, handle.sampler, seed)
+        if is_grid_exhausted(study.sampler, study) and not counts[TrialState.WAITING]:
+            return _Done
+        if finished + counts[TrialState.RUNNING] >= handle.target:
+            return None
+        with warnings.catch_warnings():
+            # Optuna warns that heartbeats are meant for Study.optimize; this loop beats itself.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()  # a re-enqueued (WAITING) trial comes first
+        # Before the lock is released, so no other worker can take this trial for a dead one.
+        trial.set_user_attr("worker", worker_id())
+        if supports_heartbeat(study._storage):
+            study._storage.record_heartbeat(trial._trial_id)
+        return trial
+
+
+class _Heartbeat:
+    """Beats for one trial while it trains, so other workers know it is alive."""
+
+    def __init__(self, storage, trial_id: int):
+        self._storage, self._trial_id = storage, trial_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        interval = self._storage.get_heartbeat_interval()
+        while not self._stop.wait(interval):
+            try:
+                self._storage.record_heartbeat(self._trial_id)
+            except Exception:  # a storage hiccup: the next beat tries again
+                continue
+
+    def __enter__(self) -> _Heartbeat:
+        if supports_heartbeat(self._storage):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 def run_sweep(
@@ -152,46 +255,81 @@ def run_sweep(
     preset: str | None = None,
     storage_url: str | None = None,
     study: str | None = None,
+    sampler: str | None = None,
     pruner: str | None = None,
+    threads: int | None = None,
     on_trial_start: Callable[[int, dict], None] | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     on_trial_end: Callable[[RunRecord], None] | None = None,
     on_features: Callable[[int, int], None] | None = None,
 ) -> SweepOutcome:
-    # Our display reports every trial in one line; optuna would add tracebacks for each failure.
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    name = study or study_name(loaded, preset, synthetic)
-    url = storage_url or default_storage(results, loaded.name)
-    storage = open_storage(url)
-    sweep_cfg = loaded.config.sweep
-    optuna_study = optuna.create_study(
-        study_name=name, storage=storage, load_if_exists=True, direction="maximize",
-        sampler=make_sampler(space, sweep_cfg.seed), pruner=make_pruner(pruner, sweep_cfg.pruner, space),
-    )
-    fingerprint = config_fingerprint(loaded, space)
-    known = optuna_study.user_attrs.get("config_fingerprint")
-    if known is None:
-        optuna_study.set_user_attr("config_fingerprint", fingerprint)
-    elif known != fingerprint:
-        raise ConfigError(f"study '{name}' in {url} was made from a different config or search space; "
-                          "pass --study NEW_NAME to start another study")
-    fail_dead_local_trials(optuna_study, storage)
-    metric = space.metric.split("/", 1)[1]
-    failures: list[str] = []
-    current: dict[str, optuna.Trial] = {}
+    """Open (or join) the study and work on it in this process until it has `trials`
+    finished trials."""
+    handle = open_study(loaded, space, trials=trials, results=results, preset=preset, synthetic=synthetic,
+                        storage_url=storage_url, study=study, sampler=sampler, pruner=pruner)
+    return run_worker(handle, loaded, space, results=results, synthetic=synthetic, use_wandb=use_wandb,
+                      preset=preset, threads=threads, on_trial_start=on_trial_start, on_epoch=on_epoch,
+                      on_trial_end=on_trial_end, on_features=on_features)
 
-    def objective(trial: optuna.Trial) -> float:
-        current["trial"] = trial
-        trial.set_user_attr("worker", WORKER)
+
+def run_worker(
+    handle: StudyHandle,
+    loaded: LoadedExperiment,
+    space: SearchSpace,
+    *,
+    results: Path,
+    synthetic: bool,
+    use_wandb: bool,
+    preset: str | None = None,
+    threads: int | None = None,
+    on_trial_start: Callable[[int, dict], None] | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    on_trial_end: Callable[[RunRecord], None] | None = None,
+    on_features: Callable[[int, int], None] | None = None,
+) -> SweepOutcome:
+    """One worker: take trials until the study needs no more."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # this process's share of the cores (see --threads)
+    failures: list[str] = []
+    while True:
+        trial = claim_trial(handle, space)
+        if trial is _Done:
+            break
+        if trial is None:
+            time.sleep(IDLE_POLL_S)
+            continue
+        with _Heartbeat(handle.study._storage, trial._trial_id):
+            record = _run_trial(handle, space, trial, loaded=loaded, results=results, synthetic=synthetic,
+                                use_wandb=use_wandb, preset=preset, on_trial_start=on_trial_start, on_epoch=on_epoch,
+                                on_features=on_features)
+        if on_trial_end:
+            on_trial_end(record)
+        if record.status != "failed":
+            failures.clear()
+            continue
+        failures.append(record.error or "failed")
+        if len(failures) >= MAX_CONSECUTIVE_FAILURES:
+            raise AvbenchError(f"{len(failures)} trials in a row failed; last: {record.error}")
+    return sweep_outcome(handle)
+
+
+def _run_trial(handle: StudyHandle, space: SearchSpace, trial: optuna.Trial, *, loaded, results, synthetic,
+               use_wandb, preset, on_trial_start, on_epoch, on_features=None) -> RunRecord:
+    """Train one trial and tell the study how it ended."""
+    from avbench.runner import run_experiment
+
+    study = handle.study
+    try:
         values = {p.name: suggest(trial, p) for p in space.params.values()}
         if on_trial_start:
             on_trial_start(trial.number, values)
-        experiment = loaded.resolve(values)
         # A retry inherits the dead trial's run_id and so resumes from its checkpoint; a new
         # trial never reuses a directory (e.g. left by a deleted study of the same name).
         run_id = trial.user_attrs.get("run_id")
         if run_id is None:
-            run_id = f"t{trial.number:04d}-{name}"
+            run_id = f"t{trial.number:04d}-{handle.name}"
             if run_dir(results, loaded.name, run_id).exists():
                 run_id = new_run_id(trial.number)
         trial.set_user_attr("run_id", run_id)
@@ -203,49 +341,46 @@ def run_sweep(
             return trial.should_prune()
 
         record = run_experiment(
-            experiment, results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
-            sweep=name, trial=trial.number, searched=values, on_eval=on_eval, run_id=run_id, progress=on_features,
+            loaded.resolve(values), results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
+            sweep=handle.name, trial=trial.number, searched=values, on_eval=on_eval, run_id=run_id,
+            progress=on_features,
         )
-        if on_trial_end:
-            on_trial_end(record)
-        if record.status == "failed":
-            trial.set_user_attr("error", record.error)
-            failures.append(record.error or "failed")
-            if len(failures) >= MAX_CONSECUTIVE_FAILURES:
-                raise AvbenchError(f"{len(failures)} trials in a row failed; last: {record.error}")
-            raise TrialFailed(record.error)
-        failures.clear()
-        if record.status == "pruned":
-            raise optuna.TrialPruned()
-        return float(record.val[metric])
-
-    def count(states) -> int:
-        return len(optuna_study.get_trials(deepcopy=False, states=states))
-
-    if space.method == "grid":
-        trials = min(trials, space.grid_size())  # a grid has no more distinct trials to give
-    try:
-        while count(FINISHED_STATES) < trials:
-            before = len(optuna_study.get_trials(deepcopy=False))
-            optuna_study.optimize(
-                objective, n_trials=trials - count(FINISHED_STATES), catch=(TrialFailed,),
-                callbacks=[MaxTrialsCallback(trials, states=FINISHED_STATES)],
-            )
-            if len(optuna_study.get_trials(deepcopy=False)) == before:
-                break  # the sampler stopped the study (e.g. a finished grid)
     except KeyboardInterrupt:
-        # Optuna marked the trial failed; enqueue its parameters again so the next run
-        # resumes it from its last epoch checkpoint instead of losing it.
-        trial = current.get("trial")
-        if trial is not None:
-            frozen = storage.get_trial(trial._trial_id)
-            if frozen.state == TrialState.FAIL:
-                RETRY(optuna_study, frozen)
+        # Fail it and enqueue its parameters again, so the next run resumes it from its last
+        # epoch checkpoint instead of losing it.
+        study.tell(trial, state=TrialState.FAIL)
+        RETRY(study, study._storage.get_trial(trial._trial_id))
         raise
-    completed = optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    except Exception as exc:  # a user error (config, data): every trial would hit it
+        trial.set_user_attr("error", str(exc) or type(exc).__name__)
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    try:
+        if record.oom_retry:
+            trial.set_user_attr("oom_retry", record.oom_retry)
+        if record.status == "failed":
+            trial.set_user_attr("error", record.error or "failed")
+            study.tell(trial, state=TrialState.FAIL)
+        elif record.status == "pruned":
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, float(record.val[space.metric.split("/", 1)[1]]))
+    except UpdateFinishedTrialError:
+        # Another worker took this trial for dead (no heartbeat within the grace period) and
+        # re-enqueued it; its retry owns the result now.
+        record.status, record.error = "failed", "declared dead by another worker (heartbeat missed)"
+    return record
+
+
+def sweep_outcome(handle: StudyHandle) -> SweepOutcome:
+    trials = handle.study.get_trials(deepcopy=False)
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(completed, key=lambda t: t.value) if completed else None
     return SweepOutcome(
-        study=name, storage=url, finished=count(FINISHED_STATES), failed=count((TrialState.FAIL,)),
+        study=handle.name, storage=display_url(handle.url), target=handle.target,
+        finished=sum(t.state in FINISHED_STATES for t in trials),
+        failed=sum(t.state == TrialState.FAIL for t in trials),
         best_value=best.value if best else None, best_params=dict(best.params) if best else {},
         best_run_id=best.user_attrs.get("run_id") if best else None,
+        grid_exhausted=is_grid_exhausted(handle.study.sampler, handle.study),
     )

@@ -50,6 +50,7 @@ class SearchSpace:
     goal: str = "maximize"
     early_terminate: dict[str, Any] = field(default_factory=dict)
     source: str = "defaults"
+    origins: dict[str, str] = field(default_factory=dict)  # parameter → where its range was written
 
     def grid_size(self) -> int | None:
         sizes = [p.grid_size() for p in self.params.values()]
@@ -138,11 +139,12 @@ def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> S
             raise ConfigError(f"{path}: range for '{name}' which is not a searched field{hint}; "
                               f"searched fields: {', '.join(loaded.searched) or 'none'}")
     params: dict[str, Param] = {}
+    origins: dict[str, str] = {}
     for name in loaded.searched:
         if name in declared:
-            params[name] = parse_param(name, declared[name])
+            params[name], origins[name] = parse_param(name, declared[name]), str(path)
         elif name in DEFAULT_RANGES:
-            params[name] = DEFAULT_RANGES[name]
+            params[name], origins[name] = DEFAULT_RANGES[name], "built-in default"
         else:
             raise ConfigError(f"'{name}' is null (searched) but has no range: add it to "
                               f"{path or SWEEPS_DIR / (loaded.name + '.yaml')} under 'parameters'")
@@ -154,6 +156,7 @@ def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> S
         goal=metric.get("goal", "maximize"),
         early_terminate=raw.get("early_terminate") or {},
         source=str(path) if path else "defaults",
+        origins=origins,
     )
     if space.method not in ("grid", "random", "bayes"):
         raise ConfigError(f"{path}: method must be grid, random or bayes, got {space.method!r}")
@@ -188,6 +191,15 @@ def _type_check(loaded: LoadedExperiment, space: SearchSpace) -> None:
                 loaded.resolve(probe)
             except ConfigError as exc:
                 raise ConfigError(f"sweep range for '{param.name}' allows {value!r}: {exc}") from None
+
+
+def representative(param: Param) -> Any:
+    """The middle of a range (geometric for log scales), or the middle choice: a typical
+    trial's value, for estimates and for preparing data before the sweep starts."""
+    if param.kind == "categorical":
+        return param.choices[len(param.choices) // 2]
+    middle = math.sqrt(param.low * param.high) if param.log else (param.low + param.high) / 2
+    return int(round(middle)) if param.kind == "int" else middle
 
 
 def _first(param: Param) -> Any:

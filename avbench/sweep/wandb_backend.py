@@ -119,6 +119,7 @@ def run_wandb_sweep(
     state = SweepState(Path(results) / "wandb-sweeps" / f"{name}.json", config, config_fingerprint(loaded, space))
     metric = space.metric
     failures: list[str] = []
+    grid_exhausted = False
     try:
         while state.finished() < trials:
             # A run left "running" belonged to a process that died: run it again first.
@@ -126,7 +127,8 @@ def run_wandb_sweep(
             if entry is None:
                 suggestion = sweeps.next_run(config, _as_sweep_runs(state.runs))
                 if suggestion is None:
-                    break  # a finished grid
+                    grid_exhausted = True  # every grid point was tried
+                    break
                 index = len(state.runs)
                 suggested = {key: {"value": _native(spec["value"])} for key, spec in suggestion.config.items()}
                 entry = {"name": f"run-{index:04d}", "index": index, "config": suggested,
@@ -170,7 +172,7 @@ def run_wandb_sweep(
     completed = [run for run in state.runs if run.get("status") == "completed"]
     best = max(completed, key=lambda run: run["summary_metrics"][metric]) if completed else None
     return SweepOutcome(
-        study=name, storage=str(state.path), finished=state.finished(),
+        study=name, storage=str(state.path), target=trials, finished=state.finished(), grid_exhausted=grid_exhausted,
         failed=sum(run.get("status") == "failed" for run in state.runs),
         best_value=best["summary_metrics"][metric] if best else None,
         best_params={k: v["value"] for k, v in best["config"].items()} if best else {},

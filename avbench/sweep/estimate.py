@@ -1,0 +1,203 @@
+"""`avbench sweep EXP --dry-run`: the search space the nulls make, and what the sweep will cost.
+
+The cost comes from timing real training steps of the model on real features (one batch,
+after a warm-up step), scaled by the split sizes, epochs and trials. Data preparation is
+measured too: a warm feature cache costs nothing, a cold one is timed on a few files per
+split (into a throwaway cache) and scaled to the whole dataset. No study is created.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from avbench.config import LoadedExperiment, find_nulls, read_mapping
+from avbench.data.cache import FeatureCache, cache_key
+from avbench.errors import ConfigError
+from avbench.sweep.space import SearchSpace, representative
+
+TIMED_STEPS = 3
+SAMPLE_FILES_PER_SPLIT = 8
+
+
+class _ColdCache(Exception):
+    """The feature cache has no entry for this dataset and these settings yet."""
+
+
+class _WarmOnlyCache(FeatureCache):
+    def get_or_build(self, paths, settings, extract, progress=None):
+        if not self.entry_path(cache_key(paths, settings)).exists():
+            raise _ColdCache
+        return super().get_or_build(paths, settings, extract, progress)
+
+
+class _SampledTask:
+    """The task with only its first few files per split, to time feature extraction."""
+
+    def __init__(self, task, per_split: int):
+        self._task, self._per_split = task, per_split
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def items(self, root, data):
+        taken: dict[str, int] = {}
+        kept = []
+        for item in self._task.items(root, data):
+            if taken.get(item.split, 0) < self._per_split:
+                taken[item.split] = taken.get(item.split, 0) + 1
+                kept.append(item)
+        return kept
+
+
+def dry_run(loaded: LoadedExperiment, space: SearchSpace, *, console: Console, trials: int, workers: int,
+            results: Path, synthetic: bool, sampler: str | None, pruner: str | None, storage: str | None,
+            study: str | None, preset: str | None) -> None:
+    _print_space(loaded, space, console)
+    from avbench.sweep.optuna_backend import study_name
+    from avbench.sweep.samplers import check_sampler, sampler_name
+    from avbench.sweep.storage import display_url, resolve_storage_url
+
+    chosen = sampler_name(space, sampler)
+    for note in check_sampler(space, chosen):
+        console.print(f"note: {note}")
+    url = resolve_storage_url(storage, results, loaded.name)
+    console.print(f"sampler {chosen} (seed {loaded.config.sweep.seed}), pruner {pruner or loaded.config.sweep.pruner}, "
+                  f"{trials} trials, {workers} worker(s); study {study or study_name(loaded, preset, synthetic)} in "
+                  f"{display_url(url)} (dry run: not created)")
+    _print_cost(loaded, space, console, trials=trials, workers=workers, results=results, synthetic=synthetic)
+
+
+def _print_space(loaded: LoadedExperiment, space: SearchSpace, console: Console) -> None:
+    in_file = set(find_nulls(read_mapping(Path(loaded.source))))
+    table = Table(title=f"search space of {loaded.name}: {len(space.params)} parameter(s)")
+    for column in ("parameter", "range", "range from", "null in"):
+        table.add_column(column)
+    for name, param in space.params.items():
+        origin = loaded.source if name in in_file else "--preset / --set"
+        table.add_row(name, param.describe(), space.origins.get(name, space.source), origin)
+    console.print(table)
+    size = space.grid_size()
+    if size is None:
+        continuous = [p.name for p in space.params.values() if p.grid_size() is None]
+        console.print(f"grid size: unbounded ({', '.join(continuous)} continuous)")
+    else:
+        console.print(f"grid size: {size} combination(s)")
+
+
+def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, *, trials: int, workers: int,
+                results: Path, synthetic: bool) -> None:
+    from avbench.data.dataset import prepare_data
+    from avbench.registry import TASKS
+    from avbench.runner import resolve_data_root
+
+    values = {name: representative(p) for name, p in space.params.items()}
+    try:
+        experiment = loaded.resolve(values)
+    except ConfigError:  # a constraint between fields: fall back to each range's first value
+        values = {name: p.choices[0] if p.kind == "categorical" else p.low for name, p in space.params.items()}
+        experiment = loaded.resolve(values)
+    task = TASKS.get(experiment.task)()
+    root, _ = resolve_data_root(experiment, synthetic=synthetic)
+    counts = _split_counts(task, root, experiment)
+    total_files = sum(counts.values())
+    split_sizes = " / ".join(f"{n} {name}" for name, n in counts.items())
+    try:
+        data = prepare_data(task, root, experiment.data, _WarmOnlyCache(Path(results) / "cache" / "features"))
+        console.print(f"data: {total_files} files ({split_sizes}); feature cache warm: no decoding needed")
+    except _ColdCache:
+        # A one-file-per-split pass first pays the one-off costs (imports, building the
+        # transforms); the timed pass then measures decoding alone.
+        for per_split in (1, SAMPLE_FILES_PER_SPLIT):
+            with tempfile.TemporaryDirectory() as scratch:
+                started = time.perf_counter()
+                data = prepare_data(_SampledTask(task, per_split), root, experiment.data, FeatureCache(Path(scratch)))
+                elapsed = time.perf_counter() - started
+        sampled = sum(data.sizes().values())
+        per_file = elapsed / sampled
+        console.print(f"data: {total_files} files ({split_sizes}); feature cache cold: decoding them once takes "
+                      f"~{_duration(per_file * total_files)} (timed on {sampled} files), then trials read the cache")
+    train_s, eval_s = time_batches(experiment, data)
+    batch = experiment.train.batch_size
+    epoch = math.ceil(counts["train"] / batch) * train_s + math.ceil(counts["val"] / batch) * eval_s
+    trial = experiment.train.epochs * epoch + math.ceil(counts["test"] / batch) * eval_s
+    console.print(f"one training step at batch {batch} ({_format(values)}): {train_s * 1000:.0f} ms, "
+                  f"one evaluation batch {eval_s * 1000:.0f} ms")
+    console.print(f"→ ~{_duration(epoch)} per epoch, ~{_duration(trial)} per trial of {experiment.train.epochs} "
+                  f"epochs, ~{_duration(trial * trials)} for {trials} trials in one process "
+                  "(an upper bound: pruning and early stopping only shorten it)")
+    if workers > 1:
+        console.print(f"{workers} workers on one CPU share its cores: expect little less than that; "
+                      f"on {workers} GPUs or machines about 1/{workers} of it")
+
+
+def time_batches(experiment, data) -> tuple[float, float]:
+    """Median seconds of one training step (forward, backward, optimizer) and of one
+    evaluation batch, on real examples of the training split."""
+    import torch
+    import torch.nn.functional as F
+
+    from avbench.data.dataset import ArrayDataset
+    from avbench.registry import MODELS
+    from avbench.runner import check_model_args
+    from avbench.train.optim import build_optimizer
+
+    torch.manual_seed(experiment.train.seed)
+    model = MODELS.get(experiment.model)(data.spec, **check_model_args(experiment))
+    optimizer = build_optimizer(model.parameters(), experiment.train)
+    size = experiment.train.batch_size
+    batch = next(iter(torch.utils.data.DataLoader(ArrayDataset(data.splits["train"]), batch_size=size)))
+    repeats = math.ceil(size / len(batch["label"]))  # a sampled split may hold fewer examples than a batch
+    batch = {k: torch.cat([v] * repeats)[:size] for k, v in batch.items()}
+
+    def train_step() -> None:
+        loss = F.cross_entropy(model(batch).float(), batch["label"])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    def eval_step() -> None:
+        with torch.no_grad():
+            model(batch)
+
+    model.train()
+    train_s = _median_time(train_step)
+    model.eval()
+    return train_s, _median_time(eval_step)
+
+
+def _median_time(step) -> float:
+    step()  # warm-up: first-call allocations and kernel selection
+    times = []
+    for _ in range(TIMED_STEPS):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _split_counts(task, root, experiment) -> dict[str, int]:
+    counts = {"train": 0, "val": 0, "test": 0}
+    for item in task.items(root, experiment.data):
+        counts[item.split] = counts.get(item.split, 0) + 1
+    return counts
+
+
+def _format(values: dict) -> str:
+    from avbench.display import format_values
+
+    return format_values(values)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.1f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,103 @@
+"""Samplers and pruners by name, seeded so a sweep can be repeated.
+
+The sampler is rebuilt for every trial with a seed derived from `sweep.seed` and the number
+of trials already in the study (the grid keeps `sweep.seed`, which orders its points). With
+one worker the same seed gives the same sequence of suggestions; with several workers, or
+after a restart, every trial still draws from a different seed, so no two workers (and no
+resumed sweep) replay the same random suggestions.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+
+from avbench.errors import ConfigError
+from avbench.sweep.space import SearchSpace
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes")
+METHOD_SAMPLER = {"bayes": "tpe", "random": "random", "grid": "grid"}
+
+
+def sampler_name(space: SearchSpace, requested: str | None) -> str:
+    """--sampler beats the sweep file's `method`."""
+    return requested or METHOD_SAMPLER[space.method]
+
+
+def trial_seed(base: int, trials_in_study: int) -> int:
+    return (base * 1_000_003 + trials_in_study) % 2**32
+
+
+def grid_of(space: SearchSpace) -> dict[str, list]:
+    grid = {}
+    for p in space.params.values():
+        if p.grid_size() is None:
+            raise ConfigError(f"the grid sampler needs finite choices, '{p.name}' is {p.describe()}")
+        if p.kind == "categorical":
+            grid[p.name] = list(p.choices)
+        else:
+            grid[p.name] = list(range(int(p.low), int(p.high) + 1, int(p.step or 1)))
+    return grid
+
+
+def check_sampler(space: SearchSpace, name: str) -> list[str]:
+    """Fail early on a sampler the space cannot use; return notes worth telling the user."""
+    if name == "grid":
+        grid_of(space)
+        return []
+    if name != "cmaes":
+        return []
+    categorical = [p.name for p in space.params.values() if p.kind == "categorical"]
+    if len(categorical) == len(space.params):
+        raise ConfigError("the cmaes sampler needs at least one numeric (min/max) parameter; "
+                          f"{', '.join(categorical)} are all categorical")
+    if categorical:
+        return [f"cmaes searches the numeric parameters; {', '.join(categorical)} "
+                "(categorical) are drawn by its random fallback sampler"]
+    return []
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler calls Study.stop() after the last point, which works only inside
+    Study.optimize; our worker loop asks is_exhausted() itself before each claim."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
+def make_sampler(space: SearchSpace, name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return _GridSampler(grid_of(space), seed=seed)
+    if name == "cmaes":
+        # CMA-ES handles float and int parameters; Optuna hands categorical ones to the
+        # independent sampler (told once by check_sampler, not warned about every trial).
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed), warn_independent_sampling=False,
+        )
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    raise ConfigError(f"unknown sampler '{name}' (choose from: {', '.join(SAMPLERS)})")
+
+
+def make_pruner(name: str | None, default: str, space: SearchSpace) -> optuna.pruners.BasePruner:
+    """--pruner beats the sweep file's early_terminate, which beats the experiment's sweep.pruner."""
+    if name is None:
+        name = "hyperband" if space.early_terminate.get("type") == "hyperband" else default
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=int(space.early_terminate.get("min_iter", 1)))
+    # The first epochs of a net trained from scratch say little about where it ends up.
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
+
+
+def is_grid_exhausted(sampler: optuna.samplers.BaseSampler, study: optuna.Study) -> bool:
+    if not isinstance(sampler, optuna.samplers.GridSampler):
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return sampler.is_exhausted(study)

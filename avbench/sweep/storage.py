@@ -1,0 +1,216 @@
+"""Where a study lives, how workers see each other's trials, and how they take turns.
+
+Three storages, chosen by `--storage`:
+  (default)                      results/studies/<experiment>.db, an SQLite file (WAL mode)
+  path.db | sqlite:///path.db    SQLite: one machine, a few processes
+  path.log | journal:///path.log Optuna's JournalStorage on a file: one machine (or a shared
+                                 file system with working fcntl locks), an append-only log
+  postgresql://user@host/db      PostgreSQL: many processes on many machines
+
+Every storage gets heartbeats, so any worker on any host can fail a trial whose process
+stopped beating and re-enqueue it. Every storage also gets a *claim lock*, held while a
+worker counts the study's trials and asks for a new one, so `--trials N` is never overshot
+by workers asking at the same moment.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import sqlite3
+import time
+import warnings
+import zlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat  # the interface fail_stale_trials() checks for
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from avbench.errors import StorageError
+
+HEARTBEAT_INTERVAL_S = 10
+GRACE_PERIOD_S = 30
+JOURNAL_SUFFIXES = (".log", ".journal")
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+HEARTBEAT_ATTR = "avbench:heartbeat"
+# A trial killed more often than this is given up: something in it kills its process.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ExperimentalWarning)
+    RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)
+
+USAGE = ("use a .db file or sqlite:///path.db (SQLite), a .log file or journal:///path.log "
+         "(Optuna journal file), or postgresql://user@host:port/database")
+
+
+def default_storage(results: Path, experiment: str) -> str:
+    return f"sqlite:///{(Path(results) / 'studies' / f'{experiment}.db').resolve()}"
+
+
+def resolve_storage_url(raw: str | None, results: Path, experiment: str) -> str:
+    """A canonical URL with an absolute path, so every worker (and optuna-dashboard) opens
+    the same file whatever its working directory."""
+    if raw is None:
+        return default_storage(results, experiment)
+    if raw.startswith("journal://"):
+        return f"journal://{Path(raw[len('journal://'):]).expanduser().resolve()}"
+    if raw.startswith("sqlite:///"):
+        return f"sqlite:///{Path(raw[len('sqlite:///'):]).expanduser().resolve()}"
+    scheme = raw.split("://", 1)[0] if "://" in raw else None
+    if scheme == "postgresql":
+        # SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://; avbench installs psycopg2.
+        return "postgresql+psycopg2://" + raw.split("://", 1)[1]
+    if scheme in ("postgresql+psycopg2", "postgresql+psycopg"):
+        return raw
+    if scheme == "postgres":
+        raise StorageError(f"storage '{raw}': write postgresql://, not postgres:// (SQLAlchemy's spelling)")
+    if scheme is None:
+        path = Path(raw).expanduser().resolve()
+        if path.suffix in JOURNAL_SUFFIXES:
+            return f"journal://{path}"
+        if path.suffix in SQLITE_SUFFIXES:
+            return f"sqlite:///{path}"
+    raise StorageError(f"unsupported storage '{raw}': {USAGE}")
+
+
+def display_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("postgresql"):
+        return make_url(url).render_as_string(hide_password=True)
+    return url
+
+
+def storage_file(url: str) -> Path | None:
+    for prefix in ("sqlite:///", "journal://"):
+        if url.startswith(prefix):
+            return Path(url[len(prefix):])
+    return None
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """Optuna's JournalStorage has no heartbeats; this adds them as a trial system attribute
+    (a wall-clock time, so hosts sharing the file need synchronised clocks)."""
+
+    def __init__(self, backend: JournalFileBackend, heartbeat_interval: int, grace_period: int,
+                 stale_callback: Callable | None):
+        super().__init__(backend)
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.stale_callback = stale_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        return [t._trial_id for t in running
+                if now - t.system_attrs.get(HEARTBEAT_ATTR, now) > self.grace_period]
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable | None:
+        return self.stale_callback
+
+
+def open_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
+                 grace_period: int = GRACE_PERIOD_S) -> BaseStorage:
+    """Open (creating when needed) the storage behind a URL from resolve_storage_url."""
+    path = storage_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("journal://"):
+        return HeartbeatJournalStorage(JournalFileBackend(str(path)), heartbeat_interval, grace_period, RETRY)
+    engine_kwargs: dict = {}
+    if url.startswith("sqlite"):
+        _enable_wal(path)
+        # Writers queue for the lock for up to a minute instead of failing with "database is locked".
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are "experimental" since 2.8
+            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                              grace_period=grace_period, heartbeat_stale_trial_callback=RETRY)
+    except Exception as exc:  # the driver's errors vary; the user needs the first line only
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"cannot open storage {display_url(url)}: {reason}") from None
+
+
+def _enable_wal(path: Path) -> None:
+    """WAL lets readers (the progress display, optuna-dashboard) work while a worker writes.
+    The mode is stored in the file, so setting it once is enough."""
+    try:
+        with sqlite3.connect(path, timeout=60) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open SQLite storage {path}: {exc}") from None
+
+
+def supports_heartbeat(storage: BaseStorage) -> bool:
+    return isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None
+
+
+class _FileLock(AbstractContextManager):
+    """An fcntl lock next to a local storage file (released by the kernel if its process dies)."""
+
+    def __init__(self, path: Path):
+        self.path = path.with_name(path.name + ".claim-lock")
+        self._handle = None
+
+    def __enter__(self):
+        self._handle = open(self.path, "a")
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+
+
+class _PostgresLock(AbstractContextManager):
+    """A PostgreSQL advisory lock: held by a database session, so it works across machines
+    and is released by the server if the holder dies."""
+
+    NAMESPACE = 0x61766221  # "avb!": keeps our keys apart from other users of advisory locks
+
+    def __init__(self, url: str, study: str):
+        import sqlalchemy
+        from sqlalchemy.pool import NullPool
+
+        self._text = sqlalchemy.text
+        self._engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+        self._key = zlib.crc32(study.encode()) - 2**31  # int4
+        self._connection = None
+
+    def __enter__(self):
+        self._connection = self._engine.connect()
+        self._connection.execute(self._text("SELECT pg_advisory_lock(:ns, :key)"),
+                                 {"ns": self.NAMESPACE, "key": self._key})
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._connection.execute(self._text("SELECT pg_advisory_unlock(:ns, :key)"),
+                                     {"ns": self.NAMESPACE, "key": self._key})
+        finally:
+            self._connection.close()
+
+
+def claim_lock(url: str, study: str) -> AbstractContextManager:
+    path = storage_file(url)
+    if path is not None:
+        return _FileLock(path)
+    return _PostgresLock(url, study)
+
+
+def list_study_names(storage: BaseStorage) -> list[str]:
+    return sorted(optuna.get_all_study_names(storage))

@@ -1,0 +1,202 @@
+"""`--workers N`: N worker processes against one storage, watched by the parent.
+
+Each worker is the same `avbench sweep … --workers 1` command a user would start by hand on
+another machine, so one code path serves both. The parent only creates the study, starts the
+workers (each in its own session, with its share of the cores), shows progress by reading the
+storage, restarts a worker that was killed, and stops them all on Ctrl-C so each re-enqueues
+its trial. Worker output goes to results/studies/<study>/worker-<i>.log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from avbench.display import format_values, summarize
+from avbench.errors import AvbenchError
+from avbench.results import RunRecord, run_dir
+from avbench.sweep.optuna_backend import FINISHED_STATES, StudyHandle, SweepOutcome, sweep_outcome
+
+PARENT_ENV = "AVBENCH_SWEEP_PARENT"
+POLL_S = 1.0
+RESTARTS_PER_WORKER = 3
+STOP_TIMEOUT_S = 120
+
+
+def threads_per_worker(workers: int) -> int:
+    """Each worker's share of the cores: torch's default of one thread per core in every
+    process would oversubscribe the CPU N times over (measured in benchmarks/sweep_workers.py)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // workers)
+
+
+def follow_parent() -> None:
+    """In a worker: behave as if Ctrl-C was pressed when the parent dies (even by kill -9),
+    so the running trial is re-enqueued rather than left to the heartbeat timeout."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
+    if os.getppid() != int(parent):  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def prepare_features_once(loaded, space, *, results: Path, synthetic: bool) -> bool:
+    """Decode the dataset into the feature cache before the workers start, so N workers on a
+    cold cache do not all decode it at once. Skipped (False) when the search space changes
+    the data settings: then each trial may need its own features."""
+    if any(name.startswith("data.") for name in space.params):
+        return False
+    from avbench.data.cache import FeatureCache
+    from avbench.data.dataset import prepare_data
+    from avbench.registry import TASKS
+    from avbench.runner import resolve_data_root
+    from avbench.sweep.space import representative
+
+    experiment = loaded.resolve({name: representative(p) for name, p in space.params.items()})
+    root, _ = resolve_data_root(experiment, synthetic=synthetic)
+    cache = FeatureCache(Path(results) / "cache" / "features")
+    prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache)
+    return True
+
+
+class _Worker:
+    def __init__(self, index: int, argv: list[str], log_dir: Path, threads: int):
+        self.index, self.argv, self.threads = index, argv, threads
+        self.log = log_dir / f"worker-{index}.log"
+        self.restarts = 0
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, PARENT_ENV: str(os.getpid()), "OMP_NUM_THREADS": str(self.threads)}
+        with self.log.open("a") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(self.argv)}\n")
+            log.flush()
+            # A session of its own: a terminal's Ctrl-C reaches the parent only, which then
+            # stops each worker exactly once.
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env, start_new_session=True)
+
+    def last_line(self) -> str:
+        lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
+        return lines[-1].strip() if lines else f"worker {self.index} exited"
+
+
+class _Watch:
+    """Progress from the storage: finished trials out of the target, and what is running."""
+
+    def __init__(self, console: Console, handle: StudyHandle, results: Path, experiment: str):
+        self.console, self.handle, self.results, self.experiment = console, handle, results, experiment
+        self.reported: set[int] = set()
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
+        self.bar = self.progress.add_task("trials", total=handle.target, info="")
+
+    def update(self) -> None:
+        trials = self.handle.study.get_trials(deepcopy=False)
+        for trial in trials:
+            if trial.state.is_finished() and trial.number not in self.reported:
+                self.reported.add(trial.number)
+                self.console.print(self._line(trial))
+        finished = sum(t.state in FINISHED_STATES for t in trials)
+        running = [f"t{t.number} epoch {len(t.intermediate_values)}" for t in trials if t.state.name == "RUNNING"]
+        self.progress.update(self.bar, completed=finished, info=", ".join(running))
+
+    def _line(self, trial) -> str:
+        values = escape(f"[{format_values(trial.params)}]")
+        if trial.state.name == "FAIL":
+            # No error attribute: the worker died mid-trial (a retry shares its run record).
+            reason = trial.user_attrs.get("error", "its worker died; re-enqueued")
+            return f"trial {trial.number} {values}: [red]failed[/red]: {escape(reason)}"
+        record = self._record(trial.user_attrs.get("run_id"))
+        outcome = summarize(record) if record is not None else trial.state.name.lower()
+        return f"trial {trial.number} {values}: {outcome}"
+
+    def _record(self, run_id: str | None) -> RunRecord | None:
+        import json
+
+        if not run_id:
+            return None
+        path = run_dir(self.results, self.experiment, run_id) / "record.json"
+        try:
+            return RunRecord.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return None  # a worker on another machine, or a record being written
+
+
+def run_workers(handle: StudyHandle, argv: list[str], *, workers: int, threads: int, results: Path,
+                experiment: str, console: Console) -> SweepOutcome:
+    """Start `workers` copies of `argv` and watch the study until they are done."""
+    log_dir = Path(results) / "studies" / handle.name
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pool = [_Worker(i, argv, log_dir, threads) for i in range(workers)]
+    watch = _Watch(console, handle, results, experiment)
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        for worker in pool:
+            worker.start()
+        with watch.progress:
+            _supervise(pool, watch)
+    except BaseException:  # Ctrl-C, SIGTERM, a failed worker: stop the others cleanly
+        _stop(pool)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return sweep_outcome(handle)
+
+
+def _supervise(pool: list[_Worker], watch: _Watch) -> None:
+    while True:
+        watch.update()
+        active = 0
+        for worker in pool:
+            code = worker.proc.poll()
+            if code is None:
+                active += 1
+            elif code < 0 and worker.restarts < RESTARTS_PER_WORKER and not _study_done(watch):
+                # Killed (OOM killer, kill -9): its trial is re-enqueued by whichever worker
+                # claims next; start a fresh worker in its place.
+                worker.restarts += 1
+                watch.console.print(f"worker {worker.index} was killed (signal {-code}); restarting it "
+                                    f"({worker.restarts}/{RESTARTS_PER_WORKER})")
+                worker.start()
+                active += 1
+            elif code > 0:
+                raise AvbenchError(f"worker {worker.index} failed: {worker.last_line()} (log: {worker.log})")
+        if not active:
+            watch.update()
+            return
+        time.sleep(POLL_S)
+
+
+def _study_done(watch: _Watch) -> bool:
+    trials = watch.handle.study.get_trials(deepcopy=False, states=FINISHED_STATES)
+    return len(trials) >= watch.handle.target
+
+
+def _stop(pool: list[_Worker]) -> None:
+    """Ctrl-C each worker once and wait: each fails and re-enqueues its own trial."""
+    running = [w for w in pool if w.proc is not None and w.proc.poll() is None]
+    for worker in running:
+        worker.proc.send_signal(signal.SIGINT)
+    deadline = time.time() + STOP_TIMEOUT_S
+    for worker in running:
+        try:
+            worker.proc.wait(timeout=max(1.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            worker.proc.kill()  # its trial is recovered as dead by the next run
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt

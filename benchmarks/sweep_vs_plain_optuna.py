@@ -1,0 +1,118 @@
+"""`avbench sweep` against a plain Optuna script doing the same trials: overhead of the sweep
+layer (claim lock, heartbeats, dead-worker checks, run-id bookkeeping). Target ≤ 1.05×.
+
+Both sides call the same `run_experiment` for the same number of trials, in this process,
+on a warm feature cache, with an SQLite storage and no pruning. Only the learning rate is
+searched (batch size and optimizer fixed), so every trial does the same amount of work
+whatever value the samplers draw. Runs are interleaved and the median is reported, so
+background load hits both alike.
+
+    python benchmarks/sweep_vs_plain_optuna.py [--trials 4] [--repeats 3] [--epochs 2] [--preset tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = """\
+method: bayes
+metric: {name: val/acc, goal: maximize}
+parameters:
+  train.lr: {distribution: log_uniform_values, min: 1.0e-3, max: 1.0e-2}
+"""
+
+
+def load(preset: str, epochs: int):
+    from avbench.config import load_experiment
+
+    overrides = ["train.batch_size=16", "train.optimizer=adam", f"train.epochs={epochs}", "train.patience=0"]
+    return load_experiment(str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml"), preset=preset,
+                           overrides=overrides)
+
+
+def plain_optuna(loaded, space, results: Path, trials: int) -> float:
+    """What a user would write by hand: create_study + optimize around run_experiment."""
+    import optuna
+
+    from avbench.runner import run_experiment
+
+    study = optuna.create_study(study_name="plain", storage=f"sqlite:///{results / 'plain.db'}",
+                                direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+
+    def objective(trial: optuna.Trial) -> float:
+        values = {"train.lr": trial.suggest_float("train.lr", 1e-3, 1e-2, log=True)}
+
+        def on_eval(epoch: int, metrics: dict) -> bool:
+            trial.report(metrics["val/acc"], epoch)
+            return False
+
+        record = run_experiment(loaded.resolve(values), results=results, synthetic=True, use_wandb=False,
+                                sweep="plain", trial=trial.number, searched=values, on_eval=on_eval,
+                                run_id=f"plain-{trial.number}")
+        return record.val["acc"]
+
+    started = time.perf_counter()
+    study.optimize(objective, n_trials=trials)
+    return time.perf_counter() - started
+
+
+def avbench_sweep(loaded, space, results: Path, trials: int) -> float:
+    from avbench.sweep.optuna_backend import run_sweep
+
+    started = time.perf_counter()
+    outcome = run_sweep(loaded, space, trials=trials, results=results, synthetic=True, use_wandb=False,
+                        study="avbench", pruner="none")
+    elapsed = time.perf_counter() - started
+    assert outcome.finished == trials, outcome
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--preset", default="tiny")
+    args = parser.parse_args()
+
+    import optuna
+
+    from avbench.runner import run_experiment
+    from avbench.sweep.space import resolve_space
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        os.environ.setdefault("AVBENCH_DATA", str(scratch / "data"))
+        (scratch / "space.yaml").write_text(SPACE)
+        loaded = load(args.preset, args.epochs)
+        space = resolve_space(loaded, scratch / "space.yaml")
+        cache = scratch / "cache"
+        # Warm-up: writes the stand-in, fills the feature cache, pays first-call costs.
+        run_experiment(loaded.resolve({"train.lr": 3e-3}), results=scratch / "warm", synthetic=True,
+                       use_wandb=False)
+        (scratch / "warm" / "cache").rename(cache)
+        plain_times, ours_times = [], []
+        for repeat in range(args.repeats):
+            for name, runner, times in (("plain", plain_optuna, plain_times), ("ours", avbench_sweep, ours_times)):
+                results = scratch / f"{name}-{repeat}"
+                results.mkdir()
+                (results / "cache").symlink_to(cache)
+                times.append(runner(loaded, space, results, args.trials))
+        print(f"spectrogram-cnn-cremad --preset {args.preset}: {args.trials} trials x {args.epochs} epochs "
+              f"(lr searched, batch 16, adam, no pruning), {args.repeats} interleaved repeats, "
+              f"load average {os.getloadavg()[0]:.2f}")
+        for label, times in (("plain optuna  ", plain_times), ("avbench sweep ", ours_times)):
+            print(f"{label}: median {statistics.median(times):.2f}s  ({', '.join(f'{t:.2f}' for t in times)})")
+        ratio = statistics.median(ours_times) / statistics.median(plain_times)
+        print(f"wall-time ratio avbench/plain: {ratio:.3f}  (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()

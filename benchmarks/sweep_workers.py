@@ -1,0 +1,91 @@
+"""Trials per hour with `--workers 2` against `--workers 1` on the same CPU. Target ≥ 1.6× on 2 cores.
+
+Each configuration is the real command (`python -m avbench sweep … --workers N`) timed from
+start to exit, in a fresh results directory whose feature cache is linked to one warmed
+beforehand, so both sides do the same work: start-up, T trials, the report. Pruning is off
+and only the learning rate is searched, so every trial trains the same number of steps.
+
+Threads: one worker keeps torch's default (one thread per core); N workers get cores // N
+each (what `--workers` does by default). The third line shows why: N workers that each keep
+torch's default oversubscribe the cores.
+
+    python benchmarks/sweep_workers.py [--trials 8] [--epochs 3] [--repeats 2] [--preset tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = """\
+method: random
+metric: {name: val/acc, goal: maximize}
+parameters:
+  train.lr: {distribution: log_uniform_values, min: 1.0e-3, max: 1.0e-2}
+"""
+
+
+def sweep(scratch: Path, name: str, args, extra: list[str]) -> float:
+    results = scratch / name
+    results.mkdir()
+    (results / "cache").symlink_to(scratch / "cache")
+    command = [sys.executable, "-m", "avbench", "--results", str(results), "sweep", "spectrogram-cnn-cremad",
+               "--preset", args.preset, "--synthetic", "--no-wandb", "--trials", str(args.trials),
+               "--sweep-config", str(scratch / "space.yaml"), "--pruner", "none",
+               "--set", "train.batch_size=16", "--set", "train.optimizer=adam", "--set", "train.patience=0",
+               "--set", f"train.epochs={args.epochs}", *extra]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "AVBENCH_DATA": str(scratch / "data")})
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0 or f"{args.trials} finished" not in done.stdout:
+        raise SystemExit(f"{name} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    cores = len(os.sched_getaffinity(0))
+    oversubscribed = str(max(1, cores))
+    configs = [
+        ("1 worker, torch default threads", "one", []),
+        (f"{args.workers} workers, {max(1, cores // args.workers)} thread(s) each", "many",
+         ["--workers", str(args.workers)]),
+        (f"{args.workers} workers, {oversubscribed} threads each", "oversubscribed",
+         ["--workers", str(args.workers), "--threads", oversubscribed]),
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        (scratch / "space.yaml").write_text(SPACE)
+        # Warm-up: writes the stand-in and the feature cache once for every configuration.
+        (scratch / "cache").mkdir()
+        sweep(scratch, "warm", argparse.Namespace(**{**vars(args), "trials": 1, "epochs": 1}), [])
+        times: dict[str, list[float]] = {key: [] for _, key, _ in configs}
+        for repeat in range(args.repeats):
+            for _, key, extra in configs:
+                times[key].append(sweep(scratch, f"{key}-{repeat}", args, extra))
+        print(f"spectrogram-cnn-cremad --preset {args.preset}: {args.trials} trials x {args.epochs} epochs, "
+              f"{cores} cores, {args.repeats} interleaved repeats, load average {os.getloadavg()[0]:.2f}")
+        rate = {key: 3600 * args.trials / statistics.median(t) for key, t in times.items()}
+        for label, key, _ in configs:
+            runs = ", ".join(f"{t:.1f}" for t in times[key])
+            print(f"{label:<40}: {rate[key]:7.0f} trials/hour  (median of {runs} s)")
+        print(f"trials/hour ratio {args.workers} workers / 1: {rate['many'] / rate['one']:.2f}  (target >= 1.6)")
+        print(f"same, oversubscribed threads:      {rate['oversubscribed'] / rate['one']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

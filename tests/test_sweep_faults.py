@@ -1,0 +1,183 @@
+"""Failures inside trials: exceptions, NaN loss and out of memory are recorded with their
+reason and the sweep goes on; out of memory is first retried in the same trial with half the
+micro-batch. Also: stale trials found by heartbeat on every storage, and seeded samplers.
+
+The failures come from a test-only model registered here (never from production code): it
+raises, returns NaN, or raises an out-of-memory error for batches above a threshold."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import pytest
+import torch
+from torch import nn
+
+from avbench.config import load_experiment
+from avbench.registry import register_model
+from avbench.results import iter_records
+from avbench.runner import run_experiment
+from avbench.spec import TaskSpec
+from avbench.sweep.optuna_backend import claim_trial, open_study, recover_dead_trials, run_sweep
+from avbench.sweep.space import resolve_space
+from avbench.sweep.storage import open_storage
+
+OOM_MESSAGES = {
+    "torch": lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    "cpu": lambda: RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"),
+}
+
+
+class Probe(nn.Module):
+    def __init__(self, spec: TaskSpec, failure: str, max_batch: int, oom_kind: str):
+        super().__init__()
+        channels, mels, frames = spec.shapes["audio"]
+        self.head = nn.Linear(channels * mels, spec.num_classes)
+        self.failure, self.max_batch, self.oom_kind = failure, max_batch, oom_kind
+        self.batches_seen: list[int] = []
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        size = len(batch["audio"])
+        self.batches_seen.append(size)
+        if self.failure == "raise":
+            raise ValueError("probe failure: boom")
+        if self.failure == "oom_always" or (self.failure == "oom" and size > self.max_batch):
+            raise OOM_MESSAGES[self.oom_kind]()
+        logits = self.head(batch["audio"].mean(dim=-1).flatten(1))
+        return logits * float("nan") if self.failure == "nan" else logits
+
+
+@register_model("probe", tiny={}, modalities=("audio",))
+def probe(spec: TaskSpec, failure: str = "none", max_batch: int = 8, oom_kind: str = "torch") -> nn.Module:
+    """A linear model on time-averaged log-mels that fails on request."""
+    return Probe(spec, failure, max_batch, oom_kind)
+
+
+PROBE_EXPERIMENT = """\
+task: cremad
+model: probe
+data: {clip_seconds: 1.0, n_mels: 32, synth_size: tiny}
+model_args: {failure: null, max_batch: 8}
+train: {epochs: 2, batch_size: 16, lr: 0.01, optimizer: adam, patience: 0}
+sweep: {trials: 4, pruner: none}
+"""
+PROBE_GRID = """\
+method: grid
+metric: {name: val/acc, goal: maximize}
+parameters:
+  model_args.failure: {values: [none, oom, raise, nan]}
+"""
+
+
+@pytest.fixture
+def probe_workspace(workspace):
+    (workspace / "experiments" / "probe-cremad.yaml").write_text(PROBE_EXPERIMENT)
+    (workspace / "sweeps" / "probe-cremad.yaml").write_text(PROBE_GRID)
+    return workspace
+
+
+def test_failed_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(cli, probe_workspace):
+    out = cli("sweep", "probe-cremad", "--synthetic", "--no-wandb").output
+    assert "2 finished, 2 failed" in out
+    records = {r.searched["model_args.failure"]: r for r in iter_records(probe_workspace / "results")}
+    assert set(records) == {"none", "oom", "raise", "nan"}  # one trial per grid point, retries included
+    assert records["none"].status == "completed" and records["none"].oom_retry is None
+    assert records["oom"].status == "completed"
+    assert records["oom"].oom_retry == "out of memory at batch_size 16 x grad_accum 1; retried at 8 x 2"
+    assert records["raise"].status == "failed" and records["raise"].error == "ValueError: probe failure: boom"
+    assert records["nan"].status == "failed" and "loss became nan" in records["nan"].error
+    storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'probe-cremad.db').resolve()}"
+    trials = {t.params["model_args.failure"]: t for t in
+              optuna.load_study(study_name="probe-cremad-synthetic", storage=storage).trials}
+    assert trials["raise"].state.name == "FAIL" and "boom" in trials["raise"].user_attrs["error"]
+    assert trials["nan"].state.name == "FAIL" and "nan" in trials["nan"].user_attrs["error"]
+    assert trials["oom"].state.name == "COMPLETE" and "retried at 8 x 2" in trials["oom"].user_attrs["oom_retry"]
+    assert "trial 2" in out or "trial 3" in out  # every trial was reported as it ended
+
+
+def probe_config(**values):
+    loaded = load_experiment("probe-cremad", overrides=[f"{k}={v}" for k, v in values.items()])
+    return loaded.resolve({"model_args.failure": values.get("model_args.failure", "oom")})
+
+
+@pytest.mark.parametrize("oom_kind", sorted(OOM_MESSAGES))
+def test_out_of_memory_is_retried_once_with_half_the_micro_batch(probe_workspace, oom_kind):
+    results = probe_workspace / "results"
+    fits = run_experiment(probe_config(**{"model_args.oom_kind": oom_kind}), results=results, synthetic=True,
+                          use_wandb=False)
+    assert fits.status == "completed" and fits.oom_retry.endswith("retried at 8 x 2")
+    never = run_experiment(probe_config(**{"model_args.oom_kind": oom_kind, "model_args.failure": "oom_always"}),
+                           results=results, synthetic=True, use_wandb=False)
+    assert never.status == "failed" and never.error.startswith("out of memory")
+    assert never.error.endswith("(also after halving the micro-batch)") and never.oom_retry is not None
+    single = run_experiment(probe_config(**{"model_args.oom_kind": oom_kind, "model_args.failure": "oom_always",
+                                            "train.batch_size": 1}), results=results, synthetic=True, use_wandb=False)
+    assert single.status == "failed" and single.oom_retry is None  # no smaller micro-batch to try
+
+
+def test_other_runtime_errors_are_not_mistaken_for_out_of_memory():
+    from avbench.runner import is_out_of_memory
+
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_out_of_memory(ValueError("out of memory"))  # only RuntimeErrors carry it in the message
+    assert all(is_out_of_memory(make()) for make in OOM_MESSAGES.values())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_trial_whose_heartbeat_stopped_is_failed_and_requeued_by_any_worker(probe_workspace, kind):
+    """A worker on a lost machine: its trial stops beating; another worker (here with a
+    2-second grace period) fails it and re-enqueues its parameters and run_id."""
+    loaded = load_experiment("probe-cremad")
+    space = resolve_space(loaded)
+    studies = (probe_workspace / "results" / "studies").resolve()
+    url = f"sqlite:///{studies / 's.db'}" if kind == "sqlite" else f"journal://{studies / 's.log'}"
+    handle = open_study(loaded, space, trials=4, results=probe_workspace / "results", storage_url=url, study="hb")
+    short = optuna.load_study(study_name="hb", storage=open_storage(handle.url, heartbeat_interval=1, grace_period=2))
+    handle.study = short
+    lost = claim_trial(handle, space)
+    lost.suggest_categorical("model_args.failure", ["none", "oom", "raise", "nan"])
+    lost.set_user_attr("worker", "a-lost-machine:4242")
+    lost.set_user_attr("run_id", "t0000-hb")
+    recover_dead_trials(short)
+    assert short.trials[0].state.name == "RUNNING"  # still within its grace period
+    time.sleep(3.5)  # SQLite's clock, which stamps heartbeats, counts whole seconds
+    recover_dead_trials(short)
+    trials = short.trials
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
+    assert trials[1].params == trials[0].params and trials[1].user_attrs["run_id"] == "t0000-hb"
+    retry = claim_trial(handle, space)  # the next claim takes the re-enqueued trial first
+    assert retry.number == 1 and retry.user_attrs["run_id"] == "t0000-hb"
+
+
+SEEDED_SPACE = """\
+method: bayes
+metric: {name: val/acc, goal: maximize}
+parameters:
+  train.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-1}
+  train.weight_decay: {distribution: log_uniform_values, min: 1.0e-6, max: 1.0e-2}
+  train.optimizer: {values: [adam, adamw]}
+"""
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes"])
+def test_the_same_seed_gives_the_same_suggestions(probe_workspace, sampler):
+    (probe_workspace / "sweeps" / "seeded.yaml").write_text(SEEDED_SPACE)
+
+    def suggestions(study: str, seed: int) -> list[dict]:
+        loaded = load_experiment("probe-cremad", overrides=[
+            "model_args.failure=none", "train.lr=null", "train.weight_decay=null", "train.optimizer=null",
+            "train.epochs=1", f"sweep.seed={seed}"])
+        space = resolve_space(loaded, probe_workspace / "sweeps" / "seeded.yaml")
+        run_sweep(loaded, space, trials=2, results=probe_workspace / "results", synthetic=True, use_wandb=False,
+                  study=study, sampler=sampler)
+        storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'probe-cremad.db').resolve()}"
+        trials = optuna.load_study(study_name=study, storage=storage).trials
+        if sampler == "cmaes":  # CMA-ES, not its fallback, drew the numeric parameters after the first trial
+            assert all(any(k.startswith("cma:") for k in t.system_attrs) for t in trials[1:])
+        return [t.params for t in trials]
+
+    first, again, other = suggestions("a", 7), suggestions("b", 7), suggestions("c", 8)
+    assert first == again
+    assert first != other
+    assert len({p["train.lr"] for p in first}) == 2  # two different draws, not one replayed
