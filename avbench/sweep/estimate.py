@@ -9,6 +9,7 @@ split (into a throwaway cache) and scaled to the whole dataset. No study is crea
 from __future__ import annotations
 
 import math
+import shutil
 import statistics
 import tempfile
 import time
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from avbench.config import LoadedExperiment, find_nulls, read_mapping
-from avbench.data.cache import FeatureCache, cache_key
+from avbench.data.cache import FeatureCache
 from avbench.errors import ConfigError
 from avbench.sweep.space import SearchSpace, representative
 
@@ -31,10 +32,10 @@ class _ColdCache(Exception):
 
 
 class _WarmOnlyCache(FeatureCache):
-    def get_or_build(self, paths, settings, extract, progress=None):
-        if not self.entry_path(cache_key(paths, settings)).exists():
-            raise _ColdCache
-        return super().get_or_build(paths, settings, extract, progress)
+    """Serves what is cached; the first file it would have to decode means the cache is cold."""
+
+    def _fill(self, jobs, stats, strict, progress):
+        raise _ColdCache
 
 
 class _SampledTask:
@@ -108,6 +109,7 @@ def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, 
     counts = _split_counts(task, root, experiment)
     total_files = sum(counts.values())
     split_sizes = " / ".join(f"{n} {name}" for name, n in counts.items())
+    scratch: list[Path] = []
     try:
         data = prepare_data(task, root, experiment.data, _WarmOnlyCache(Path(results) / "cache" / "features"))
         console.print(f"data: {total_files} files ({split_sizes}); feature cache warm: no decoding needed")
@@ -115,15 +117,21 @@ def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, 
         # A one-file-per-split pass first pays the one-off costs (imports, building the
         # transforms); the timed pass then measures decoding alone.
         for per_split in (1, SAMPLE_FILES_PER_SPLIT):
-            with tempfile.TemporaryDirectory() as scratch:
-                started = time.perf_counter()
-                data = prepare_data(_SampledTask(task, per_split), root, experiment.data, FeatureCache(Path(scratch)))
-                elapsed = time.perf_counter() - started
+            # Throwaway caches, never results/; kept until the batches below are timed
+            # because cached features are read lazily from their files.
+            scratch.append(Path(tempfile.mkdtemp(prefix="avbench-dry-run-")))
+            started = time.perf_counter()
+            data = prepare_data(_SampledTask(task, per_split), root, experiment.data, FeatureCache(scratch[-1]))
+            elapsed = time.perf_counter() - started
         sampled = sum(data.sizes().values())
         per_file = elapsed / sampled
         console.print(f"data: {total_files} files ({split_sizes}); feature cache cold: decoding them once takes "
                       f"~{_duration(per_file * total_files)} (timed on {sampled} files), then trials read the cache")
-    train_s, eval_s = time_batches(experiment, data)
+    try:
+        train_s, eval_s = time_batches(experiment, data)
+    finally:
+        for folder in scratch:
+            shutil.rmtree(folder, ignore_errors=True)
     batch = experiment.train.batch_size
     epoch = math.ceil(counts["train"] / batch) * train_s + math.ceil(counts["val"] / batch) * eval_s
     trial = experiment.train.epochs * epoch + math.ceil(counts["test"] / batch) * eval_s
