@@ -37,6 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import optuna
+    import torch
 
     from avbench.config import load_experiment
     from avbench.results import iter_records
@@ -44,6 +45,7 @@ def main() -> None:
     from avbench.sweep.space import resolve_space
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    torch.set_num_threads(1)  # steadier on a shared CPU; epochs are counted, not timed
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         os.environ.setdefault("AVBENCH_DATA", str(scratch / "data"))

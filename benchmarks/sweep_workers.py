@@ -6,8 +6,9 @@ beforehand, so both sides do the same work: start-up, T trials, the report. Prun
 and only the learning rate is searched, so every trial trains the same number of steps.
 
 Threads: one worker keeps torch's default (one thread per core); N workers get cores // N
-each (what `--workers` does by default). The third line shows why: N workers that each keep
-torch's default oversubscribe the cores.
+each (what `--workers` does by default). The other lines show why: N workers that each keep
+torch's default oversubscribe the cores, and a single worker gains little from a second
+thread on models this small.
 
     python benchmarks/sweep_workers.py [--trials 8] [--epochs 3] [--repeats 2] [--preset tiny]
 """
@@ -32,7 +33,17 @@ parameters:
 """
 
 
-def sweep(scratch: Path, name: str, args, extra: list[str]) -> float:
+def steady_span(results: Path) -> float:
+    """Seconds from the first trial's start to the last trial's end, read from the study:
+    throughput without process start-up and the final report."""
+    import optuna
+
+    storage = f"sqlite:///{results / 'studies' / 'spectrogram-cnn-cremad.db'}"
+    trials = optuna.load_study(study_name="spectrogram-cnn-cremad-tiny-synthetic", storage=storage).trials
+    return (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
+
+
+def sweep(scratch: Path, name: str, args, extra: list[str]) -> tuple[float, float]:
     results = scratch / name
     results.mkdir()
     (results / "cache").symlink_to(scratch / "cache")
@@ -47,7 +58,7 @@ def sweep(scratch: Path, name: str, args, extra: list[str]) -> float:
     elapsed = time.perf_counter() - started
     if done.returncode != 0 or f"{args.trials} finished" not in done.stdout:
         raise SystemExit(f"{name} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return elapsed
+    return elapsed, steady_span(results)
 
 
 def main() -> None:
@@ -62,6 +73,7 @@ def main() -> None:
     oversubscribed = str(max(1, cores))
     configs = [
         ("1 worker, torch default threads", "one", []),
+        ("1 worker, 1 thread", "one-thread", ["--threads", "1"]),
         (f"{args.workers} workers, {max(1, cores // args.workers)} thread(s) each", "many",
          ["--workers", str(args.workers)]),
         (f"{args.workers} workers, {oversubscribed} threads each", "oversubscribed",
@@ -73,18 +85,27 @@ def main() -> None:
         # Warm-up: writes the stand-in and the feature cache once for every configuration.
         (scratch / "cache").mkdir()
         sweep(scratch, "warm", argparse.Namespace(**{**vars(args), "trials": 1, "epochs": 1}), [])
-        times: dict[str, list[float]] = {key: [] for _, key, _ in configs}
+        walls: dict[str, list[float]] = {key: [] for _, key, _ in configs}
+        spans: dict[str, list[float]] = {key: [] for _, key, _ in configs}
+        loads = []
         for repeat in range(args.repeats):
             for _, key, extra in configs:
-                times[key].append(sweep(scratch, f"{key}-{repeat}", args, extra))
+                wall, span = sweep(scratch, f"{key}-{repeat}", args, extra)
+                walls[key].append(wall)
+                spans[key].append(span)
+                loads.append(os.getloadavg()[0])
         print(f"spectrogram-cnn-cremad --preset {args.preset}: {args.trials} trials x {args.epochs} epochs, "
-              f"{cores} cores, {args.repeats} interleaved repeats, load average {os.getloadavg()[0]:.2f}")
-        rate = {key: 3600 * args.trials / statistics.median(t) for key, t in times.items()}
+              f"{cores} cores, {args.repeats} interleaved repeats, load average {min(loads):.2f}-{max(loads):.2f}")
+        rate = {key: 3600 * args.trials / statistics.median(t) for key, t in walls.items()}
+        steady = {key: 3600 * args.trials / statistics.median(t) for key, t in spans.items()}
         for label, key, _ in configs:
-            runs = ", ".join(f"{t:.1f}" for t in times[key])
-            print(f"{label:<40}: {rate[key]:7.0f} trials/hour  (median of {runs} s)")
-        print(f"trials/hour ratio {args.workers} workers / 1: {rate['many'] / rate['one']:.2f}  (target >= 1.6)")
-        print(f"same, oversubscribed threads:      {rate['oversubscribed'] / rate['one']:.2f}")
+            runs = ", ".join(f"{t:.1f}" for t in walls[key])
+            print(f"{label:<40}: {rate[key]:6.0f} trials/hour end to end (median of {runs} s), "
+                  f"{steady[key]:6.0f} from first trial start to last trial end")
+        for name, table in (("end to end", rate), ("trials only", steady)):
+            print(f"{name:<12} ratio {args.workers} workers / 1: {table['many'] / table['one']:.2f} (target >= 1.6); "
+                  f"vs 1 worker with 1 thread {table['many'] / table['one-thread']:.2f}; "
+                  f"oversubscribed {table['oversubscribed'] / table['one']:.2f}")
 
 
 if __name__ == "__main__":
