@@ -31,6 +31,8 @@ class DataConfig(_Strict):
     modalities: list[Literal["audio", "video"]] = ["audio"]
     sample_rate: int = Field(16000, gt=0)
     clip_seconds: float = Field(2.0, gt=0)  # every clip is centre-cropped / padded to this
+    # How audio reaches the model: log-mel images or raw samples; auto = what the model reads.
+    audio_feature: Literal["auto", "logmel", "waveform"] = "auto"
     n_mels: int = Field(64, gt=0)
     win_ms: float = Field(25.0, gt=0)
     hop_ms: float = Field(10.0, gt=0)

@@ -74,13 +74,19 @@ MODELS = Registry("model", "avbench.models")
 TASKS = Registry("task", "avbench.tasks")
 
 
-def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=("audio",)):
+def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=("audio",), audio_input="logmel",
+                   tiny_data: dict[str, Any] | None = None):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
     `tiny` holds kwargs that make the model small enough for tests; `modalities` lists the
-    batch keys the model reads.
+    batch keys the model reads; `audio_input` is the audio feature it expects ("logmel"
+    [1, mels, frames] or "waveform" [1, samples]); `tiny_data` the data fields (e.g.
+    num_frames, image_size, max_segment) its tiny variant needs.
     """
-    return MODELS.register(name, tiny_args=dict(tiny or {}), modalities=tuple(modalities))
+    if audio_input not in ("logmel", "waveform"):
+        raise ValueError(f"audio_input must be 'logmel' or 'waveform', not {audio_input!r}")
+    return MODELS.register(name, tiny_args=dict(tiny or {}), modalities=tuple(modalities), audio_input=audio_input,
+                           tiny_data=dict(tiny_data or {}))
 
 
 def register_task(name: str):

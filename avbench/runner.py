@@ -89,6 +89,24 @@ def check_model_args(experiment: Experiment) -> dict:
         raise ConfigError(f"'model_args.{where}': {err['msg']} (got {err.get('input')!r})") from None
 
 
+def with_model_inputs(experiment: Experiment) -> Experiment:
+    """The experiment with `data.audio_feature: auto` replaced by the feature its model reads,
+    after checking that the data gives the model every modality it needs."""
+    factory = MODELS.get(experiment.model)
+    data = experiment.data
+    missing = [m for m in factory.modalities if m not in data.modalities]
+    if missing:
+        raise ConfigError(f"model '{experiment.model}' reads {' + '.join(factory.modalities)}; add {missing[0]} to "
+                          f"data.modalities (now {data.modalities})")
+    wanted = factory.audio_input
+    if data.audio_feature == "auto":
+        return experiment.model_copy(update={"data": data.model_copy(update={"audio_feature": wanted})})
+    if "audio" in factory.modalities and data.audio_feature != wanted:
+        raise ConfigError(f"model '{experiment.model}' reads audio as {wanted}, but data.audio_feature is "
+                          f"{data.audio_feature}; remove it or set it to {wanted}")
+    return experiment
+
+
 def new_run_id(trial: int | None = None) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     prefix = f"t{trial:04d}-" if trial is not None else ""
@@ -141,6 +159,7 @@ def run_experiment(
     from avbench.train.loop import FitResult, fit
 
     model_args = check_model_args(experiment)
+    experiment = with_model_inputs(experiment)
     task = TASKS.get(experiment.task)()
     root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
     cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(experiment.data))

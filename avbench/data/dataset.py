@@ -17,7 +17,7 @@ import numpy as np
 
 from avbench.config import DataConfig
 from avbench.data.cache import CachedRows, FeatureCache
-from avbench.data.features import LogMelExtractor, LogMelSettings
+from avbench.data.features import LogMelExtractor, LogMelSettings, WaveformExtractor, WaveformSettings
 from avbench.data.segments import clip_windows
 from avbench.data.video import FrameExtractor, FrameSettings, normalize_frames
 from avbench.errors import ConfigError, DatasetError, DecodeError
@@ -30,6 +30,7 @@ class SplitArrays:
     features: dict[str, CachedRows]  # modality → one row per example, memory-mapped
     labels: np.ndarray  # [N] int64
     speakers: list[str]
+    shapes: dict[str, tuple[int, ...]]  # modality → one example's tensor shape (with its channel axis)
     video_norm: tuple[list[float], list[float]] = ([0.0] * 3, [1.0] * 3)  # mean, std applied on read
 
     @property
@@ -60,6 +61,11 @@ def logmel_settings(data: DataConfig) -> LogMelSettings:
     )
 
 
+def waveform_settings(data: DataConfig) -> WaveformSettings:
+    return WaveformSettings(sample_rate=data.sample_rate, clip_seconds=data.clip_seconds,
+                            segments=data.max_segment, segment_seconds=data.segment_seconds)
+
+
 def frame_settings(data: DataConfig) -> FrameSettings:
     return FrameSettings(
         num_frames=data.num_frames,
@@ -71,11 +77,20 @@ def frame_settings(data: DataConfig) -> FrameSettings:
     )
 
 
-def feature_extractors(data: DataConfig) -> dict[str, LogMelExtractor | FrameExtractor]:
-    """modality → the extractor that turns one of its files into cached features."""
+def feature_extractors(data: DataConfig) -> dict[str, LogMelExtractor | WaveformExtractor | FrameExtractor]:
+    """modality → the extractor that turns one of its files into cached features. An "auto"
+    audio feature that nobody resolved (data inspection, cache tools) means log-mel."""
     clip_windows(data.clip_seconds, data.max_segment, data.segment_seconds)  # fails early on bad segments
-    extractors = {"audio": LogMelExtractor(logmel_settings(data)), "video": FrameExtractor(frame_settings(data))}
+    audio = (WaveformExtractor(waveform_settings(data)) if data.audio_feature == "waveform"
+             else LogMelExtractor(logmel_settings(data)))
+    extractors = {"audio": audio, "video": FrameExtractor(frame_settings(data))}
     return {name: extractors[name] for name in data.modalities}
+
+
+def example_shapes(data: DataConfig) -> dict[str, tuple[int, ...]]:
+    """modality → one example's tensor shape under these data settings, without reading data
+    (what a model's TaskSpec will say; tests and cost estimates build specs from it)."""
+    return {m: tuple(extractor.settings.shape) for m, extractor in feature_extractors(data).items()}
 
 
 def cache_workers(data: DataConfig) -> int:
@@ -127,6 +142,7 @@ def prepare_data(
     kept = [item for item in usable if not any(_source(item, m) in bad for m in modalities)]
     skipped += [(str(path), reason) for path, reason in bad.items()]
 
+    shapes = {m: tuple(extractors[m].settings.shape) for m in modalities}
     position = {m: {path: i for i, path in enumerate(fetched[m].paths)} for m in modalities}
     splits: dict[str, SplitArrays] = {}
     for name in SPLITS:
@@ -138,21 +154,22 @@ def prepare_data(
         if name == "train" and data.shuffle_train_labels:
             labels = np.random.default_rng(data.split_seed).permutation(labels)
         features = {m: fetched[m].rows.take([position[m][_source(item, m)] for item in members]) for m in modalities}
-        splits[name] = SplitArrays(features, labels, [item.speaker for item in members],
+        splits[name] = SplitArrays(features, labels, [item.speaker for item in members], shapes,
                                    (list(data.video_mean), list(data.video_std)))
     spec = TaskSpec(
         num_classes=len(task.classes),
         modalities=modalities,
         sample_rate=data.sample_rate,
-        shapes={m: tuple(extractors[m].settings.shape) for m in modalities},
+        shapes=shapes,
         class_names=tuple(task.classes),
     )
     return PreparedData(spec, splits, skipped, cache.totals())
 
 
 class ArrayDataset:
-    """A torch-style map dataset over a split: {"audio": [1, mels, frames], "video": [T, 3, H, W],
-    "label": int}, with a leading segment axis S on both when segments are on."""
+    """A torch-style map dataset over a split: {"audio": [1, mels, frames] or [1, samples],
+    "video": [T, 3, H, W], "label": int}, with a leading segment axis S on both when segments
+    are on."""
 
     def __init__(self, split: SplitArrays):
         self.split = split
@@ -167,7 +184,8 @@ class ArrayDataset:
         for modality, rows in self.split.features.items():
             row = rows[index]
             if modality == "audio":
-                array = np.expand_dims(np.asarray(row, dtype=np.float32), -3)  # the image's one channel
+                # The cache stores rows without the channel axis; the shape puts it back.
+                array = np.asarray(row, dtype=np.float32).reshape(self.split.shapes[modality])
             else:
                 array = normalize_frames(row, *self.split.video_norm)
             example[modality] = torch.from_numpy(array)

@@ -61,10 +61,10 @@ def prepare_features_once(loaded, space, *, results: Path, synthetic: bool) -> b
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import prepare_data
     from avbench.registry import TASKS
-    from avbench.runner import resolve_data_root
+    from avbench.runner import resolve_data_root, with_model_inputs
     from avbench.sweep.space import representative
 
-    experiment = loaded.resolve({name: representative(p) for name, p in space.params.items()})
+    experiment = with_model_inputs(loaded.resolve({name: representative(p) for name, p in space.params.items()}))
     root, _ = resolve_data_root(experiment, synthetic=synthetic)
     cache = FeatureCache(Path(results) / "cache" / "features")
     prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache)
