@@ -217,8 +217,11 @@ def run_experiment(
                 )
                 for name, split in data.splits.items()
             }
+            # A model with its own learning rates (e.g. wav2vec2-fn's base_lr / conv_lr) says so
+            # with a `param_groups(lr)` method; the others train every parameter at train.lr.
+            groups = model.param_groups(cfg.lr) if hasattr(model, "param_groups") else None
             return fit(model, loaders, cfg, accelerator, num_classes=data.spec.num_classes,
-                       checkpoint_dir=out_dir, on_eval=on_epoch)
+                       checkpoint_dir=out_dir, on_eval=on_epoch, param_groups=groups)
 
         smaller = _smaller_micro_batch(experiment.train)
         try:
