@@ -44,6 +44,9 @@ def cli(ctx: click.Context, results: Path) -> None:
 @click.argument("what", type=click.Choice(["experiments", "tasks", "models"]))
 def list_cmd(what: str) -> None:
     """List experiments, tasks or models."""
+    if what == "models":
+        _list_models()
+        return
     if what == "experiments":
         from avbench.config import list_experiments
 
@@ -54,6 +57,18 @@ def list_cmd(what: str) -> None:
         names = (TASKS if what == "tasks" else MODELS).names()
     for name in names:
         click.echo(name)
+
+
+def _list_models() -> None:
+    from rich.table import Table
+
+    from avbench.model_info import describe_models, format_count
+
+    table = Table("model", "modalities", "params", "counted in", "what it is", box=None)
+    for info in describe_models():
+        reads = " + ".join(f"audio ({info.audio_input})" if m == "audio" else m for m in info.modalities)
+        table.add_row(info.name, reads, format_count(info.params), info.counted_in or "-", info.summary)
+    make_console().print(table)
 
 
 @cli.command()
