@@ -43,6 +43,7 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
           sweep_config, sampler, pruner, threads, dry_run, backend):
     """Search the null fields of an experiment; re-run to resume."""
     from avbench.config import load_experiment
+    from avbench.distributed import join_ranks
     from avbench.sweep.space import resolve_space
 
     overrides = with_strict(overrides, strict)  # workers get it too, through their --set
@@ -52,6 +53,14 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
     space = resolve_space(loaded, sweep_config)
     console = make_console()
     target = trials or loaded.config.sweep.trials
+    _refuse_under_launcher(workers=workers, dry_run=dry_run)
+    ranks = join_ranks()  # one rank of one without torchrun / accelerate launch
+    if not ranks.is_main:
+        from avbench.sweep.data_parallel import follow_trials
+
+        follow_trials(ranks, loaded, results=results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb,
+                      preset=preset)
+        return
     if dry_run:
         from avbench.sweep.estimate import dry_run
 
@@ -60,7 +69,7 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
         return
     if backend == "wandb":
         outcome = _sweep_with_wandb(ctx, loaded, space, console, target=target, synthetic=synthetic,
-                                    use_wandb=not no_wandb, preset=preset, study=study)
+                                    use_wandb=not no_wandb, preset=preset, study=study, ranks=ranks)
         _report_sweep(ctx, loaded, outcome, console)
         return
     from avbench.sweep.optuna_backend import open_study
@@ -73,7 +82,7 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
                   f"sampler {handle.sampler}, {workers} worker(s), study {handle.name}")
     if workers == 1:
         outcome = _sweep_in_process(ctx, loaded, space, handle, console, synthetic=synthetic, use_wandb=not no_wandb,
-                                    preset=preset, threads=threads)
+                                    preset=preset, threads=threads, ranks=ranks)
     else:
         from avbench.sweep.workers import prepare_features_once, run_workers, threads_per_worker
 
@@ -87,21 +96,53 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
     _report_sweep(ctx, loaded, outcome, console)
 
 
-def _sweep_with_wandb(ctx, loaded, space, console, *, target, synthetic, use_wandb, preset, study):
+def _refuse_under_launcher(*, workers: int, dry_run: bool) -> None:
+    from avbench.distributed import launched_processes
+
+    launched = launched_processes()
+    if launched == 1:
+        return
+    if workers > 1:
+        raise AvbenchError(f"--workers {workers} under torchrun / accelerate launch: the {launched} launched processes "
+                           "already train each trial together; drop --workers (for trials at once, start several "
+                           "launches with the same --storage)")
+    if dry_run:
+        raise AvbenchError("--dry-run runs in one process: run it without torchrun / accelerate launch")
+
+
+def _lead_ranks(ranks, on_trial_start):
+    """Rank 0 of a launch announces each trial to the other ranks; one process has none."""
+    if ranks.count == 1:
+        return on_trial_start
+    from avbench.sweep.data_parallel import announcing
+
+    return announcing(ranks, on_trial_start)
+
+
+def _release_ranks(ranks) -> None:
+    if ranks.count > 1:
+        from avbench.sweep.data_parallel import end_of_sweep
+
+        end_of_sweep(ranks)
+
+
+def _sweep_with_wandb(ctx, loaded, space, console, *, target, synthetic, use_wandb, preset, study, ranks):
     from avbench.display import SweepDisplay
     from avbench.sweep.wandb_backend import run_wandb_sweep
 
     console.print(f"sweep {loaded.name}: {target} trials over {', '.join(space.params)} ({space.source}), "
                   "W&B sweep engine (local)")
     with SweepDisplay(console, target, 0, loaded.config.train.epochs) as display:
-        return run_wandb_sweep(
+        outcome = run_wandb_sweep(
             loaded, space, trials=target, results=results_dir(ctx), synthetic=synthetic, use_wandb=use_wandb,
-            preset=preset, study=study, on_trial_start=display.trial_start, on_epoch=display.epoch,
-            on_trial_end=display.trial_end, on_features=display.features,
+            preset=preset, study=study, on_trial_start=_lead_ranks(ranks, display.trial_start),
+            on_epoch=display.epoch, on_trial_end=display.trial_end, on_features=display.features,
         )
+    _release_ranks(ranks)
+    return outcome
 
 
-def _sweep_in_process(ctx, loaded, space, handle, console, *, synthetic, use_wandb, preset, threads):
+def _sweep_in_process(ctx, loaded, space, handle, console, *, synthetic, use_wandb, preset, threads, ranks):
     from avbench.display import SweepDisplay
     from avbench.sweep.optuna_backend import FINISHED_STATES, run_worker
     from avbench.sweep.workers import follow_parent
@@ -109,11 +150,13 @@ def _sweep_in_process(ctx, loaded, space, handle, console, *, synthetic, use_wan
     follow_parent()  # a no-op unless this process is one of a parent's --workers
     finished = len(handle.study.get_trials(deepcopy=False, states=FINISHED_STATES))
     with SweepDisplay(console, handle.target, finished, loaded.config.train.epochs) as display:
-        return run_worker(
+        outcome = run_worker(
             handle, loaded, space, results=results_dir(ctx), synthetic=synthetic, use_wandb=use_wandb, preset=preset,
-            threads=threads, on_trial_start=display.trial_start, on_epoch=display.epoch, on_trial_end=display.trial_end,
-            on_features=display.features,
+            threads=threads, on_trial_start=_lead_ranks(ranks, display.trial_start),
+            on_epoch=display.epoch, on_trial_end=display.trial_end, on_features=display.features,
         )
+    _release_ranks(ranks)
+    return outcome
 
 
 def _worker_argv(ctx, experiment, overrides, preset, synthetic, no_wandb, handle, sweep_config, pruner,
@@ -171,3 +214,4 @@ def show(ctx, experiment: str, study: str | None, storage: str | None, top: int,
     if not no_plots:
         for path in write_plots(report, results_dir(ctx)):
             console.print(f"plot: {path}", soft_wrap=True)
+
