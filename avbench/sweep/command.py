@@ -37,7 +37,7 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
               help="torch CPU threads per worker [default: torch's own for one worker, cores // N for N workers].")
 @click.option("--dry-run", is_flag=True, help="Print the search space and a cost estimate; create no study.")
 @click.option("--backend", type=click.Choice(["optuna", "wandb"]), default="optuna", show_default=True,
-              help="wandb: W&B's own sweep engine (grid/random/bayes, hyperband), run locally.")
+              help="wandb: W&B Sweeps, on W&B's server when logged in, else W&B's own sweep engine run locally.")
 @click.pass_context
 def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trials, workers, storage, study,
           sweep_config, sampler, pruner, threads, dry_run, backend):
@@ -53,7 +53,8 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
     space = resolve_space(loaded, sweep_config)
     console = make_console()
     target = trials or loaded.config.sweep.trials
-    _refuse_under_launcher(workers=workers, dry_run=dry_run)
+    online = backend == "wandb" and _wandb_online(not no_wandb)
+    _refuse_under_launcher(workers=workers, dry_run=dry_run, online=online)
     ranks = join_ranks()  # one rank of one without torchrun / accelerate launch
     if not ranks.is_main:
         from avbench.sweep.data_parallel import follow_trials
@@ -66,6 +67,14 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
 
         dry_run(loaded, space, console=console, trials=target, workers=workers, results=results_dir(ctx),
                 synthetic=synthetic, sampler=sampler, pruner=pruner, storage=storage, study=study, preset=preset)
+        return
+    if online:
+        from avbench.sweep.wandb_online import run_online_sweep
+
+        outcome = run_online_sweep(loaded, space, experiment=experiment, trials=target, results=results_dir(ctx),
+                                   synthetic=synthetic, preset=preset, overrides=overrides, study=study,
+                                   say=lambda line: console.print(line, soft_wrap=True))
+        _report_sweep(ctx, loaded, outcome, console)
         return
     if backend == "wandb":
         outcome = _sweep_with_wandb(ctx, loaded, space, console, target=target, synthetic=synthetic,
@@ -96,7 +105,13 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
     _report_sweep(ctx, loaded, outcome, console)
 
 
-def _refuse_under_launcher(*, workers: int, dry_run: bool) -> None:
+def _wandb_online(use_wandb: bool) -> bool:
+    from avbench.sweep.wandb_online import wandb_online
+
+    return wandb_online(use_wandb)
+
+
+def _refuse_under_launcher(*, workers: int, dry_run: bool, online: bool) -> None:
     from avbench.distributed import launched_processes
 
     launched = launched_processes()
@@ -108,6 +123,9 @@ def _refuse_under_launcher(*, workers: int, dry_run: bool) -> None:
                            "launches with the same --storage)")
     if dry_run:
         raise AvbenchError("--dry-run runs in one process: run it without torchrun / accelerate launch")
+    if online:
+        raise AvbenchError("an online W&B sweep runs each trial as its agent's command, one process each: run it "
+                           "without torchrun / accelerate launch (or locally with --no-wandb or WANDB_MODE=offline)")
 
 
 def _lead_ranks(ranks, on_trial_start):
@@ -215,3 +233,24 @@ def show(ctx, experiment: str, study: str | None, storage: str | None, top: int,
         for path in write_plots(report, results_dir(ctx)):
             console.print(f"plot: {path}", soft_wrap=True)
 
+
+@click.command("agent-trial", hidden=True)  # the name is avbench.sweep.wandb_online.AGENT_TRIAL
+@click.argument("experiment")
+@click.option("--params", "params_json", required=True, help="The trial's parameters as JSON (W&B's ${args_json}).")
+@click.option("--sweep", "sweep_name", default=None, help="The sweep's name, for the run record.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--preset", default=None)
+@click.option("--synthetic", is_flag=True)
+@click.pass_context
+def agent_trial(ctx, experiment, params_json, sweep_name, overrides, preset, synthetic) -> None:
+    """One trial of an online W&B sweep: the command `wandb agent` runs, on any machine."""
+    from avbench.config import load_experiment
+    from avbench.display import summarize
+    from avbench.sweep.wandb_online import run_agent_trial
+
+    loaded = load_experiment(experiment, preset=preset, overrides=overrides)
+    record = run_agent_trial(loaded, params_json, results=results_dir(ctx), synthetic=synthetic, preset=preset,
+                             sweep=sweep_name)
+    make_console().print(f"{loaded.name} {record.run_id}: {summarize(record)}")
+    if record.status == "failed":
+        sys.exit(1)
