@@ -13,7 +13,7 @@ import click
 
 from avbench.cli_support import common_run_options, make_console, results_dir, with_strict
 from avbench.errors import AvbenchError
-from avbench.sweep.command import show, sweep
+from avbench.sweep.command import agent_trial, show, sweep
 
 
 class _Group(click.Group):
@@ -120,12 +120,16 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, cv) -> 
     if cv:
         _cross_validate(ctx, loaded.name, config, synthetic=synthetic, use_wandb=not no_wandb, preset=preset)
         return
+    from avbench.distributed import join_ranks
+
     console = make_console()
+    main_rank = join_ranks().is_main  # under torchrun every rank trains; rank 0 speaks for them
     with feature_progress(console) as on_features:
         record = run_experiment(config, results=results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb,
-                                preset=preset, progress=on_features)
-    console.print(f"{loaded.name} {record.run_id}: {summarize(record)}")
-    click.echo(f"record: {results_dir(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
+                                preset=preset, progress=on_features if main_rank else None)
+    if main_rank:
+        console.print(f"{loaded.name} {record.run_id}: {summarize(record)}")
+        click.echo(f"record: {results_dir(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
     if record.status == "failed":
         sys.exit(1)
 
@@ -256,6 +260,7 @@ def _render_inspection(report, console) -> None:
 
 cli.add_command(sweep)
 cli.add_command(show)
+cli.add_command(agent_trial)
 
 
 def main() -> None:
