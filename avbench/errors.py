@@ -9,6 +9,12 @@ class ConfigError(AvbenchError):
     """An experiment file or override is malformed, unknown or of the wrong type."""
 
 
+class InfeasibleConfig(ConfigError):
+    """Values a model cannot be built with (a ViT image not divisible by its patch, a width
+    not divisible by its heads). Raised before any data is read or any weight trained, so a
+    sweep can skip the combination instead of counting it as a failed trial."""
+
+
 class DatasetError(AvbenchError):
     """A dataset is missing, or not in the layout its task expects."""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from avbench.config import list_experiments, load_experiment
 from avbench.errors import AvbenchError
-from avbench.registry import MODELS, TASKS
+from avbench.registry import MODELS
 
 
 @dataclass
@@ -41,17 +41,11 @@ def _experiment_for(model: str) -> str | None:
 def count_parameters(experiment_name: str) -> int:
     import torch
 
-    from avbench.data.dataset import example_shapes
-    from avbench.runner import check_model_args, with_model_inputs
-    from avbench.spec import TaskSpec
+    from avbench.runner import check_model_args, spec_without_data, with_model_inputs
 
     loaded = load_experiment(experiment_name)
     experiment = with_model_inputs(loaded.config)
-    task = TASKS.get(experiment.task)()
-    classes = getattr(task, "classes", ()) or tuple(range(10))  # folder tasks learn theirs from the data
-    spec = TaskSpec(num_classes=len(classes), modalities=tuple(experiment.data.modalities),
-                    sample_rate=experiment.data.sample_rate, shapes=example_shapes(experiment.data),
-                    class_names=tuple(map(str, classes)))
+    spec = spec_without_data(experiment)
     with torch.device("meta"):
         model = MODELS.get(experiment.model)(spec, **check_model_args(experiment))
     return sum(p.numel() for p in model.parameters())

@@ -75,18 +75,22 @@ TASKS = Registry("task", "avbench.tasks")
 
 
 def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=("audio",), audio_input="logmel",
-                   tiny_data: dict[str, Any] | None = None):
+                   tiny_data: dict[str, Any] | None = None, check: Callable[..., None] | None = None):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
     `tiny` holds kwargs that make the model small enough for tests; `modalities` lists the
     batch keys the model reads; `audio_input` is the audio feature it expects ("logmel"
     [1, mels, frames] or "waveform" [1, samples]); `tiny_data` the data fields (e.g.
-    num_frames, image_size, max_segment) its tiny variant needs.
+    num_frames, image_size, max_segment) its tiny variant needs. `check(spec, **model_args)`,
+    when given, raises avbench.errors.InfeasibleConfig for values the model cannot be built
+    with; it runs before any data is read (the spec's shapes come from the data settings), so
+    `avbench run` fails in one line and a sweep skips the combination untrained. The factory
+    should call it too, so a direct call fails the same way.
     """
     if audio_input not in ("logmel", "waveform"):
         raise ValueError(f"audio_input must be 'logmel' or 'waveform', not {audio_input!r}")
     return MODELS.register(name, tiny_args=dict(tiny or {}), modalities=tuple(modalities), audio_input=audio_input,
-                           tiny_data=dict(tiny_data or {}))
+                           tiny_data=dict(tiny_data or {}), check=check)
 
 
 def register_task(name: str):

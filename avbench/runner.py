@@ -24,6 +24,7 @@ from avbench.config import Experiment, TrainConfig
 from avbench.errors import ConfigError, DatasetError
 from avbench.registry import MODELS, TASKS, did_you_mean
 from avbench.results import RunRecord, run_dir, write_record
+from avbench.spec import TaskSpec
 
 SYNTHETIC_MARKER = ".avbench-synthetic"
 
@@ -108,6 +109,31 @@ def with_model_inputs(experiment: Experiment) -> Experiment:
     return experiment
 
 
+def spec_without_data(experiment: Experiment) -> TaskSpec:
+    """The TaskSpec a model will get, from the config alone (shapes follow from the data
+    settings): for checks and parameter counts before any data is read. The class count is
+    the task's declared one; folder tasks (which learn theirs from the data) count 10."""
+    from avbench.data.dataset import example_shapes
+
+    task = TASKS.get(experiment.task)()
+    classes = getattr(task, "classes", ()) or tuple(range(10))
+    return TaskSpec(num_classes=len(classes), modalities=tuple(experiment.data.modalities),
+                    sample_rate=experiment.data.sample_rate, shapes=example_shapes(experiment.data),
+                    class_names=tuple(map(str, classes)))
+
+
+def check_feasible(experiment: Experiment, model_args: dict | None = None) -> None:
+    """Raise InfeasibleConfig (or ConfigError) when the model cannot be built with these
+    values, through its registered `check`, before any data is read: `avbench run` stops with
+    one line, a sweep skips the combination untrained."""
+    factory = MODELS.get(experiment.model)
+    if factory.check is None:
+        return
+    if model_args is None:
+        model_args = check_model_args(experiment)
+    factory.check(spec_without_data(with_model_inputs(experiment)), **model_args)
+
+
 def new_run_id(trial: int | None = None) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     prefix = f"t{trial:04d}-" if trial is not None else ""
@@ -165,6 +191,7 @@ def run_experiment(
     ranks = join_ranks()
     model_args = check_model_args(experiment)
     experiment = with_model_inputs(experiment)
+    check_feasible(experiment, model_args)
     task = TASKS.get(experiment.task)()
     root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
     cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(experiment.data))
