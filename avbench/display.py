@@ -23,6 +23,8 @@ def format_values(values: dict) -> str:
 def summarize(record: RunRecord) -> str:
     if record.status == "failed":
         return f"[red]failed[/red]: {escape(record.error or '')}"
+    if record.status == "infeasible":  # a sweep's suggestion the model cannot be built with
+        return f"infeasible, skipped untrained: {escape(record.error or '')}"
     val = record.val.get(record.metric)
     line = f"{record.status} val/{record.metric}={val:.4f}" if val is not None else record.status
     if record.test:

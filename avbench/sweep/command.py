@@ -162,11 +162,11 @@ def _sweep_with_wandb(ctx, loaded, space, console, *, target, synthetic, use_wan
 
 def _sweep_in_process(ctx, loaded, space, handle, console, *, synthetic, use_wandb, preset, threads, ranks):
     from avbench.display import SweepDisplay
-    from avbench.sweep.optuna_backend import FINISHED_STATES, run_worker
+    from avbench.sweep.optuna_backend import count_finished, run_worker
     from avbench.sweep.workers import follow_parent
 
     follow_parent()  # a no-op unless this process is one of a parent's --workers
-    finished = len(handle.study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    finished = count_finished(handle.study.get_trials(deepcopy=False))
     with SweepDisplay(console, handle.target, finished, loaded.config.train.epochs) as display:
         outcome = run_worker(
             handle, loaded, space, results=results_dir(ctx), synthetic=synthetic, use_wandb=use_wandb, preset=preset,
@@ -199,10 +199,13 @@ def _report_sweep(ctx, loaded, outcome, console) -> None:
     from avbench.leaderboard import leaderboard_rows, render_table
     from avbench.sweep.workers import PARENT_ENV
 
-    console.print(f"study {outcome.study}: {outcome.finished} finished, {outcome.failed} failed ({outcome.storage})")
+    skipped = f", {outcome.infeasible} infeasible (skipped untrained)" if outcome.infeasible else ""
+    console.print(f"study {outcome.study}: {outcome.finished} finished, {outcome.failed} failed{skipped} "
+                  f"({outcome.storage})")
     if outcome.finished < outcome.target:
         short = f"{outcome.target - outcome.finished} trial(s) short of {outcome.target}"
-        console.print(f"{short}: every grid point was tried and failed ones are not retried" if outcome.grid_exhausted
+        console.print(f"{short}: every grid point was tried; failed and infeasible ones are not retried"
+                      if outcome.grid_exhausted
                       else f"{short}: re-run the same command to resume")
     if outcome.best_value is not None:
         console.print(f"best val/{loaded.config.train.metric}={outcome.best_value:.4f} "

@@ -6,6 +6,7 @@ finished + running < trials, so workers asking at the same moment never overshoo
 that fails (or whose worker dies) frees its place for the next claim. A trial whose worker
 died (kill -9, a lost machine, Ctrl-C) is failed and re-enqueued with the same parameters;
 its retry inherits the run_id and so resumes from the dead trial's last epoch checkpoint.
+A suggestion the model cannot be built with is rejected untrained (avbench.sweep.infeasible).
 """
 
 from __future__ import annotations
@@ -28,9 +29,17 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from avbench.config import RESULT_NEUTRAL_FIELDS, LoadedExperiment
-from avbench.errors import AvbenchError, ConfigError
+from avbench.errors import AvbenchError, ConfigError, InfeasibleConfig
 from avbench.results import RunRecord, run_dir
-from avbench.runner import new_run_id
+from avbench.runner import check_feasible, new_run_id
+from avbench.sweep.infeasible import (
+    INFEASIBLE,
+    MAX_CONSECUTIVE_INFEASIBLE,
+    infeasible_record,
+    is_infeasible,
+    reject_trial,
+    too_many_infeasible,
+)
 from avbench.sweep.samplers import (
     check_sampler,
     is_grid_exhausted,
@@ -78,6 +87,7 @@ class SweepOutcome:
     best_params: dict
     best_run_id: str | None
     grid_exhausted: bool = False
+    infeasible: int = 0  # suggestions rejected untrained: not trials
 
 
 @dataclass
@@ -181,8 +191,14 @@ def recover_dead_trials(study: optuna.Study) -> int:
     return count
 
 
+def count_finished(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Trials that count toward `--trials`: complete or pruned, not rejected as infeasible."""
+    return sum(t.state in FINISHED_STATES and not is_infeasible(t) for t in trials)
+
+
 def state_counts(study: optuna.Study) -> Counter:
-    return Counter(t.state for t in study.get_trials(deepcopy=False))
+    """Trials by state; infeasible ones (told PRUNED) under INFEASIBLE instead."""
+    return Counter(INFEASIBLE if is_infeasible(t) else t.state for t in study.get_trials(deepcopy=False))
 
 
 class _Done:
@@ -293,6 +309,7 @@ def run_worker(
 
         torch.set_num_threads(threads)  # this process's share of the cores (see --threads)
     failures: list[str] = []
+    infeasible_in_a_row = 0
     while True:
         trial = claim_trial(handle, space)
         if trial is _Done:
@@ -306,6 +323,12 @@ def run_worker(
                                 on_features=on_features)
         if on_trial_end:
             on_trial_end(record)
+        if record.status == INFEASIBLE:  # neither a result nor a failure: the streaks stay as they were
+            infeasible_in_a_row += 1
+            if infeasible_in_a_row >= MAX_CONSECUTIVE_INFEASIBLE:
+                raise ConfigError(too_many_infeasible(infeasible_in_a_row, record.error))
+            continue
+        infeasible_in_a_row = 0
         if record.status != "failed":
             failures.clear()
             continue
@@ -323,6 +346,12 @@ def _run_trial(handle: StudyHandle, space: SearchSpace, trial: optuna.Trial, *, 
     study = handle.study
     try:
         values = {p.name: suggest(trial, p) for p in space.params.values()}
+        experiment = loaded.resolve(values)
+        try:
+            check_feasible(experiment)
+        except InfeasibleConfig as exc:
+            reject_trial(study, trial, str(exc))
+            return infeasible_record(loaded, trial.number, values, str(exc))
         if on_trial_start:
             on_trial_start(trial.number, values)
         # A retry inherits the dead trial's run_id and so resumes from its checkpoint; a new
@@ -341,7 +370,7 @@ def _run_trial(handle: StudyHandle, space: SearchSpace, trial: optuna.Trial, *, 
             return trial.should_prune()
 
         record = run_experiment(
-            loaded.resolve(values), results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
+            experiment, results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
             sweep=handle.name, trial=trial.number, searched=values, on_eval=on_eval, run_id=run_id,
             progress=on_features,
         )
@@ -378,7 +407,7 @@ def sweep_outcome(handle: StudyHandle) -> SweepOutcome:
     best = max(completed, key=lambda t: t.value) if completed else None
     return SweepOutcome(
         study=handle.name, storage=display_url(handle.url), target=handle.target,
-        finished=sum(t.state in FINISHED_STATES for t in trials),
+        finished=count_finished(trials), infeasible=sum(map(is_infeasible, trials)),
         failed=sum(t.state == TrialState.FAIL for t in trials),
         best_value=best.value if best else None, best_params=dict(best.params) if best else {},
         best_run_id=best.user_attrs.get("run_id") if best else None,

@@ -23,6 +23,7 @@ from avbench.display import format_values
 from avbench.errors import StorageError
 from avbench.registry import did_you_mean
 from avbench.results import RunRecord, run_dir
+from avbench.sweep.infeasible import INFEASIBLE, is_infeasible
 from avbench.sweep.storage import display_url, list_study_names, open_storage, resolve_storage_url, storage_file
 
 TEST_METRICS = ("acc", "uar", "macro_f1")
@@ -41,6 +42,7 @@ class StudyReport:
     importances: dict[str, float] = field(default_factory=dict)
     importance_note: str = ""
     failures: list[tuple[int, str]] = field(default_factory=list)
+    infeasible: Counter = field(default_factory=Counter)  # reason → suggestions rejected for it
 
 
 def _experiment_name(experiment: str) -> str:
@@ -77,13 +79,15 @@ def study_report(experiment: str, *, results: Path, study: str | None = None, st
     trials = loaded.get_trials(deepcopy=False)
     report = StudyReport(
         study=loaded, name=chosen, url=url, experiment=loaded.user_attrs.get("experiment", name),
-        metric=loaded.user_attrs.get("metric", "val"), counts=dict(Counter(t.state.name.lower() for t in trials)),
+        metric=loaded.user_attrs.get("metric", "val"),
+        counts=dict(Counter(INFEASIBLE if is_infeasible(t) else t.state.name.lower() for t in trials)),
     )
     completed = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value, reverse=True)
     report.best = [_best_row(t, results, report.experiment) for t in completed[:top]]
     retried_as = {number: t.number for t in trials for number in t.system_attrs.get("retry_history", [])[-1:]}
     report.failures = [(t.number, t.user_attrs.get("error") or _died(retried_as.get(t.number)))
                        for t in trials if t.state == TrialState.FAIL]
+    report.infeasible = Counter(t.user_attrs[INFEASIBLE] for t in trials if is_infeasible(t))
     report.importances, report.importance_note = _importances(loaded, len(completed))
     return report
 
@@ -139,6 +143,8 @@ def render_report(report: StudyReport, console: Console) -> None:
         console.print(report.importance_note)
     for number, error in report.failures:
         console.print(f"trial {number} failed: {escape(error)}", soft_wrap=True)
+    for reason, count in report.infeasible.most_common():
+        console.print(f"{count} suggestion(s) skipped untrained, infeasible: {escape(reason)}", soft_wrap=True)
 
 
 def write_plots(report: StudyReport, results: Path) -> list[Path]:

@@ -6,7 +6,8 @@ bayes search, hyperband early termination. The sweep's state lives in
 results/wandb-sweeps/<sweep>.json, so re-running the command resumes it; a trial that was
 running when its process died is run again first, from its last epoch checkpoint. Runs
 are logged to W&B offline, ready for `wandb sync`, and write the same run records as the
-Optuna backend, so the leaderboard does not care which backend ran.
+Optuna backend, so the leaderboard does not care which backend ran. A suggestion the model
+cannot be built with is rejected untrained (avbench.sweep.infeasible).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from avbench.config import LoadedExperiment
-from avbench.errors import AvbenchError, ConfigError
+from avbench.errors import AvbenchError, ConfigError, InfeasibleConfig
 from avbench.results import FINISHED, RunRecord, write_json_atomic
-from avbench.runner import run_experiment
+from avbench.runner import check_feasible, run_experiment
+from avbench.sweep.infeasible import INFEASIBLE, MAX_CONSECUTIVE_INFEASIBLE, infeasible_record, too_many_infeasible
 from avbench.sweep.optuna_backend import MAX_CONSECUTIVE_FAILURES, SweepOutcome, config_fingerprint, study_name
 from avbench.sweep.space import SearchSpace
 
@@ -119,6 +121,7 @@ def run_wandb_sweep(
     state = SweepState(Path(results) / "wandb-sweeps" / f"{name}.json", config, config_fingerprint(loaded, space))
     metric = space.metric
     failures: list[str] = []
+    infeasible_in_a_row = 0
     grid_exhausted = False
     try:
         while state.finished() < trials:
@@ -136,6 +139,20 @@ def run_wandb_sweep(
                 state.runs.append(entry)
                 state.save()
             values = {key: spec["value"] for key, spec in entry["config"].items()}
+            experiment = loaded.resolve(values)
+            try:
+                check_feasible(experiment)
+            except InfeasibleConfig as exc:
+                # "failed" for the engine (bayes imputes the worst metric there), not a result for us.
+                entry.update(state="failed", status=INFEASIBLE, error=str(exc))
+                state.save()
+                if on_trial_end:
+                    on_trial_end(infeasible_record(loaded, entry["index"], values, str(exc)))
+                infeasible_in_a_row += 1
+                if infeasible_in_a_row >= MAX_CONSECUTIVE_INFEASIBLE:
+                    raise ConfigError(too_many_infeasible(infeasible_in_a_row, str(exc))) from None
+                continue
+            infeasible_in_a_row = 0
             if on_trial_start:
                 on_trial_start(entry["index"], values)
 
@@ -151,7 +168,7 @@ def run_wandb_sweep(
                 return any(run.name == entry["name"] for run in stop)
 
             record = run_experiment(
-                loaded.resolve(values), results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
+                experiment, results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
                 sweep=name, trial=entry["index"], searched=values, on_eval=on_eval, run_id=entry["run_id"],
                 progress=on_features,
             )
@@ -174,6 +191,7 @@ def run_wandb_sweep(
     return SweepOutcome(
         study=name, storage=str(state.path), target=trials, finished=state.finished(), grid_exhausted=grid_exhausted,
         failed=sum(run.get("status") == "failed" for run in state.runs),
+        infeasible=sum(run.get("status") == INFEASIBLE for run in state.runs),
         best_value=best["summary_metrics"][metric] if best else None,
         best_params={k: v["value"] for k, v in best["config"].items()} if best else {},
         best_run_id=best["run_id"] if best else None,

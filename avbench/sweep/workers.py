@@ -23,7 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from avbench.display import format_values, summarize
 from avbench.errors import AvbenchError
 from avbench.results import RunRecord, run_dir
-from avbench.sweep.optuna_backend import FINISHED_STATES, StudyHandle, SweepOutcome, sweep_outcome
+from avbench.sweep.infeasible import INFEASIBLE, is_infeasible
+from avbench.sweep.optuna_backend import StudyHandle, SweepOutcome, count_finished, sweep_outcome
 
 PARENT_ENV = "AVBENCH_SWEEP_PARENT"
 POLL_S = 1.0
@@ -109,7 +110,7 @@ class _Watch:
             if trial.state.is_finished() and trial.number not in self.reported:
                 self.reported.add(trial.number)
                 self.console.print(self._line(trial))
-        finished = sum(t.state in FINISHED_STATES for t in trials)
+        finished = count_finished(trials)
         running = [f"t{t.number} epoch {len(t.intermediate_values)}" for t in trials if t.state.name == "RUNNING"]
         self.progress.update(self.bar, completed=finished, info=", ".join(running))
 
@@ -119,6 +120,9 @@ class _Watch:
             # No error attribute: the worker died mid-trial (a retry shares its run record).
             reason = trial.user_attrs.get("error", "its worker died; re-enqueued")
             return f"trial {trial.number} {values}: [red]failed[/red]: {escape(reason)}"
+        if is_infeasible(trial):
+            reason = escape(trial.user_attrs[INFEASIBLE])
+            return f"trial {trial.number} {values}: infeasible, skipped untrained: {reason}"
         record = self._record(trial.user_attrs.get("run_id"))
         outcome = summarize(record) if record is not None else trial.state.name.lower()
         return f"trial {trial.number} {values}: {outcome}"
@@ -181,8 +185,7 @@ def _supervise(pool: list[_Worker], watch: _Watch) -> None:
 
 
 def _study_done(watch: _Watch) -> bool:
-    trials = watch.handle.study.get_trials(deepcopy=False, states=FINISHED_STATES)
-    return len(trials) >= watch.handle.target
+    return count_finished(watch.handle.study.get_trials(deepcopy=False)) >= watch.handle.target
 
 
 def _stop(pool: list[_Worker]) -> None:

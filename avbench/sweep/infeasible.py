@@ -1,0 +1,54 @@
+"""Suggestions a model cannot be built with, in both sweep backends.
+
+A model may register a `check` (avbench.registry.register_model) that raises
+InfeasibleConfig for a combination of values, e.g. a ViT image not divisible by its patch.
+Sweeps call it on every suggestion before any data is read or weight trained, and reject the
+ones it refuses. A rejected suggestion is not a trial: it does not count toward `--trials`,
+does not break or extend the failure streak, writes no run record (so the leaderboard never
+sees it) and is not retried; the sweep goes on until it has its N real trials.
+
+What each backend's sampler learns from it:
+- Optuna: the trial is told PRUNED with the user attribute "infeasible" (the reason) and a
+  violated constraint (`trial.set_constraint`). PRUNED rather than FAIL because TPE learns
+  only from complete and pruned trials; the constraint puts it among TPE's worst trials
+  (Optuna's own rule for constrained search), so TPE draws less from that region. Random and
+  grid samplers do not learn; a grid simply never repeats the point.
+- W&B: the run is kept in the sweep's state with the engine state "failed" (and our status
+  "infeasible"); W&B's bayes search imputes the worst metric for failed runs, which is how it
+  steers away from them. Grid search never repeats the point.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from avbench.config import LoadedExperiment
+from avbench.results import RunRecord
+
+INFEASIBLE = "infeasible"  # the Optuna user attribute holding the reason, and the status shown
+# A rejection costs a config check, not a trial; this many in a row means the space has
+# (almost) nothing feasible left to suggest.
+MAX_CONSECUTIVE_INFEASIBLE = 100
+
+
+def is_infeasible(trial: optuna.trial.FrozenTrial) -> bool:
+    return INFEASIBLE in trial.user_attrs
+
+
+def reject_trial(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    trial.set_user_attr(INFEASIBLE, reason)
+    trial.set_constraint(INFEASIBLE, 1.0)  # > 0: violated
+    study.tell(trial, state=TrialState.PRUNED)
+
+
+def infeasible_record(loaded: LoadedExperiment, number: int, values: dict, reason: str) -> RunRecord:
+    """What the display is told about a rejected suggestion; never written to results/."""
+    config = loaded.config
+    return RunRecord(run_id="", experiment=loaded.name, task=config.task, model=config.model, status=INFEASIBLE,
+                     error=reason, trial=number, searched=dict(values))
+
+
+def too_many_infeasible(count: int, reason: str | None) -> str:
+    return (f"{count} suggestions in a row could not be built (last: {reason}); "
+            "narrow the sweep's ranges to feasible combinations")
