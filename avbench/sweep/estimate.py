@@ -96,12 +96,13 @@ def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, 
                 results: Path, synthetic: bool) -> None:
     from avbench.data.dataset import prepare_data
     from avbench.registry import TASKS
-    from avbench.runner import resolve_data_root, with_model_inputs
+    from avbench.runner import check_feasible, resolve_data_root, with_model_inputs
 
     values = {name: representative(p) for name, p in space.params.items()}
     try:
         experiment = loaded.resolve(values)
-    except ConfigError:  # a constraint between fields: fall back to each range's first value
+        check_feasible(experiment)
+    except ConfigError:  # a constraint between fields (an infeasible model too): each range's first value
         values = {name: p.choices[0] if p.kind == "categorical" else p.low for name, p in space.params.items()}
         experiment = loaded.resolve(values)
     experiment = with_model_inputs(experiment)
