@@ -60,14 +60,18 @@ def list_cmd(what: str) -> None:
 
 
 def _list_models() -> None:
-    from rich.table import Table
+    from rich.table import Column, Table
+    from rich.text import Text
 
     from avbench.model_info import describe_models, format_count
 
-    table = Table("model", "modalities", "params", "counted in", "what it is", box=None)
+    # One line per model: only the summary gives way to a narrow terminal, and it is cut, not wrapped.
+    fixed = [Column(name, no_wrap=True) for name in ("model", "modalities", "params", "counted in")]
+    table = Table(*fixed, "what it is", box=None)
     for info in describe_models():
         reads = " + ".join(f"audio ({info.audio_input})" if m == "audio" else m for m in info.modalities)
-        table.add_row(info.name, reads, format_count(info.params), info.counted_in or "-", info.summary)
+        table.add_row(info.name, reads, format_count(info.params), info.counted_in or "-",
+                      Text(info.summary, no_wrap=True, overflow="ellipsis"))
     make_console().print(table)
 
 

@@ -1,4 +1,4 @@
-"""OpenAV's audio-visual model: ResNet18 on log-mel + ResNet18-LSTM on lips, per segment; attention fusion.
+"""OpenAV's AV model: ResNet18 on log-mel, ResNet18-LSTM on lips, attention fusion.
 
 A ResNet18 reads each segment's log-mel, a ResNet18 + 2-layer LSTM each segment's lip frames;
 a linear map over the segment axis gives `hidden_features` tokens per modality, and a stack of

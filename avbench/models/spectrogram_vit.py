@@ -1,4 +1,4 @@
-"""A Vision Transformer (timm) on the log-mel image (emotions-classify's TransformerClassifier).
+"""A ViT (timm) on the log-mel image: emotions-classify's TransformerClassifier.
 
 The seed built vit-pytorch's ViT on a square linear spectrogram (512×512); here the log-mel
 image [n_mels, frames] is resized (bilinear) to `spectrogram_size` first, so the image the
