@@ -14,6 +14,7 @@ import pytest
 from avbench.errors import InfeasibleConfig
 from avbench.registry import MODELS
 from avbench.results import iter_records
+from tests.conftest import REPO
 from tests.test_models import fake_batch, tiny_spec
 
 VIT = "spectrogram-vit-cremad"
@@ -138,3 +139,24 @@ def test_wandb_sweep_skips_infeasible_suggestions_and_finishes_exactly_n_trials(
     records = _records(workspace, sweep)
     assert sorted(r.trial for r in records) == sorted(run["index"] for run in real)
     assert all({k: r.searched[k] for k in FEASIBLE} == FEASIBLE for r in records)
+
+
+def _experiments_and_presets() -> list[tuple[str, str | None]]:
+    import yaml
+
+    return [(path.stem, preset) for path in sorted((REPO / "experiments").glob("*.yaml"))
+            for preset in (None, *(yaml.safe_load(path.read_text()).get("presets") or {}))]
+
+
+@pytest.mark.parametrize("name, preset", _experiments_and_presets())
+def test_the_middle_of_every_sweep_space_can_be_built(name, preset, monkeypatch):
+    """Dry-run estimates, the end-to-end test and the fit() benchmark build the middle of the
+    space; a preset whose middle is infeasible would break them."""
+    from avbench.config import load_experiment
+    from avbench.runner import check_feasible
+    from avbench.sweep.space import representative, resolve_space
+
+    monkeypatch.chdir(REPO)  # experiments/ and sweeps/ as the repo has them
+    loaded = load_experiment(name, preset=preset)
+    values = {k: representative(p) for k, p in resolve_space(loaded).params.items()} if loaded.searched else {}
+    check_feasible(loaded.resolve(values))
