@@ -26,7 +26,9 @@ def summarize(record: RunRecord) -> str:
     val = record.val.get(record.metric)
     line = f"{record.status} val/{record.metric}={val:.4f}" if val is not None else record.status
     if record.test:
-        line += f" test/acc={record.test['acc']:.4f} test/uar={record.test['uar']:.4f}"
+        for metric in ("acc", "uar"):
+            std = record.test.get(f"{metric}_std")  # over folds, when the run cross-validated
+            line += f" test/{metric}={record.test[metric]:.4f}" + (f" ± {std:.4f}" if std is not None else "")
     return line + f" ({record.epochs_run} epochs, {record.wall_time_s:.0f}s)"
 
 

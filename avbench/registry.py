@@ -75,18 +75,23 @@ TASKS = Registry("task", "avbench.tasks")
 
 
 def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=("audio",), audio_input="logmel",
-                   tiny_data: dict[str, Any] | None = None):
+                   tiny_data: dict[str, Any] | None = None, objective: str = "classification"):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
     `tiny` holds kwargs that make the model small enough for tests; `modalities` lists the
     batch keys the model reads; `audio_input` is the audio feature it expects ("logmel"
-    [1, mels, frames] or "waveform" [1, samples]); `tiny_data` the data fields (e.g.
-    num_frames, image_size, max_segment) its tiny variant needs.
+    [1, mels, frames], "waveform" [1, samples] or auDeep's "spectrogram" [thresholds, mels,
+    frames]); `tiny_data` the data fields (e.g. num_frames, image_size, max_segment) its tiny
+    variant needs. `objective` is "classification" (forward gives logits, trained with
+    cross-entropy) or "reconstruction" (the model has `loss(output, batch)` and learns
+    representations without labels, which an MLP then scores: see avbench.features).
     """
-    if audio_input not in ("logmel", "waveform"):
-        raise ValueError(f"audio_input must be 'logmel' or 'waveform', not {audio_input!r}")
+    if audio_input not in ("logmel", "waveform", "spectrogram"):
+        raise ValueError(f"audio_input must be 'logmel', 'waveform' or 'spectrogram', not {audio_input!r}")
+    if objective not in ("classification", "reconstruction"):
+        raise ValueError(f"objective must be 'classification' or 'reconstruction', not {objective!r}")
     return MODELS.register(name, tiny_args=dict(tiny or {}), modalities=tuple(modalities), audio_input=audio_input,
-                           tiny_data=dict(tiny_data or {}))
+                           tiny_data=dict(tiny_data or {}), objective=objective)
 
 
 def register_task(name: str):
