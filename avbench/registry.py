@@ -75,7 +75,8 @@ TASKS = Registry("task", "avbench.tasks")
 
 
 def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=("audio",), audio_input="logmel",
-                   tiny_data: dict[str, Any] | None = None, objective: str = "classification"):
+                   tiny_data: dict[str, Any] | None = None, objective: str = "classification",
+                   cpu_threads: int | None = None):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
     `tiny` holds kwargs that make the model small enough for tests; `modalities` lists the
@@ -85,13 +86,15 @@ def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=
     variant needs. `objective` is "classification" (forward gives logits, trained with
     cross-entropy) or "reconstruction" (the model has `loss(output, batch)` and learns
     representations without labels, which an MLP then scores: see avbench.features).
+    `cpu_threads` caps torch's intra-op threads while it trains on a CPU (None: no cap), for
+    models whose ops are too small to share, such as RNNs stepping through time.
     """
     if audio_input not in ("logmel", "waveform", "spectrogram"):
         raise ValueError(f"audio_input must be 'logmel', 'waveform' or 'spectrogram', not {audio_input!r}")
     if objective not in ("classification", "reconstruction"):
         raise ValueError(f"objective must be 'classification' or 'reconstruction', not {objective!r}")
     return MODELS.register(name, tiny_args=dict(tiny or {}), modalities=tuple(modalities), audio_input=audio_input,
-                           tiny_data=dict(tiny_data or {}), objective=objective)
+                           tiny_data=dict(tiny_data or {}), objective=objective, cpu_threads=cpu_threads)
 
 
 def register_task(name: str):

@@ -207,6 +207,10 @@ def run_experiment(
         gradient_accumulation_steps=experiment.train.grad_accum,
         log_with="wandb" if use_wandb else None,
     )
+    threads_before = torch.get_num_threads()
+    cpu_threads = MODELS.get(experiment.model).cpu_threads
+    if cpu_threads and accelerator.device.type == "cpu":
+        torch.set_num_threads(min(threads_before, cpu_threads))  # restored below
     try:
         if use_wandb:
             from avbench.tracking import start_tracking
@@ -291,6 +295,7 @@ def run_experiment(
         if record.oom_retry and is_out_of_memory(exc):
             record.error += " (also after halving the micro-batch)"
     finally:
+        torch.set_num_threads(threads_before)
         record.wall_time_s = round(time.perf_counter() - started, 3)
         write_record(results, record)
         accelerator.end_training()

@@ -50,9 +50,18 @@ def test_spectrogram_settings_refuse_impossible_windows():
         DataConfig(clip_below=[-60, 3])
 
 
+@pytest.fixture
+def one_thread():
+    """As the runner trains audeep on a CPU (its registry entry's cpu_threads=1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("cell, bi_encoder, bi_decoder, size", [("gru", False, True, 2 * 8 * 2),
                                                                  ("lstm", True, False, 2 * 8 * 2)])
-def test_autoencoder_shapes(cell, bi_encoder, bi_decoder, size):
+def test_autoencoder_shapes(cell, bi_encoder, bi_decoder, size, one_thread):
     """auDeep's representation size: layers x units x decoder directions (x 2 for LSTM's h and c)."""
     spec = TaskSpec(num_classes=3, shapes={"audio": (2, 6, 10)})
     model = audeep(spec, cell=cell, num_layers=2, num_units=8, bidirectional_encoder=bi_encoder,
@@ -62,7 +71,7 @@ def test_autoencoder_shapes(cell, bi_encoder, bi_decoder, size):
     assert model.encode(batch).shape == (4, 2 * size)  # the two thresholds' representations fused
 
 
-def test_autoencoder_learns_to_reconstruct():
+def test_autoencoder_learns_to_reconstruct(one_thread):
     spec = TaskSpec(num_classes=3, shapes={"audio": (1, 4, 8)})
     torch.manual_seed(0)
     model = audeep(spec, num_layers=1, num_units=16, keep_prob=1.0)
