@@ -82,7 +82,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     if isinstance(value, dict):
-        return ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in value.items())
+        from avbench.display import short_names
+
+        names = short_names(value)
+        return ", ".join(f"{names[k]}={_fmt(v)}" for k, v in value.items())
     if isinstance(value, int) and value >= 10_000:
         return f"{value / 1e6:.2f}M"
     return "" if value is None else str(value)

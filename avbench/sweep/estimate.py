@@ -95,7 +95,7 @@ def _print_space(loaded: LoadedExperiment, space: SearchSpace, console: Console)
 def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, *, trials: int, workers: int,
                 results: Path, synthetic: bool) -> None:
     from avbench.data.dataset import prepare_data
-    from avbench.registry import TASKS
+    from avbench.registry import MODELS, TASKS
     from avbench.runner import resolve_data_root, with_model_inputs
 
     values = {name: representative(p) for name, p in space.params.items()}
@@ -108,6 +108,14 @@ def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, 
     task = TASKS.get(experiment.task)()
     root, _ = resolve_data_root(experiment, synthetic=synthetic)
     counts = _split_counts(task, root, experiment)
+    trained = dict(counts)  # what one trial trains and evaluates on
+    if MODELS.get(experiment.model).objective == "reconstruction":
+        # An autoencoder trains on every clip but a held-out tenth, which is its val and test.
+        from avbench.features.pipeline import MONITOR_FRACTION
+
+        total = sum(counts.values())
+        held_out = max(1, round(total * MONITOR_FRACTION))
+        trained = {"train": total - held_out, "val": held_out, "test": held_out}
     total_files = sum(counts.values())
     split_sizes = " / ".join(f"{n} {name}" for name, n in counts.items())
     scratch: list[Path] = []
@@ -134,8 +142,8 @@ def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, 
         for folder in scratch:
             shutil.rmtree(folder, ignore_errors=True)
     batch = experiment.train.batch_size
-    epoch = math.ceil(counts["train"] / batch) * train_s + math.ceil(counts["val"] / batch) * eval_s
-    trial = experiment.train.epochs * epoch + math.ceil(counts["test"] / batch) * eval_s
+    epoch = math.ceil(trained["train"] / batch) * train_s + math.ceil(trained["val"] / batch) * eval_s
+    trial = experiment.train.epochs * epoch + math.ceil(trained["test"] / batch) * eval_s
     console.print(f"one training step at batch {batch} ({_format(values)}): {train_s * 1000:.0f} ms, "
                   f"one evaluation batch {eval_s * 1000:.0f} ms")
     console.print(f"→ ~{_duration(epoch)} per epoch, ~{_duration(trial)} per trial of {experiment.train.epochs} "
@@ -182,10 +190,16 @@ def time_batches(experiment, data) -> tuple[float, float]:
         with torch.no_grad():
             model(batch)
 
-    model.train()
-    train_s = _median_time(train_step)
-    model.eval()
-    return train_s, _median_time(eval_step)
+    threads = torch.get_num_threads()
+    cap = MODELS.get(experiment.model).cpu_threads  # as run_experiment trains it on a CPU
+    torch.set_num_threads(min(threads, cap or threads))
+    try:
+        model.train()
+        train_s = _median_time(train_step)
+        model.eval()
+        return train_s, _median_time(eval_step)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _median_time(step) -> float:
