@@ -23,6 +23,7 @@ from avbench.config import EvaluationConfig, Experiment, TrainConfig
 from avbench.errors import ConfigError, DatasetError
 from avbench.registry import MODELS, TASKS, did_you_mean
 from avbench.results import RunRecord, run_dir, write_record
+from avbench.threads import capped_torch_threads
 
 SYNTHETIC_MARKER = ".avbench-synthetic"
 
@@ -207,10 +208,6 @@ def run_experiment(
         gradient_accumulation_steps=experiment.train.grad_accum,
         log_with="wandb" if use_wandb else None,
     )
-    threads_before = torch.get_num_threads()
-    cpu_threads = MODELS.get(experiment.model).cpu_threads
-    if cpu_threads and accelerator.device.type == "cpu":
-        torch.set_num_threads(min(threads_before, cpu_threads))  # restored below
     try:
         if use_wandb:
             from avbench.tracking import start_tracking
@@ -231,6 +228,12 @@ def run_experiment(
             return bool(on_eval(epoch, metrics)) if on_eval else False
 
         def train(cfg: TrainConfig) -> FitResult:
+            # A model whose ops are too small to share declares cpu_threads (audeep's RNN: 1).
+            on_cpu = accelerator.device.type == "cpu"
+            with capped_torch_threads(MODELS.get(experiment.model).cpu_threads if on_cpu else None):
+                return _train(cfg)
+
+        def _train(cfg: TrainConfig) -> FitResult:
             set_seed(cfg.seed)
             model = MODELS.get(experiment.model)(data.spec, **model_args)
             record.params = sum(p.numel() for p in model.parameters())
@@ -295,7 +298,6 @@ def run_experiment(
         if record.oom_retry and is_out_of_memory(exc):
             record.error += " (also after halving the micro-batch)"
     finally:
-        torch.set_num_threads(threads_before)
         record.wall_time_s = round(time.perf_counter() - started, 3)
         write_record(results, record)
         accelerator.end_training()

@@ -21,9 +21,8 @@ The protocol, and what its numbers mean:
 
 from __future__ import annotations
 
-import contextlib
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +32,7 @@ from torch import nn
 
 from avbench.config import EvaluationConfig
 from avbench.errors import DatasetError
+from avbench.threads import capped_torch_threads
 from avbench.train.metrics import classification_metrics
 
 METRICS = ("acc", "uar", "macro_f1")
@@ -117,23 +117,10 @@ def cross_validate(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, 
                    num_classes: int, cfg: EvaluationConfig, *, seed: int = 0,
                    device: str | torch.device = "cpu") -> CrossValidationResult:
     """Repeated cross-validation of auDeep's MLP on `features` [clips, ...] (flattened)."""
-    with _one_cpu_thread(device):
+    # The MLP's steps are far too small for torch's intra-op threads on a CPU: on the loaded
+    # 2-core machine two threads made this cross-validation 3x slower than one (24.6 s vs 8.3 s).
+    with capped_torch_threads(1 if torch.device(device).type == "cpu" else None):
         return _cross_validate(features, labels, folds, splits, num_classes, cfg, seed, device)
-
-
-@contextlib.contextmanager
-def _one_cpu_thread(device) -> Iterator[None]:
-    """The MLP's steps are far too small for torch's intra-op threads on a CPU: on the loaded
-    2-core machine two threads made the cross-validation 3x slower than one (24.6 s vs 8.3 s)."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _cross_validate(features, labels, folds, splits, num_classes, cfg, seed, device) -> CrossValidationResult:

@@ -38,12 +38,7 @@ def write_preview(path: Path, spectrograms: np.ndarray, thresholds: list[float],
         right.set_title("amplitude histogram", fontsize=9)
         right.set_yscale("log")
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path, dpi=80)
 
 
 def write_confusion(path: Path, confusion: list[list[int]], class_names: tuple[str, ...], title: str) -> Path:
@@ -66,9 +61,13 @@ def write_confusion(path: Path, confusion: list[list[int]], class_names: tuple[s
                           color="white" if recall[row, col] > 0.5 else "black")
     figure.colorbar(shown, ax=axis, label="fraction of the true class")
     axis.set_title(title, fontsize=9)
+    return _save(plt, figure, path, dpi=90)
+
+
+def _save(plt, figure, path: Path, *, dpi: int) -> Path:
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
+    figure.savefig(path, dpi=dpi)
     plt.close(figure)
     return path

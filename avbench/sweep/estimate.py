@@ -22,6 +22,7 @@ from avbench.config import LoadedExperiment, find_nulls, read_mapping
 from avbench.data.cache import FeatureCache
 from avbench.errors import ConfigError
 from avbench.sweep.space import SearchSpace, representative
+from avbench.threads import capped_torch_threads
 
 TIMED_STEPS = 3
 SAMPLE_FILES_PER_SPLIT = 8
@@ -190,16 +191,11 @@ def time_batches(experiment, data) -> tuple[float, float]:
         with torch.no_grad():
             model(batch)
 
-    threads = torch.get_num_threads()
-    cap = MODELS.get(experiment.model).cpu_threads  # as run_experiment trains it on a CPU
-    torch.set_num_threads(min(threads, cap or threads))
-    try:
+    with capped_torch_threads(MODELS.get(experiment.model).cpu_threads):  # as run_experiment trains it on a CPU
         model.train()
         train_s = _median_time(train_step)
         model.eval()
         return train_s, _median_time(eval_step)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _median_time(step) -> float:
