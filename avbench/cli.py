@@ -14,7 +14,7 @@ import click
 from avbench.cli_support import common_run_options, make_console, results_dir, with_strict
 from avbench.errors import AvbenchError
 from avbench.features.command import features
-from avbench.sweep.command import show, sweep
+from avbench.sweep.command import agent_trial, show, sweep
 
 
 class _Group(click.Group):
@@ -45,6 +45,9 @@ def cli(ctx: click.Context, results: Path) -> None:
 @click.argument("what", type=click.Choice(["experiments", "tasks", "models"]))
 def list_cmd(what: str) -> None:
     """List experiments, tasks or models."""
+    if what == "models":
+        _list_models()
+        return
     if what == "experiments":
         from avbench.config import list_experiments
 
@@ -55,6 +58,18 @@ def list_cmd(what: str) -> None:
         names = (TASKS if what == "tasks" else MODELS).names()
     for name in names:
         click.echo(name)
+
+
+def _list_models() -> None:
+    from rich.table import Table
+
+    from avbench.model_info import describe_models, format_count
+
+    table = Table("model", "modalities", "params", "counted in", "what it is", box=None)
+    for info in describe_models():
+        reads = " + ".join(f"audio ({info.audio_input})" if m == "audio" else m for m in info.modalities)
+        table.add_row(info.name, reads, format_count(info.params), info.counted_in or "-", info.summary)
+    make_console().print(table)
 
 
 @cli.command()
@@ -106,12 +121,16 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, cv) -> 
     if cv:
         _cross_validate(ctx, loaded.name, config, synthetic=synthetic, use_wandb=not no_wandb, preset=preset)
         return
+    from avbench.distributed import join_ranks
+
     console = make_console()
+    main_rank = join_ranks().is_main  # under torchrun every rank trains; rank 0 speaks for them
     with feature_progress(console) as on_features:
         record = run_experiment(config, results=results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb,
-                                preset=preset, progress=on_features)
-    console.print(f"{loaded.name} {record.run_id}: {summarize(record)}")
-    click.echo(f"record: {results_dir(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
+                                preset=preset, progress=on_features if main_rank else None)
+    if main_rank:
+        console.print(f"{loaded.name} {record.run_id}: {summarize(record)}")
+        click.echo(f"record: {results_dir(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
     if record.status == "failed":
         sys.exit(1)
 
@@ -242,6 +261,7 @@ def _render_inspection(report, console) -> None:
 
 cli.add_command(sweep)
 cli.add_command(show)
+cli.add_command(agent_trial)
 cli.add_command(features)
 
 

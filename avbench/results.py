@@ -55,6 +55,7 @@ class RunRecord:
     git: str | None = None
     wandb_run_id: str | None = None
     cv: dict[str, Any] | None = None  # {"group", "fold", "folds"} for a cross-validation fold
+    processes: int = 1  # data-parallel processes (torchrun / accelerate launch) that trained the run
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:

@@ -5,6 +5,7 @@ Used by `avbench run` and by every sweep backend, so all of them write the same 
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import os
@@ -170,8 +171,12 @@ def run_experiment(
 
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import ArrayDataset, cache_workers, prepare_data
-    from avbench.train.loop import FitResult, fit
+    from avbench.distributed import RankFailure, join_ranks
+    from avbench.train.loop import FitResult, NonFiniteLoss, fit
 
+    # Under torchrun / accelerate launch every rank runs this with the same config; rank 0
+    # alone writes results, decides about stopping, and gives the run its id.
+    ranks = join_ranks()
     model_args = check_model_args(experiment)
     experiment = with_model_inputs(experiment)
     task = TASKS.get(experiment.task)()
@@ -188,18 +193,25 @@ def run_experiment(
         data = autoencoder_data(clips, data, seed=experiment.data.split_seed)
 
     record = RunRecord(
-        run_id=run_id or new_run_id(trial), experiment=experiment.name, task=experiment.task,
+        run_id=ranks.share(run_id or new_run_id(trial)), experiment=experiment.name, task=experiment.task,
         model=experiment.model, data_kind=data_kind, preset=preset, sweep=sweep, trial=trial,
         searched=dict(searched or {}), metric=experiment.train.metric, seed=experiment.train.seed,
         data_sizes=data.sizes(), skipped_files=[list(s) for s in data.skipped],
         cache=data.cache,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        versions=versions(), git=git_hash(), cv=cv,
+        versions=versions(), git=git_hash(), cv=cv, processes=ranks.count,
     )
     out_dir = run_dir(results, experiment.name, record.run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(experiment.model_dump(exclude={"presets"}), sort_keys=False))
-    write_record(results, record)
+
+    def save_record() -> None:
+        if ranks.is_main:
+            write_record(results, record)
+
+    if ranks.is_main:
+        (out_dir / "config.yaml").write_text(yaml.safe_dump(experiment.model_dump(exclude={"presets"}),
+                                                            sort_keys=False))
+    save_record()
     started = time.perf_counter()
 
     AcceleratorState._reset_state()  # each trial may ask for another precision
@@ -208,6 +220,7 @@ def run_experiment(
         gradient_accumulation_steps=experiment.train.grad_accum,
         log_with="wandb" if use_wandb else None,
     )
+    out_of_step = False
     try:
         if use_wandb:
             from avbench.tracking import start_tracking
@@ -222,10 +235,12 @@ def run_experiment(
         metrics_file = out_dir / "metrics.jsonl"
 
         def on_epoch(epoch: int, metrics: dict) -> bool:
-            with metrics_file.open("a") as handle:
-                handle.write(json.dumps(metrics) + "\n")
+            if ranks.is_main:
+                with metrics_file.open("a") as handle:
+                    handle.write(json.dumps(metrics) + "\n")
             record.epochs_run = epoch
-            return bool(on_eval(epoch, metrics)) if on_eval else False
+            # Rank 0 decides (it alone reports to the study) and every rank stops with it.
+            return ranks.share(bool(on_eval(epoch, metrics)) if on_eval and ranks.is_main else False)
 
         def train(cfg: TrainConfig) -> FitResult:
             # A model whose ops are too small to share declares cpu_threads (audeep's RNN: 1).
@@ -264,7 +279,9 @@ def run_experiment(
         try:
             result = train(experiment.train)
         except Exception as exc:
-            if not is_out_of_memory(exc) or smaller is None:
+            # With many processes the error is one rank's and the others wait for it in a
+            # collective: no retry, the launch stops (see RankFailure below).
+            if not is_out_of_memory(exc) or smaller is None or ranks.count > 1:
                 raise
             result = None  # retried below, outside this block, whose traceback pins the failed attempt's memory
         if result is None:
@@ -273,14 +290,15 @@ def run_experiment(
             before = experiment.train
             record.oom_retry = (f"out of memory at batch_size {before.batch_size} x grad_accum {before.grad_accum}; "
                                 f"retried at {smaller.batch_size} x {smaller.grad_accum}")
-            write_record(results, record)
+            save_record()
             accelerator.free_memory()
             _empty_device_cache()
             accelerator.gradient_accumulation_steps = smaller.grad_accum
             result = train(smaller)
         # The checkpoint's history is authoritative: a crash between saving last.pt and
         # appending to metrics.jsonl would otherwise lose that epoch's line on resume.
-        metrics_file.write_text("".join(json.dumps(m) + "\n" for m in result.history))
+        if ranks.is_main:
+            metrics_file.write_text("".join(json.dumps(m) + "\n" for m in result.history))
         record.val, record.test = result.val, result.test
         record.best_epoch, record.stopped = result.best_epoch, result.stopped
         record.resumed_from_epoch = result.resumed_from_epoch
@@ -297,14 +315,37 @@ def run_experiment(
         record.status, record.error = "failed", _describe(exc)
         if record.oom_retry and is_out_of_memory(exc):
             record.error += " (also after halving the micro-batch)"
+        # A non-finite loss is checked on the loss summed over all ranks, so every rank fails
+        # here together and the sweep goes on; any other error may be this rank's alone.
+        out_of_step = ranks.count > 1 and not isinstance(exc, NonFiniteLoss)
     finally:
         record.wall_time_s = round(time.perf_counter() - started, 3)
-        write_record(results, record)
-        accelerator.end_training()
-        if record.status in ("completed", "pruned"):
+        save_record()
+        # Not end_training(): it also destroys the process group that the next trial needs.
+        for tracker in accelerator.trackers:
+            tracker.finish()
+        if record.status in ("completed", "pruned") and ranks.is_main:
             # A finished run no longer needs its resume point; best.pt stays.
             (out_dir / "last.pt").unlink(missing_ok=True)
+        if ranks.count > 1:
+            write_rank_report(out_dir, ranks.index, experiment, record)
+    if record.status == "failed" and out_of_step:
+        raise RankFailure(f"trial failed on rank {ranks.index} of {ranks.count}: {record.error}; stopping this launch "
+                          "(the other ranks may be waiting for this one); re-run the command to go on")
     return record
+
+
+def write_rank_report(out_dir: Path, rank: int, experiment: Experiment, record: RunRecord) -> None:
+    """rank-<i>.json: what this rank trained (its config's hash, its searched values) and how
+    it ended, so anyone can check that every rank of a run trained the same trial."""
+    from avbench.results import write_json_atomic
+
+    config = json.dumps(experiment.model_dump(exclude={"presets"}), sort_keys=True, default=str)
+    write_json_atomic(out_dir / f"rank-{rank}.json", {
+        "rank": rank, "processes": record.processes, "searched": record.searched,
+        "config_sha256": hashlib.sha256(config.encode()).hexdigest(), "status": record.status,
+        "epochs_run": record.epochs_run, "best_epoch": record.best_epoch, "val": record.val, "test": record.test,
+    })
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

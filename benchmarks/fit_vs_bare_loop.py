@@ -1,10 +1,13 @@
-"""fit() against a bare PyTorch loop: same model, same batches, same work per epoch.
+"""fit() against a bare PyTorch loop, per model: same model, same batches, same work per epoch.
 
-Both train E epochs and evaluate the validation split after each; fit() adds what it adds
-(Accelerate's wrappers, metrics, atomic checkpoints). Runs are interleaved and the median
-is reported, so background load hits both alike. Prints samples/s and the ratio (target ≥ 0.97).
+Each model is measured at its experiment's CPU preset (`<model>-cremad` when it exists;
+searched fields at the middle of their sweep ranges) on random inputs of the data path's
+shapes. Both train E epochs and evaluate the validation split after each; fit() adds what it
+adds (Accelerate's wrappers, metrics, atomic checkpoints). Runs are interleaved and the
+median is reported, so background load hits both alike. Prints samples/s and the ratio
+(target ≥ 0.97).
 
-    python benchmarks/fit_vs_bare_loop.py [--epochs 2] [--repeats 3] [--width 0.5 --depth 0.5]
+    python benchmarks/fit_vs_bare_loop.py [--models spectrogram-cnn perceiver] [--preset cpu] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ def make_loaders(spec, n_train: int, n_val: int, batch_size: int):
     generator = torch.Generator().manual_seed(0)
 
     class Split(torch.utils.data.Dataset):
+        """Random examples of every modality the model reads, at the data path's shapes."""
+
         def __init__(self, n):
-            self.x = torch.randn(n, *spec.shapes["audio"], generator=generator)
+            self.x = {m: torch.randn(n, *shape, generator=generator) for m, shape in spec.shapes.items()}
             self.y = torch.randint(0, spec.num_classes, (n,), generator=generator)
 
         def __len__(self):
             return len(self.y)
 
         def __getitem__(self, i):
-            return {"audio": self.x[i], "label": self.y[i]}
+            return {**{m: x[i] for m, x in self.x.items()}, "label": self.y[i]}
 
     train, val = Split(n_train), Split(n_val)
 
@@ -43,7 +48,9 @@ def make_loaders(spec, n_train: int, n_val: int, batch_size: int):
 
 
 def bare_loop(model, loaders, epochs: int, lr: float) -> float:
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    # The model's own parameter groups when it has them (as fit() gets them from the runner).
+    params = model.param_groups(lr) if hasattr(model, "param_groups") else model.parameters()
+    optimizer = torch.optim.Adam([p for p in params if not isinstance(p, torch.Tensor) or p.requires_grad], lr=lr)
     started = time.perf_counter()
     for _ in range(epochs):
         model.train()
@@ -73,47 +80,81 @@ def with_fit(model, loaders, epochs: int, lr: float, num_classes: int) -> float:
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=loaders["train"].batch_size, patience=0)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        fit(model, loaders, cfg, Accelerator(), num_classes=num_classes, checkpoint_dir=Path(tmp))
+        groups = model.param_groups(lr) if hasattr(model, "param_groups") else None
+        fit(model, loaders, cfg, Accelerator(), num_classes=num_classes, checkpoint_dir=Path(tmp), param_groups=groups)
         return time.perf_counter() - started
+
+
+def experiment_setup(model: str, preset: str):
+    """The model's experiment at `preset` (when it has one), searched fields at the middle of
+    their sweep ranges: the spec, model arguments and train config a trial would use."""
+    from avbench.config import load_experiment
+    from avbench.data.dataset import example_shapes
+    from avbench.model_info import _experiment_for
+    from avbench.registry import TASKS
+    from avbench.runner import check_model_args, with_model_inputs
+    from avbench.spec import TaskSpec
+    from avbench.sweep.space import representative, resolve_space
+
+    name = _experiment_for(model)
+    if name is None:
+        raise SystemExit(f"no experiment uses model '{model}'")
+    loaded = load_experiment(name)
+    loaded = load_experiment(name, preset=preset if preset in loaded.config.presets else None)
+    values = {key: representative(p) for key, p in resolve_space(loaded).params.items()} if loaded.searched else {}
+    experiment = with_model_inputs(loaded.resolve(values))
+    classes = getattr(TASKS.get(experiment.task)(), "classes", ()) or range(10)
+    spec = TaskSpec(num_classes=len(classes), modalities=tuple(experiment.data.modalities),
+                    sample_rate=experiment.data.sample_rate, shapes=example_shapes(experiment.data))
+    return loaded.name, spec, check_model_args(experiment), experiment.train
+
+
+def measure(model_name: str, args) -> tuple[float, float, str]:
+    from avbench.registry import MODELS
+
+    experiment, spec, model_args, train = experiment_setup(model_name, args.preset)
+    batch_size = args.batch_size or train.batch_size
+    loaders = make_loaders(spec, args.train, args.val, batch_size)
+    factory = MODELS.get(model_name)
+
+    def fresh():
+        torch.manual_seed(0)
+        return factory(spec, **model_args)
+
+    bare_loop(fresh(), loaders, 1, train.lr)  # warm-up: first-call kernels and allocations
+    bare_times, fit_times = [], []
+    for _ in range(args.repeats):  # interleaved, so background load hits both alike
+        bare_times.append(bare_loop(fresh(), loaders, args.epochs, train.lr))
+        fit_times.append(with_fit(fresh(), loaders, args.epochs, train.lr, spec.num_classes))
+    samples = args.epochs * args.train
+    shapes = ", ".join(f"{m} {tuple(s)}" for m, s in spec.shapes.items())
+    return samples / statistics.median(bare_times), samples / statistics.median(fit_times), \
+        f"{experiment} --preset {args.preset}: {shapes}, batch {batch_size}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--models", nargs="*", default=None, help="[default: every registered model]")
+    parser.add_argument("--preset", default="cpu", help="the experiments' preset to measure at")
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--train", type=int, default=256)
-    parser.add_argument("--val", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--width", type=float, default=0.5)
-    parser.add_argument("--depth", type=float, default=0.5)
-    parser.add_argument("--frames", type=int, default=151)
+    parser.add_argument("--train", type=int, default=128)
+    parser.add_argument("--val", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=None, help="[default: the experiment's]")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's]")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from avbench.registry import MODELS
-    from avbench.spec import TaskSpec
 
-    spec = TaskSpec(num_classes=6, shapes={"audio": (1, 64, args.frames)})
-    loaders = make_loaders(spec, args.train, args.val, args.batch_size)
-    factory = MODELS.get("spectrogram-cnn")
-
-    def fresh():
-        torch.manual_seed(0)
-        return factory(spec, width=args.width, depth=args.depth)
-
-    bare_loop(fresh(), loaders, 1, 1e-3)  # warm-up: first-call kernels and allocations
-    bare_times, fit_times = [], []
-    for _ in range(args.repeats):
-        bare_times.append(bare_loop(fresh(), loaders, args.epochs, 1e-3))
-        fit_times.append(with_fit(fresh(), loaders, args.epochs, 1e-3, spec.num_classes))
-    samples = args.epochs * args.train
-    bare, ours = statistics.median(bare_times), statistics.median(fit_times)
-    print(f"model spectrogram-cnn width={args.width} depth={args.depth} input {spec.shapes['audio']}, "
-          f"{args.train} train / {args.val} val, batch {args.batch_size}, {args.epochs} epochs x {args.repeats}")
-    for label, times in (("bare loop", bare_times), ("fit()    ", fit_times)):
-        median = statistics.median(times)
-        runs = ", ".join(f"{t:.2f}" for t in times)
-        print(f"{label}: {samples / median:8.1f} samples/s  (median {median:.2f}s of {runs})")
-    print(f"throughput ratio fit/bare: {bare / ours:.3f}  (target >= 0.97)")
+    print(f"{args.train} train / {args.val} val random examples, {args.epochs} epoch(s) x {args.repeats} repeats, "
+          f"median; {torch.get_num_threads()} torch threads")
+    print(f"{'model':18} {'bare samples/s':>15} {'fit() samples/s':>16} {'ratio':>7}  setting")
+    for name in args.models or MODELS.names():
+        bare, ours, setting = measure(name, args)
+        print(f"{name:18} {bare:15.1f} {ours:16.1f} {ours / bare:7.3f}  {setting}", flush=True)
+    print("ratio = fit() / bare loop throughput (target >= 0.97)")
 
 
 if __name__ == "__main__":

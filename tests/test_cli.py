@@ -16,6 +16,33 @@ def test_list_commands(cli):
     assert "spectrogram-cnn" in cli("list", "models").output.split()
 
 
+def test_list_models_shows_modalities_and_the_real_parameter_count(cli):
+    import torch
+
+    from avbench.config import load_experiment
+    from avbench.model_info import describe_models, format_count
+    from avbench.registry import MODELS
+
+    rows = {line.split()[0]: line for line in cli("list", "models").output.splitlines()[1:] if line.strip()}
+    infos = {info.name: info for info in describe_models()}
+    assert set(rows) == set(MODELS.names()) == set(infos)
+    for name, info in infos.items():
+        assert info.params, f"{name}: no parameter count (no experiment uses it, or it failed to build)"
+        assert format_count(info.params) in rows[name] and "audio (" in rows[name]
+        if "video" in MODELS.get(name).modalities:
+            assert "+ video" in rows[name]
+    # The meta-device count is the count of the model a run builds.
+    from avbench.data.dataset import example_shapes
+    from avbench.runner import check_model_args, with_model_inputs
+    from avbench.spec import TaskSpec
+
+    experiment = with_model_inputs(load_experiment("spectrogram-cnn-cremad").config)
+    spec = TaskSpec(num_classes=6, shapes=example_shapes(experiment.data))
+    built = MODELS.get("spectrogram-cnn")(spec, **check_model_args(experiment))
+    assert infos["spectrogram-cnn"].params == sum(p.numel() for p in built.parameters())
+    assert torch.get_default_device().type == "cpu"  # listing left no meta default behind
+
+
 def test_validate_passes_on_the_repo_experiments(cli):
     out = cli("validate").output
     assert "✓ spectrogram-cnn-cremad" in out and "train.lr" in out

@@ -16,16 +16,40 @@ from avbench.data.segments import sample_windows
 
 
 @dataclass(frozen=True)
-class LogMelSettings:
-    """Everything that changes the feature values, and so belongs in the cache key."""
+class ClipSettings:
+    """The clip every audio feature is cut from: `clip_seconds` at `sample_rate`, whole or in
+    `segments` windows of `segment_seconds` (the same windows the video uses)."""
 
     sample_rate: int = 16000
     clip_seconds: float = 2.0
+    segments: int = 0  # 0 = one window over the whole clip
+    segment_seconds: float = 1.0
+
+    @property
+    def num_samples(self) -> int:
+        return int(round(self.sample_rate * self.clip_seconds))
+
+    @property
+    def window_samples(self) -> int:
+        """Samples per model input: the clip, or one segment."""
+        return int(round(self.sample_rate * self.segment_seconds)) if self.segments else self.num_samples
+
+    def windows(self) -> list[tuple[int, int]]:
+        return sample_windows(self.num_samples, self.segments, self.window_samples)
+
+    def _key(self, feature: str) -> dict:
+        """Everything that changes the feature values, and so belongs in the cache key."""
+        fields = {"feature": feature, "version": 1, **asdict(self)}
+        if not self.segments:
+            fields.pop("segment_seconds")
+        return fields
+
+
+@dataclass(frozen=True)
+class LogMelSettings(ClipSettings):
     n_mels: int = 64
     win_ms: float = 25.0
     hop_ms: float = 10.0
-    segments: int = 0  # 0 = one window over the whole clip
-    segment_seconds: float = 1.0
 
     @property
     def n_fft(self) -> int:
@@ -34,15 +58,6 @@ class LogMelSettings:
     @property
     def hop_length(self) -> int:
         return int(round(self.sample_rate * self.hop_ms / 1000))
-
-    @property
-    def num_samples(self) -> int:
-        return int(round(self.sample_rate * self.clip_seconds))
-
-    @property
-    def window_samples(self) -> int:
-        """Samples per log-mel image: the clip, or one segment."""
-        return int(round(self.sample_rate * self.segment_seconds)) if self.segments else self.num_samples
 
     @property
     def num_frames(self) -> int:
@@ -61,10 +76,7 @@ class LogMelSettings:
         return (self.segments, *image) if self.segments else image
 
     def key_fields(self) -> dict:
-        fields = {"feature": "logmel", "version": 1, **asdict(self)}
-        if not self.segments:
-            fields.pop("segment_seconds")
-        return fields
+        return self._key("logmel")
 
 
 class LogMelExtractor:
@@ -108,8 +120,7 @@ class LogMelExtractor:
         mel_transform, to_db = self._transforms
         settings = self.settings
         clip = fit_length(load_audio(path, settings.sample_rate), settings.num_samples)
-        windows = sample_windows(settings.num_samples, settings.segments, settings.window_samples)
-        signal = torch.from_numpy(np.stack([clip[start:end] for start, end in windows]))
+        signal = torch.from_numpy(np.stack([clip[start:end] for start, end in settings.windows()]))
         with torch.no_grad():
             # [S, 1, mels, frames]: AmplitudeToDB's top_db then clamps each window on its own.
             mel = to_db(mel_transform(signal).unsqueeze(1)).squeeze(1)
@@ -121,19 +132,8 @@ class LogMelExtractor:
 
 
 @dataclass(frozen=True)
-class WaveformSettings:
-    sample_rate: int = 16000
-    clip_seconds: float = 2.0
-    segments: int = 0
-    segment_seconds: float = 1.0
-
-    @property
-    def num_samples(self) -> int:
-        return int(round(self.sample_rate * self.clip_seconds))
-
-    @property
-    def window_samples(self) -> int:
-        return int(round(self.sample_rate * self.segment_seconds)) if self.segments else self.num_samples
+class WaveformSettings(ClipSettings):
+    """Raw samples of the clip: nothing to set beyond the clip itself."""
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -146,10 +146,7 @@ class WaveformSettings:
         return (self.segments, self.window_samples) if self.segments else (self.window_samples,)
 
     def key_fields(self) -> dict:
-        fields = {"feature": "waveform", "version": 1, **asdict(self)}
-        if not self.segments:
-            fields.pop("segment_seconds")
-        return fields
+        return self._key("waveform")
 
 
 class WaveformExtractor:
@@ -172,6 +169,5 @@ class WaveformExtractor:
     def __call__(self, path: Path) -> np.ndarray:
         settings = self.settings
         clip = fit_length(load_audio(path, settings.sample_rate), settings.num_samples)
-        windows = sample_windows(settings.num_samples, settings.segments, settings.window_samples)
-        waves = np.stack([clip[start:end] for start, end in windows]).astype(np.float16)
+        waves = np.stack([clip[start:end] for start, end in settings.windows()]).astype(np.float16)
         return waves if settings.segments else waves[0]

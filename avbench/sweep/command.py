@@ -37,12 +37,13 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
               help="torch CPU threads per worker [default: torch's own for one worker, cores // N for N workers].")
 @click.option("--dry-run", is_flag=True, help="Print the search space and a cost estimate; create no study.")
 @click.option("--backend", type=click.Choice(["optuna", "wandb"]), default="optuna", show_default=True,
-              help="wandb: W&B's own sweep engine (grid/random/bayes, hyperband), run locally.")
+              help="wandb: W&B Sweeps, on W&B's server when logged in, else W&B's own sweep engine run locally.")
 @click.pass_context
 def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trials, workers, storage, study,
           sweep_config, sampler, pruner, threads, dry_run, backend):
     """Search the null fields of an experiment; re-run to resume."""
     from avbench.config import load_experiment
+    from avbench.distributed import join_ranks
     from avbench.sweep.space import resolve_space
 
     overrides = with_strict(overrides, strict)  # workers get it too, through their --set
@@ -52,15 +53,32 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
     space = resolve_space(loaded, sweep_config)
     console = make_console()
     target = trials or loaded.config.sweep.trials
+    online = backend == "wandb" and _wandb_online(not no_wandb)
+    _refuse_under_launcher(workers=workers, dry_run=dry_run, online=online)
+    ranks = join_ranks()  # one rank of one without torchrun / accelerate launch
+    if not ranks.is_main:
+        from avbench.sweep.data_parallel import follow_trials
+
+        follow_trials(ranks, loaded, results=results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb,
+                      preset=preset)
+        return
     if dry_run:
         from avbench.sweep.estimate import dry_run
 
         dry_run(loaded, space, console=console, trials=target, workers=workers, results=results_dir(ctx),
                 synthetic=synthetic, sampler=sampler, pruner=pruner, storage=storage, study=study, preset=preset)
         return
+    if online:
+        from avbench.sweep.wandb_online import run_online_sweep
+
+        outcome = run_online_sweep(loaded, space, experiment=experiment, trials=target, results=results_dir(ctx),
+                                   synthetic=synthetic, preset=preset, overrides=overrides, study=study,
+                                   say=lambda line: console.print(line, soft_wrap=True))
+        _report_sweep(ctx, loaded, outcome, console)
+        return
     if backend == "wandb":
         outcome = _sweep_with_wandb(ctx, loaded, space, console, target=target, synthetic=synthetic,
-                                    use_wandb=not no_wandb, preset=preset, study=study)
+                                    use_wandb=not no_wandb, preset=preset, study=study, ranks=ranks)
         _report_sweep(ctx, loaded, outcome, console)
         return
     from avbench.sweep.optuna_backend import open_study
@@ -73,7 +91,7 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
                   f"sampler {handle.sampler}, {workers} worker(s), study {handle.name}")
     if workers == 1:
         outcome = _sweep_in_process(ctx, loaded, space, handle, console, synthetic=synthetic, use_wandb=not no_wandb,
-                                    preset=preset, threads=threads)
+                                    preset=preset, threads=threads, ranks=ranks)
     else:
         from avbench.sweep.workers import prepare_features_once, run_workers, threads_per_worker
 
@@ -87,21 +105,62 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
     _report_sweep(ctx, loaded, outcome, console)
 
 
-def _sweep_with_wandb(ctx, loaded, space, console, *, target, synthetic, use_wandb, preset, study):
+def _wandb_online(use_wandb: bool) -> bool:
+    from avbench.sweep.wandb_online import wandb_online
+
+    return wandb_online(use_wandb)
+
+
+def _refuse_under_launcher(*, workers: int, dry_run: bool, online: bool) -> None:
+    from avbench.distributed import launched_processes
+
+    launched = launched_processes()
+    if launched == 1:
+        return
+    if workers > 1:
+        raise AvbenchError(f"--workers {workers} under torchrun / accelerate launch: the {launched} launched processes "
+                           "already train each trial together; drop --workers (for trials at once, start several "
+                           "launches with the same --storage)")
+    if dry_run:
+        raise AvbenchError("--dry-run runs in one process: run it without torchrun / accelerate launch")
+    if online:
+        raise AvbenchError("an online W&B sweep runs each trial as its agent's command, one process each: run it "
+                           "without torchrun / accelerate launch (or locally with --no-wandb or WANDB_MODE=offline)")
+
+
+def _lead_ranks(ranks, on_trial_start):
+    """Rank 0 of a launch announces each trial to the other ranks; one process has none."""
+    if ranks.count == 1:
+        return on_trial_start
+    from avbench.sweep.data_parallel import announcing
+
+    return announcing(ranks, on_trial_start)
+
+
+def _release_ranks(ranks) -> None:
+    if ranks.count > 1:
+        from avbench.sweep.data_parallel import end_of_sweep
+
+        end_of_sweep(ranks)
+
+
+def _sweep_with_wandb(ctx, loaded, space, console, *, target, synthetic, use_wandb, preset, study, ranks):
     from avbench.display import SweepDisplay
     from avbench.sweep.wandb_backend import run_wandb_sweep
 
     console.print(f"sweep {loaded.name}: {target} trials over {', '.join(space.params)} ({space.source}), "
                   "W&B sweep engine (local)")
     with SweepDisplay(console, target, 0, loaded.config.train.epochs) as display:
-        return run_wandb_sweep(
+        outcome = run_wandb_sweep(
             loaded, space, trials=target, results=results_dir(ctx), synthetic=synthetic, use_wandb=use_wandb,
-            preset=preset, study=study, on_trial_start=display.trial_start, on_epoch=display.epoch,
-            on_trial_end=display.trial_end, on_features=display.features,
+            preset=preset, study=study, on_trial_start=_lead_ranks(ranks, display.trial_start),
+            on_epoch=display.epoch, on_trial_end=display.trial_end, on_features=display.features,
         )
+    _release_ranks(ranks)
+    return outcome
 
 
-def _sweep_in_process(ctx, loaded, space, handle, console, *, synthetic, use_wandb, preset, threads):
+def _sweep_in_process(ctx, loaded, space, handle, console, *, synthetic, use_wandb, preset, threads, ranks):
     from avbench.display import SweepDisplay
     from avbench.sweep.optuna_backend import FINISHED_STATES, run_worker
     from avbench.sweep.workers import follow_parent
@@ -109,11 +168,13 @@ def _sweep_in_process(ctx, loaded, space, handle, console, *, synthetic, use_wan
     follow_parent()  # a no-op unless this process is one of a parent's --workers
     finished = len(handle.study.get_trials(deepcopy=False, states=FINISHED_STATES))
     with SweepDisplay(console, handle.target, finished, loaded.config.train.epochs) as display:
-        return run_worker(
+        outcome = run_worker(
             handle, loaded, space, results=results_dir(ctx), synthetic=synthetic, use_wandb=use_wandb, preset=preset,
-            threads=threads, on_trial_start=display.trial_start, on_epoch=display.epoch, on_trial_end=display.trial_end,
-            on_features=display.features,
+            threads=threads, on_trial_start=_lead_ranks(ranks, display.trial_start),
+            on_epoch=display.epoch, on_trial_end=display.trial_end, on_features=display.features,
         )
+    _release_ranks(ranks)
+    return outcome
 
 
 def _worker_argv(ctx, experiment, overrides, preset, synthetic, no_wandb, handle, sweep_config, pruner,
@@ -171,3 +232,25 @@ def show(ctx, experiment: str, study: str | None, storage: str | None, top: int,
     if not no_plots:
         for path in write_plots(report, results_dir(ctx)):
             console.print(f"plot: {path}", soft_wrap=True)
+
+
+@click.command("agent-trial", hidden=True)  # the name is avbench.sweep.wandb_online.AGENT_TRIAL
+@click.argument("experiment")
+@click.option("--params", "params_json", required=True, help="The trial's parameters as JSON (W&B's ${args_json}).")
+@click.option("--sweep", "sweep_name", default=None, help="The sweep's name, for the run record.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
+@click.option("--preset", default=None)
+@click.option("--synthetic", is_flag=True)
+@click.pass_context
+def agent_trial(ctx, experiment, params_json, sweep_name, overrides, preset, synthetic) -> None:
+    """One trial of an online W&B sweep: the command `wandb agent` runs, on any machine."""
+    from avbench.config import load_experiment
+    from avbench.display import summarize
+    from avbench.sweep.wandb_online import run_agent_trial
+
+    loaded = load_experiment(experiment, preset=preset, overrides=overrides)
+    record = run_agent_trial(loaded, params_json, results=results_dir(ctx), synthetic=synthetic, preset=preset,
+                             sweep=sweep_name)
+    make_console().print(f"{loaded.name} {record.run_id}: {summarize(record)}")
+    if record.status == "failed":
+        sys.exit(1)

@@ -10,7 +10,6 @@ Commands names `<speaker>_nohash_<n>.wav`: `^([0-9a-f]+)_nohash_`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,23 +104,13 @@ class AudioFolder(Task):
                 (out / word).mkdir(exist_ok=True)
                 for take in range(takes):
                     path = out / word / f"{int(speaker_id):08x}_nohash_{take}.wav"
-                    jobs.append(_Job(path, seed, number, speaker, label, take))
+                    jobs.append(standin.SpeakerTake(path, seed, number, speaker, label, take))
         standin.run_jobs(_write_clip, jobs, workers)
         standin.write_marker(out, self.name, size, seed, len(jobs), speaker_regex=SPEAKER_REGEX)
         return len(jobs)
 
 
-@dataclass(frozen=True)
-class _Job:
-    path: Path
-    seed: int
-    number: int
-    speaker: synth.SpeakerProfile
-    label: int
-    take: int
-
-
-def _write_clip(job: _Job) -> None:
+def _write_clip(job: standin.SpeakerTake) -> None:
     rng = np.random.default_rng([job.seed, job.number, job.label, job.take])
     wave = synth.speech_like(
         rng,

@@ -10,7 +10,6 @@ Class names may be non-ASCII (`1_Левая`); labels follow their natural order
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +117,8 @@ class Commands(Task):
                 folder = out / splits[speaker_name] / name
                 folder.mkdir(parents=True, exist_ok=True)
                 for take in range(1, takes + 1):
-                    jobs.append(_Job(folder / f"{speaker_name}_{take:02d}.mp4", seed, number, speaker, label, take))
+                    path = folder / f"{speaker_name}_{take:02d}.mp4"
+                    jobs.append(standin.SpeakerTake(path, seed, number, speaker, label, take))
         standin.run_jobs(_write_clip, jobs, workers)
         standin.write_marker(out, self.name, size, seed, len(jobs), speaker_regex=SPEAKER_REGEX)
         return len(jobs)
@@ -132,17 +132,7 @@ def _by_stem(files: list[Path]) -> dict[str, list[Path]]:
     return groups
 
 
-@dataclass(frozen=True)
-class _Job:
-    path: Path
-    seed: int
-    number: int
-    speaker: synth.SpeakerProfile
-    label: int
-    take: int
-
-
-def _write_clip(job: _Job) -> None:
+def _write_clip(job: standin.SpeakerTake) -> None:
     rng = np.random.default_rng([job.seed, job.number, job.label, job.take])
     count = len(Commands.classes)
     profile = synth.class_profile(job.label, count)

@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +17,18 @@ from avbench.errors import DatasetError
 MARKER = ".avbench-synthetic"
 Job = TypeVar("Job")
 Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class SpeakerTake:
+    """One clip to write: a speaker's take of a class, seeded by (seed, speaker number, label, take)."""
+
+    path: Path
+    seed: int
+    number: int
+    speaker: Any  # avbench.data.synth.SpeakerProfile
+    label: int
+    take: int
 
 
 def resolve_size(task: str, sizes: dict[str, Any], size: str) -> Any:

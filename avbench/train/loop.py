@@ -30,6 +30,11 @@ OnEval = Callable[[int, dict], bool | None]
 Loss = Callable[[torch.Tensor, dict], torch.Tensor]  # (model output, batch) -> scalar
 
 
+class NonFiniteLoss(FloatingPointError):
+    """The epoch's training loss is NaN or infinite. With many processes every rank raises it
+    at the same point: the loss is summed over all ranks before the check."""
+
+
 @dataclass
 class FitResult:
     history: list[dict] = field(default_factory=list)
@@ -136,9 +141,12 @@ def fit(
             loss_sum += loss.detach() * len(batch["label"])
             seen += len(batch["label"])
         # Checked once per epoch, not per step: a per-step check would sync the GPU every batch.
-        train_loss = float(loss_sum) / max(seen, 1)
+        # Summed over all ranks first, so every rank takes the same decision at the same point.
+        totals = accelerator.reduce(torch.stack([loss_sum.float(), torch.tensor(float(seen), device=loss_sum.device)]),
+                                    reduction="sum")
+        train_loss = float(totals[0]) / max(float(totals[1]), 1.0)
         if not np.isfinite(train_loss):
-            raise FloatingPointError(f"training loss became {train_loss} in epoch {epoch}")
+            raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}")
 
         val = evaluate(model, val_loader, accelerator, num_classes, reconstruction_loss)
         metrics = {"epoch": epoch, "train/loss": train_loss}
