@@ -1,4 +1,4 @@
-"""auDeep's recurrent sequence-to-sequence autoencoder (Freitag et al., JMLR 2017), in PyTorch.
+"""auDeep's recurrent sequence-to-sequence autoencoder (Freitag et al., JMLR 2017).
 
 It reads a spectrogram as a sequence of frames and learns, without labels, to reproduce it:
 the encoder RNN's final state goes through a tanh layer, the *representation*, which becomes
