@@ -143,6 +143,6 @@ def score_representations(model, clips: Clips, experiment, out_dir: Path, *, run
                            representation_file(clips, representations, experiment.task, settings))
         folds = f"{len(result.per_fold)} folds" if result.per_fold[0]["fold"] else "the task's split"
         write_confusion(Path(out_dir) / "confusion.png", result.test["confusion"], clips.spec.class_names,
-                        f"{experiment.name} {run_id}: test folds, {folds} x {result.repeats} repeat(s), "
+                        f"{experiment.name} {run_id}\ntest folds, {folds} x {result.repeats} repeat(s), "
                         f"acc {result.test['acc']:.3f} ± {result.test['acc_std']:.3f}")
     return result
