@@ -13,6 +13,7 @@ import click
 
 from avbench.cli_support import common_run_options, make_console, results_dir, with_strict
 from avbench.errors import AvbenchError
+from avbench.features.command import features
 from avbench.sweep.command import agent_trial, show, sweep
 
 
@@ -265,6 +266,7 @@ def _render_inspection(report, console) -> None:
 cli.add_command(sweep)
 cli.add_command(show)
 cli.add_command(agent_trial)
+cli.add_command(features)
 
 
 def main() -> None:

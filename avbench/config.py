@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -31,11 +31,15 @@ class DataConfig(_Strict):
     modalities: list[Literal["audio", "video"]] = ["audio"]
     sample_rate: int = Field(16000, gt=0)
     clip_seconds: float = Field(2.0, gt=0)  # every clip is centre-cropped / padded to this
-    # How audio reaches the model: log-mel images or raw samples; auto = what the model reads.
-    audio_feature: Literal["auto", "logmel", "waveform"] = "auto"
+    # How audio reaches the model: log-mel images, raw samples, or auDeep's clipped dB mel
+    # spectrograms (one channel per clip_below threshold); auto = what the model reads.
+    audio_feature: Literal["auto", "logmel", "waveform", "spectrogram"] = "auto"
     n_mels: int = Field(64, gt=0)
     win_ms: float = Field(25.0, gt=0)
     hop_ms: float = Field(10.0, gt=0)
+    # auDeep spectrograms only: dB thresholds (the loudest bin is 0 dB); each gives one channel,
+    # clipped below it and scaled to [-1, 1].
+    clip_below: list[float] = Field([-60.0], min_length=1)
     split_seed: int = 0
     # A control for honest benchmarks: permute the training labels; a model that still
     # beats chance on test has found a leak.
@@ -64,7 +68,7 @@ class DataConfig(_Strict):
     # run record; strict stops at the first one instead, naming it.
     strict: bool = False
     # Processes that fill the feature cache; "auto" = one per CPU core this process may use.
-    cache_workers: int | Literal["auto"] = Field("auto", ge=1)
+    cache_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
 
     @field_validator("crop_box")
     @classmethod
@@ -76,6 +80,13 @@ class DataConfig(_Strict):
             if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
                 raise ValueError("crop_box needs 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
         return box
+
+    @field_validator("clip_below")
+    @classmethod
+    def _check_clip_below(cls, thresholds):
+        if max(thresholds) >= 0 or len(set(thresholds)) < len(thresholds):
+            raise ValueError("clip_below thresholds are distinct dB values below 0 (the loudest bin is 0 dB)")
+        return thresholds
 
     @field_validator("video_std")
     @classmethod
@@ -104,6 +115,19 @@ class TrainConfig(_Strict):
     num_workers: int = Field(0, ge=0)
 
 
+class EvaluationConfig(_Strict):
+    """How a model that learns representations without labels (audeep) is scored: auDeep's MLP,
+    trained on the representations and cross-validated over the task's folds. Classifiers
+    ignore this section, so an experiment of theirs may not set it."""
+
+    num_layers: int = Field(2, ge=0)  # hidden layers
+    num_units: int = Field(150, ge=1)
+    keep_prob: float = Field(0.6, gt=0, le=1)  # dropout = 1 - keep_prob, as auDeep writes it
+    epochs: int = Field(400, ge=1)  # full-batch Adam steps
+    lr: float = Field(1e-3, gt=0)
+    repeats: int = Field(1, ge=1)  # the whole cross-validation again with other MLP seeds
+
+
 class SweepConfig(_Strict):
     trials: int = Field(10, ge=1)  # finished trials in total, across restarts
     pruner: Literal["median", "hyperband", "none"] = "median"
@@ -123,6 +147,7 @@ class Experiment(_Strict):
     data: DataConfig = DataConfig()
     model_args: dict[str, Any] = {}
     train: TrainConfig = TrainConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     sweep: SweepConfig = SweepConfig()
     tracking: TrackingConfig = TrackingConfig()
     presets: dict[str, dict[str, Any]] = {}
@@ -132,7 +157,8 @@ class Experiment(_Strict):
 # resumed with other values (e.g. `--strict`).
 RESULT_NEUTRAL_FIELDS = frozenset({"data.strict", "data.cache_workers"})
 
-SECTIONS = {"data": DataConfig, "train": TrainConfig, "sweep": SweepConfig, "tracking": TrackingConfig}
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "evaluation": EvaluationConfig, "sweep": SweepConfig,
+            "tracking": TrackingConfig}
 
 
 # ---------------------------------------------------------------------------- raw files

@@ -51,6 +51,11 @@ def run_cross_validation(
     **run_kwargs,
 ) -> CrossValidation:
     """`run` is avbench.runner.run_experiment (passed in so this module stays light)."""
+    from avbench.registry import MODELS
+
+    if MODELS.get(experiment.model).objective == "reconstruction":
+        raise ConfigError(f"model '{experiment.model}' cross-validates over every fold in each run already; "
+                          "run it without --cv")
     folds = fold_count(experiment.task)
     outcome = CrossValidation(group)
     for fold in range(1, folds + 1):

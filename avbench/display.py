@@ -12,11 +12,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from avbench.results import RunRecord
 
 
+def short_names(keys) -> dict[str, str]:
+    """Dotted keys by their last part, unless two share it (audeep's model_args.keep_prob and
+    evaluation.keep_prob): those keep their full key."""
+    keys = list(keys)
+    last = [key.split(".")[-1] for key in keys]
+    return {key: short if last.count(short) == 1 else key for key, short in zip(keys, last, strict=True)}
+
+
 def format_values(values: dict) -> str:
     parts = []
+    names = short_names(values)
     for key, value in values.items():
         shown = f"{value:.3g}" if isinstance(value, float) else str(value)
-        parts.append(f"{key.split('.')[-1]}={shown}")
+        parts.append(f"{names[key]}={shown}")
     return " ".join(parts)
 
 
@@ -28,7 +37,9 @@ def summarize(record: RunRecord) -> str:
     val = record.val.get(record.metric)
     line = f"{record.status} val/{record.metric}={val:.4f}" if val is not None else record.status
     if record.test:
-        line += f" test/acc={record.test['acc']:.4f} test/uar={record.test['uar']:.4f}"
+        for metric in ("acc", "uar"):
+            std = record.test.get(f"{metric}_std")  # over folds, when the run cross-validated
+            line += f" test/{metric}={record.test[metric]:.4f}" + (f" ± {std:.4f}" if std is not None else "")
     return line + f" ({record.epochs_run} epochs, {record.wall_time_s:.0f}s)"
 
 

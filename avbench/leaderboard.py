@@ -20,11 +20,12 @@ METRICS = ("acc", "uar", "macro_f1")
 
 def fold_cross_validation(records: list[RunRecord]) -> list[RunRecord]:
     """Replace the folds of each cross-validation by one record holding their means (and
-    the test std), complete only when every fold completed: a CV is one result, not n."""
-    plain = [r for r in records if not r.cv]
+    the test std), complete only when every fold completed: a CV is one result, not n.
+    A record whose `cv` has no fold already covers every fold (an auDeep run) and stays."""
+    plain = [r for r in records if not r.cv or r.cv.get("fold") is None]
     groups: dict[str, list[RunRecord]] = {}
     for record in records:
-        if record.cv:
+        if record.cv and record.cv.get("fold") is not None:
             groups.setdefault(record.cv["group"], []).append(record)
     for group, folds in groups.items():
         first = folds[0]
@@ -81,7 +82,10 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     if isinstance(value, dict):
-        return ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in value.items())
+        from avbench.display import short_names
+
+        names = short_names(value)
+        return ", ".join(f"{names[k]}={_fmt(v)}" for k, v in value.items())
     if isinstance(value, int) and value >= 10_000:
         return f"{value / 1e6:.2f}M"
     return "" if value is None else str(value)

@@ -75,22 +75,31 @@ TASKS = Registry("task", "avbench.tasks")
 
 
 def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=("audio",), audio_input="logmel",
-                   tiny_data: dict[str, Any] | None = None, check: Callable[..., None] | None = None):
+                   tiny_data: dict[str, Any] | None = None, check: Callable[..., None] | None = None,
+                   objective: str = "classification", cpu_threads: int | None = None):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
     `tiny` holds kwargs that make the model small enough for tests; `modalities` lists the
     batch keys the model reads; `audio_input` is the audio feature it expects ("logmel"
-    [1, mels, frames] or "waveform" [1, samples]); `tiny_data` the data fields (e.g.
-    num_frames, image_size, max_segment) its tiny variant needs. `check(spec, **model_args)`,
-    when given, raises avbench.errors.InfeasibleConfig for values the model cannot be built
-    with; it runs before any data is read (the spec's shapes come from the data settings), so
-    `avbench run` fails in one line and a sweep skips the combination untrained. The factory
-    should call it too, so a direct call fails the same way.
+    [1, mels, frames], "waveform" [1, samples] or auDeep's "spectrogram" [thresholds, mels,
+    frames]); `tiny_data` the data fields (e.g. num_frames, image_size, max_segment) its tiny
+    variant needs. `check(spec, **model_args)`, when given, raises
+    avbench.errors.InfeasibleConfig for values the model cannot be built with; it runs before
+    any data is read (the spec's shapes come from the data settings), so `avbench run` fails in
+    one line and a sweep skips the combination untrained. The factory should call it too, so a
+    direct call fails the same way. `objective` is "classification" (forward gives logits,
+    trained with cross-entropy) or "reconstruction" (the model has `loss(output, batch)` and
+    learns representations without labels, which an MLP then scores: see avbench.features).
+    `cpu_threads` caps torch's intra-op threads while it trains on a CPU (None: no cap), for
+    models whose ops are too small to share, such as RNNs stepping through time.
     """
-    if audio_input not in ("logmel", "waveform"):
-        raise ValueError(f"audio_input must be 'logmel' or 'waveform', not {audio_input!r}")
+    if audio_input not in ("logmel", "waveform", "spectrogram"):
+        raise ValueError(f"audio_input must be 'logmel', 'waveform' or 'spectrogram', not {audio_input!r}")
+    if objective not in ("classification", "reconstruction"):
+        raise ValueError(f"objective must be 'classification' or 'reconstruction', not {objective!r}")
     return MODELS.register(name, tiny_args=dict(tiny or {}), modalities=tuple(modalities), audio_input=audio_input,
-                           tiny_data=dict(tiny_data or {}), check=check)
+                           tiny_data=dict(tiny_data or {}), check=check, objective=objective,
+                           cpu_threads=cpu_threads)
 
 
 def register_task(name: str):

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import yaml
 
-from avbench.config import Experiment, TrainConfig
+from avbench.config import EvaluationConfig, Experiment, TrainConfig
 from avbench.errors import ConfigError, DatasetError
 from avbench.registry import MODELS, TASKS, did_you_mean
 from avbench.results import RunRecord, run_dir, write_record
 from avbench.spec import TaskSpec
+from avbench.threads import capped_torch_threads
 
 SYNTHETIC_MARKER = ".avbench-synthetic"
 
@@ -84,11 +85,24 @@ def check_model_args(experiment: Experiment) -> dict:
                               f"{did_you_mean(key, fields)}")
     schema = create_model(f"{experiment.model}-args", __config__=ConfigDict(extra="forbid"), **fields)
     try:
-        return schema.model_validate(experiment.model_args).model_dump()
+        checked = schema.model_validate(experiment.model_args).model_dump()
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise ConfigError(f"'model_args.{where}': {err['msg']} (got {err.get('input')!r})") from None
+    _check_objective_sections(experiment, factory.objective)
+    return checked
+
+
+def _check_objective_sections(experiment: Experiment, objective: str) -> None:
+    """Settings only one kind of model reads are refused for the other, never silently ignored."""
+    if objective == "reconstruction":
+        if experiment.data.fold != 1:
+            raise ConfigError(f"model '{experiment.model}' cross-validates over every fold in each run; "
+                              "data.fold does not apply")
+    elif experiment.evaluation != EvaluationConfig():
+        raise ConfigError(f"the evaluation section scores learned representations; model '{experiment.model}' "
+                          "is a classifier: remove it")
 
 
 def with_model_inputs(experiment: Experiment) -> Experiment:
@@ -196,6 +210,14 @@ def run_experiment(
     root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
     cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(experiment.data))
     data = prepare_data(task, root, experiment.data, cache, progress)
+    clips = None
+    if MODELS.get(experiment.model).objective == "reconstruction":
+        # The auDeep pipeline: the autoencoder trains on the clips of every fold (no labels),
+        # then an MLP cross-validates its representations (avbench.features.pipeline).
+        from avbench.features.pipeline import Clips, autoencoder_data
+
+        clips = Clips.from_prepared(data, root)
+        data = autoencoder_data(clips, data, seed=experiment.data.split_seed)
 
     record = RunRecord(
         run_id=ranks.share(run_id or new_run_id(trial)), experiment=experiment.name, task=experiment.task,
@@ -248,6 +270,12 @@ def run_experiment(
             return ranks.share(bool(on_eval(epoch, metrics)) if on_eval and ranks.is_main else False)
 
         def train(cfg: TrainConfig) -> FitResult:
+            # A model whose ops are too small to share declares cpu_threads (audeep's RNN: 1).
+            on_cpu = accelerator.device.type == "cpu"
+            with capped_torch_threads(MODELS.get(experiment.model).cpu_threads if on_cpu else None):
+                return _train(cfg)
+
+        def _train(cfg: TrainConfig) -> FitResult:
             set_seed(cfg.seed)
             model = MODELS.get(experiment.model)(data.spec, **model_args)
             record.params = sum(p.numel() for p in model.parameters())
@@ -262,8 +290,17 @@ def run_experiment(
             # A model with its own learning rates (e.g. wav2vec2-fn's base_lr / conv_lr) says so
             # with a `param_groups(lr)` method; the others train every parameter at train.lr.
             groups = model.param_groups(cfg.lr) if hasattr(model, "param_groups") else None
-            return fit(model, loaders, cfg, accelerator, num_classes=data.spec.num_classes,
-                       checkpoint_dir=out_dir, on_eval=on_epoch, param_groups=groups)
+            result = fit(model, loaders, cfg, accelerator, num_classes=data.spec.num_classes, checkpoint_dir=out_dir,
+                         on_eval=on_epoch, param_groups=groups, reconstruction_loss=model.loss if clips else None)
+            if clips is not None and result.stopped != "pruned":
+                from avbench.features.pipeline import score_representations
+
+                scored = score_representations(model, clips, experiment, out_dir, run_id=record.run_id,
+                                               write_files=accelerator.is_main_process)
+                record.cv = scored.cv_record(record.run_id)
+                result.val = {**scored.val, "reconstruction_loss": result.val.get("loss")}
+                result.test = {**scored.test, "reconstruction_loss": result.test.get("loss")}
+            return result
 
         smaller = _smaller_micro_batch(experiment.train)
         try:
@@ -295,8 +332,8 @@ def run_experiment(
         record.epochs_run = len(result.history)
         record.status = "pruned" if result.stopped == "pruned" else "completed"
         if use_wandb and accelerator.is_main_process:
-            summary = {f"best_val/{k}": v for k, v in record.val.items() if k != "confusion"}
-            summary.update({f"test/{k}": v for k, v in record.test.items() if k != "confusion"})
+            summary = {f"best_val/{k}": v for k, v in record.val.items() if isinstance(v, int | float)}
+            summary.update({f"test/{k}": v for k, v in record.test.items() if isinstance(v, int | float)})
             accelerator.get_tracker("wandb", unwrap=True).summary.update(summary)
     except KeyboardInterrupt:
         record.status, record.error = "interrupted", "interrupted by the user"

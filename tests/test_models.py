@@ -38,9 +38,14 @@ def test_tiny_forward_backward(name):
     model = factory(spec, **factory.tiny_args)
     model.train()
     batch = fake_batch(spec)
-    logits = model(batch)
-    assert logits.shape == (3, spec.num_classes)
-    torch.nn.functional.cross_entropy(logits, batch["label"]).backward()
+    output = model(batch)
+    if factory.objective == "reconstruction":  # learns without labels: its own loss, a scalar
+        loss = model.loss(output, batch)
+        assert loss.shape == () and torch.isfinite(loss)
+    else:
+        assert output.shape == (3, spec.num_classes)
+        loss = torch.nn.functional.cross_entropy(output, batch["label"])
+    loss.backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"parameters without gradient: {missing[:5]}"
 
@@ -49,7 +54,8 @@ def test_tiny_forward_backward(name):
 def test_registry_metadata(name):
     factory = MODELS.get(name)
     assert set(factory.modalities) <= {"audio", "video"}
-    assert factory.audio_input in ("logmel", "waveform")
+    assert factory.audio_input in ("logmel", "waveform", "spectrogram")
+    assert factory.objective in ("classification", "reconstruction")
     assert isinstance(factory.tiny_args, dict)
 
 

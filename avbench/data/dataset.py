@@ -19,6 +19,7 @@ from avbench.config import DataConfig
 from avbench.data.cache import CachedRows, FeatureCache
 from avbench.data.features import LogMelExtractor, LogMelSettings, WaveformExtractor, WaveformSettings
 from avbench.data.segments import clip_windows
+from avbench.data.spectrogram import SpectrogramExtractor, SpectrogramSettings
 from avbench.data.video import FrameExtractor, FrameSettings, normalize_frames
 from avbench.errors import ConfigError, DatasetError, DecodeError
 from avbench.spec import TaskSpec
@@ -32,6 +33,10 @@ class SplitArrays:
     speakers: list[str]
     shapes: dict[str, tuple[int, ...]]  # modality → one example's tensor shape (with its channel axis)
     video_norm: tuple[list[float], list[float]] = ([0.0] * 3, [1.0] * 3)  # mean, std applied on read
+    # Where each example came from: its audio file and predefined fold (None without folds),
+    # for pipelines that regroup examples by fold or export them by name (avbench.features).
+    paths: list[Path] = field(default_factory=list)
+    folds: list[int | None] = field(default_factory=list)
 
     @property
     def audio(self) -> CachedRows:
@@ -77,12 +82,21 @@ def frame_settings(data: DataConfig) -> FrameSettings:
     )
 
 
-def feature_extractors(data: DataConfig) -> dict[str, LogMelExtractor | WaveformExtractor | FrameExtractor]:
+AudioExtractor = LogMelExtractor | WaveformExtractor | SpectrogramExtractor
+
+
+def feature_extractors(data: DataConfig) -> dict[str, AudioExtractor | FrameExtractor]:
     """modality → the extractor that turns one of its files into cached features. An "auto"
     audio feature that nobody resolved (data inspection, cache tools) means log-mel."""
     clip_windows(data.clip_seconds, data.max_segment, data.segment_seconds)  # fails early on bad segments
-    audio = (WaveformExtractor(waveform_settings(data)) if data.audio_feature == "waveform"
-             else LogMelExtractor(logmel_settings(data)))
+    if data.audio_feature == "spectrogram":
+        if data.max_segment:
+            raise ConfigError("auDeep spectrograms cover the whole clip: data.max_segment must be 0")
+        audio = SpectrogramExtractor(SpectrogramSettings.from_data(data))
+    elif data.audio_feature == "waveform":
+        audio = WaveformExtractor(waveform_settings(data))
+    else:
+        audio = LogMelExtractor(logmel_settings(data))
     extractors = {"audio": audio, "video": FrameExtractor(frame_settings(data))}
     return {name: extractors[name] for name in data.modalities}
 
@@ -155,7 +169,8 @@ def prepare_data(
             labels = np.random.default_rng(data.split_seed).permutation(labels)
         features = {m: fetched[m].rows.take([position[m][_source(item, m)] for item in members]) for m in modalities}
         splits[name] = SplitArrays(features, labels, [item.speaker for item in members], shapes,
-                                   (list(data.video_mean), list(data.video_std)))
+                                   (list(data.video_mean), list(data.video_std)),
+                                   paths=[item.audio for item in members], folds=[item.fold for item in members])
     spec = TaskSpec(
         num_classes=len(task.classes),
         modalities=modalities,

@@ -22,6 +22,7 @@ from avbench.config import LoadedExperiment, find_nulls, read_mapping
 from avbench.data.cache import FeatureCache
 from avbench.errors import ConfigError
 from avbench.sweep.space import SearchSpace, representative
+from avbench.threads import capped_torch_threads
 
 TIMED_STEPS = 3
 SAMPLE_FILES_PER_SPLIT = 8
@@ -95,7 +96,7 @@ def _print_space(loaded: LoadedExperiment, space: SearchSpace, console: Console)
 def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, *, trials: int, workers: int,
                 results: Path, synthetic: bool) -> None:
     from avbench.data.dataset import prepare_data
-    from avbench.registry import TASKS
+    from avbench.registry import MODELS, TASKS
     from avbench.runner import check_feasible, resolve_data_root, with_model_inputs
 
     values = {name: representative(p) for name, p in space.params.items()}
@@ -109,6 +110,14 @@ def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, 
     task = TASKS.get(experiment.task)()
     root, _ = resolve_data_root(experiment, synthetic=synthetic)
     counts = _split_counts(task, root, experiment)
+    trained = dict(counts)  # what one trial trains and evaluates on
+    if MODELS.get(experiment.model).objective == "reconstruction":
+        # An autoencoder trains on every clip but a held-out tenth, which is its val and test.
+        from avbench.features.pipeline import MONITOR_FRACTION
+
+        total = sum(counts.values())
+        held_out = max(1, round(total * MONITOR_FRACTION))
+        trained = {"train": total - held_out, "val": held_out, "test": held_out}
     total_files = sum(counts.values())
     split_sizes = " / ".join(f"{n} {name}" for name, n in counts.items())
     scratch: list[Path] = []
@@ -135,8 +144,8 @@ def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, 
         for folder in scratch:
             shutil.rmtree(folder, ignore_errors=True)
     batch = experiment.train.batch_size
-    epoch = math.ceil(counts["train"] / batch) * train_s + math.ceil(counts["val"] / batch) * eval_s
-    trial = experiment.train.epochs * epoch + math.ceil(counts["test"] / batch) * eval_s
+    epoch = math.ceil(trained["train"] / batch) * train_s + math.ceil(trained["val"] / batch) * eval_s
+    trial = experiment.train.epochs * epoch + math.ceil(trained["test"] / batch) * eval_s
     console.print(f"one training step at batch {batch} ({_format(values)}): {train_s * 1000:.0f} ms, "
                   f"one evaluation batch {eval_s * 1000:.0f} ms")
     console.print(f"→ ~{_duration(epoch)} per epoch, ~{_duration(trial)} per trial of {experiment.train.epochs} "
@@ -160,6 +169,7 @@ def time_batches(experiment, data) -> tuple[float, float]:
 
     torch.manual_seed(experiment.train.seed)
     model = MODELS.get(experiment.model)(data.spec, **check_model_args(experiment))
+    reconstructs = MODELS.get(experiment.model).objective == "reconstruction"
     optimizer = build_optimizer(model.parameters(), experiment.train)
     size = experiment.train.batch_size
     batch = next(iter(torch.utils.data.DataLoader(ArrayDataset(data.splits["train"]), batch_size=size)))
@@ -167,7 +177,13 @@ def time_batches(experiment, data) -> tuple[float, float]:
     batch = {k: torch.cat([v] * repeats)[:size] for k, v in batch.items()}
 
     def train_step() -> None:
-        loss = F.cross_entropy(model(batch).float(), batch["label"])
+        output = model(batch)
+        # A reconstruction model (audeep) trains on its own loss; the MLP that scores it
+        # afterwards is not timed (seconds, against the autoencoder's minutes).
+        if reconstructs:
+            loss = model.loss(output, batch)
+        else:
+            loss = F.cross_entropy(output.float(), batch["label"])
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -176,10 +192,11 @@ def time_batches(experiment, data) -> tuple[float, float]:
         with torch.no_grad():
             model(batch)
 
-    model.train()
-    train_s = _median_time(train_step)
-    model.eval()
-    return train_s, _median_time(eval_step)
+    with capped_torch_threads(MODELS.get(experiment.model).cpu_threads):  # as run_experiment trains it on a CPU
+        model.train()
+        train_s = _median_time(train_step)
+        model.eval()
+        return train_s, _median_time(eval_step)
 
 
 def _median_time(step) -> float:

@@ -366,6 +366,8 @@ def _run_trial(handle: StudyHandle, space: SearchSpace, trial: optuna.Trial, *, 
         def on_eval(epoch: int, metrics: dict) -> bool:
             if on_epoch:
                 on_epoch(epoch, metrics)
+            if space.metric not in metrics:  # an autoencoder's epoch: its score comes after training
+                return False
             trial.report(metrics[space.metric], epoch)
             return trial.should_prune()
 

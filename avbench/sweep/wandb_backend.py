@@ -159,6 +159,8 @@ def run_wandb_sweep(
             def on_eval(epoch: int, metrics: dict, entry: dict = entry) -> bool:
                 if on_epoch:
                     on_epoch(epoch, metrics)
+                if metric not in metrics:  # an autoencoder's epoch: its score comes after training
+                    return False
                 entry["history"] = [h for h in entry["history"] if h["_step"] < epoch]
                 entry["history"].append({metric: metrics[metric], "_step": epoch})
                 state.save()

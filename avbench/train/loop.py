@@ -4,6 +4,10 @@ prepare → accumulate → backward → gather_for_metrics. The best epoch is ch
 validation, its weights are restored, and test is evaluated exactly once. Pruning reaches
 the loop only through `on_eval(epoch, metrics) -> bool` (True = stop), tracking only through
 `accelerator.log`; this module never imports optuna or wandb.
+
+A model that learns without labels (auDeep's autoencoder) passes `reconstruction_loss`: it
+is trained on that loss, evaluation reports it as `loss` (no classification metrics), and
+the best epoch is the one with the lowest validation loss.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from avbench.train.metrics import classification_metrics
 from avbench.train.optim import build_optimizer, build_scheduler
 
 OnEval = Callable[[int, dict], bool | None]
+Loss = Callable[[torch.Tensor, dict], torch.Tensor]  # (model output, batch) -> scalar
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -40,9 +45,11 @@ class FitResult:
     resumed_from_epoch: int = 0
 
 
-def evaluate(model, loader, accelerator, num_classes: int) -> dict:
+def evaluate(model, loader, accelerator, num_classes: int, reconstruction_loss: Loss | None = None) -> dict:
     """Metrics over the whole split; gather_for_metrics drops the samples that distributed
     sampling duplicated to even out the ranks."""
+    if reconstruction_loss is not None:
+        return _evaluate_reconstruction(model, loader, accelerator, reconstruction_loss)
     model.eval()
     preds, labels, losses = [], [], []
     with torch.no_grad():
@@ -60,6 +67,19 @@ def evaluate(model, loader, accelerator, num_classes: int) -> dict:
     return metrics
 
 
+def _evaluate_reconstruction(model, loader, accelerator, reconstruction_loss: Loss) -> dict:
+    """The loss averaged over examples (each batch's loss weighted by its size)."""
+    model.eval()
+    total = torch.zeros(2, device=accelerator.device)  # loss x examples, examples
+    with torch.no_grad():
+        for batch in loader:
+            count = len(batch["label"])
+            loss = reconstruction_loss(model(batch), batch).float()
+            total += torch.stack([loss * count, torch.tensor(float(count), device=loss.device)])
+    loss_sum, count = accelerator.reduce(total, reduction="sum").tolist()
+    return {"loss": loss_sum / max(count, 1.0)}
+
+
 def fit(
     model: torch.nn.Module,
     loaders: dict,
@@ -70,9 +90,10 @@ def fit(
     checkpoint_dir: Path | None = None,
     on_eval: OnEval | None = None,
     param_groups: list[dict] | None = None,
+    reconstruction_loss: Loss | None = None,
 ) -> FitResult:
-    """Train with early stopping on `cfg.metric`; resume from `checkpoint_dir/last.pt` when
-    it exists (written after every epoch)."""
+    """Train with early stopping on `cfg.metric` (on the validation loss for a reconstruction
+    model); resume from `checkpoint_dir/last.pt` when it exists (written after every epoch)."""
     optimizer = build_optimizer(param_groups or model.parameters(), cfg)
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, loaders["train"], loaders["val"], loaders["test"]
@@ -105,8 +126,11 @@ def fit(
         seen = 0
         for batch in train_loader:
             with accelerator.accumulate(model):
-                logits = model(batch)
-                loss = F.cross_entropy(logits.float(), batch["label"])
+                output = model(batch)
+                if reconstruction_loss is None:
+                    loss = F.cross_entropy(output.float(), batch["label"])
+                else:
+                    loss = reconstruction_loss(output, batch)
                 accelerator.backward(loss)
                 if cfg.max_grad_norm > 0 and accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -124,15 +148,16 @@ def fit(
         if not np.isfinite(train_loss):
             raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}")
 
-        val = evaluate(model, val_loader, accelerator, num_classes)
+        val = evaluate(model, val_loader, accelerator, num_classes, reconstruction_loss)
         metrics = {"epoch": epoch, "train/loss": train_loss}
         metrics.update({f"val/{k}": v for k, v in val.items() if k != "confusion"})
         metrics["epoch_time_s"] = time.perf_counter() - started
         accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
         result.history.append(metrics)
 
-        if val[cfg.metric] > best_value:
-            best_value, bad_epochs, result.best_epoch, best_val = val[cfg.metric], 0, epoch, val
+        score = -val["loss"] if reconstruction_loss is not None else val[cfg.metric]
+        if score > best_value:
+            best_value, bad_epochs, result.best_epoch, best_val = score, 0, epoch, val
             best_state = {k: v.detach().cpu().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
             if best_path is not None and accelerator.is_main_process:
                 save_checkpoint(best_path, {"model": best_state, "epoch": epoch, "val": val})
@@ -165,5 +190,5 @@ def fit(
         accelerator.unwrap_model(model).load_state_dict(best_state)
     result.val = best_val
     if result.stopped != "pruned":
-        result.test = evaluate(model, test_loader, accelerator, num_classes)
+        result.test = evaluate(model, test_loader, accelerator, num_classes, reconstruction_loss)
     return result
