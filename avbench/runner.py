@@ -26,6 +26,7 @@ from avbench.registry import MODELS, TASKS, did_you_mean
 from avbench.results import RunRecord, run_dir, write_record
 from avbench.spec import TaskSpec
 from avbench.threads import capped_torch_threads
+from avbench.train.failures import describe_failure, empty_device_cache, is_out_of_memory, smaller_micro_batch
 
 SYNTHETIC_MARKER = ".avbench-synthetic"
 
@@ -302,7 +303,7 @@ def run_experiment(
                 result.test = {**scored.test, "reconstruction_loss": result.test.get("loss")}
             return result
 
-        smaller = _smaller_micro_batch(experiment.train)
+        smaller = smaller_micro_batch(experiment.train)
         try:
             result = train(experiment.train)
         except Exception as exc:
@@ -319,7 +320,7 @@ def run_experiment(
                                 f"retried at {smaller.batch_size} x {smaller.grad_accum}")
             save_record()
             accelerator.free_memory()
-            _empty_device_cache()
+            empty_device_cache()
             accelerator.gradient_accumulation_steps = smaller.grad_accum
             result = train(smaller)
         # The checkpoint's history is authoritative: a crash between saving last.pt and
@@ -339,7 +340,7 @@ def run_experiment(
         record.status, record.error = "interrupted", "interrupted by the user"
         raise
     except Exception as exc:  # a failed trial is a result to record, not a crash of the sweep
-        record.status, record.error = "failed", _describe(exc)
+        record.status, record.error = "failed", describe_failure(exc)
         if record.oom_retry and is_out_of_memory(exc):
             record.error += " (also after halving the micro-batch)"
         # A non-finite loss is checked on the loss summed over all ranks, so every rank fails
@@ -373,35 +374,3 @@ def write_rank_report(out_dir: Path, rank: int, experiment: Experiment, record: 
         "config_sha256": hashlib.sha256(config.encode()).hexdigest(), "status": record.status,
         "epochs_run": record.epochs_run, "best_epoch": record.best_epoch, "val": record.val, "test": record.test,
     })
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """torch's OutOfMemoryError (CUDA, and what newer backends raise), or the RuntimeError
-    that CPU and MPS allocators raise with the words in the message."""
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
-def _smaller_micro_batch(cfg: TrainConfig) -> TrainConfig | None:
-    if cfg.batch_size < 2:
-        return None
-    return cfg.model_copy(update={"batch_size": cfg.batch_size // 2, "grad_accum": cfg.grad_accum * 2})
-
-
-def _empty_device_cache() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _describe(exc: BaseException) -> str:
-    if is_out_of_memory(exc):
-        lines = str(exc).strip().splitlines()
-        return "out of memory: " + (lines[0] if lines else type(exc).__name__)
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

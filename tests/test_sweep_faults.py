@@ -19,7 +19,8 @@ from avbench.registry import register_model
 from avbench.results import iter_records
 from avbench.runner import run_experiment
 from avbench.spec import TaskSpec
-from avbench.sweep.optuna_backend import claim_trial, open_study, recover_dead_trials, run_sweep
+from avbench.sweep.liveness import recover_dead_trials
+from avbench.sweep.optuna_backend import claim_trial, open_study, run_sweep
 from avbench.sweep.space import resolve_space
 from avbench.sweep.storage import open_storage
 
@@ -117,7 +118,7 @@ def test_out_of_memory_is_retried_once_with_half_the_micro_batch(probe_workspace
 
 
 def test_other_runtime_errors_are_not_mistaken_for_out_of_memory():
-    from avbench.runner import is_out_of_memory
+    from avbench.train.failures import is_out_of_memory
 
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert not is_out_of_memory(ValueError("out of memory"))  # only RuntimeErrors carry it in the message

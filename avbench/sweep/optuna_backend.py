@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
-import threading
 import time
 import warnings
 from collections import Counter
@@ -25,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from avbench.config import RESULT_NEUTRAL_FIELDS, LoadedExperiment
@@ -40,6 +37,7 @@ from avbench.sweep.infeasible import (
     reject_trial,
     too_many_infeasible,
 )
+from avbench.sweep.liveness import Heartbeat, recover_dead_trials, worker_id
 from avbench.sweep.samplers import (
     check_sampler,
     is_grid_exhausted,
@@ -61,19 +59,6 @@ from avbench.sweep.storage import (
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_CONSECUTIVE_FAILURES = 3
 IDLE_POLL_S = 2.0  # how often a worker with no trial to take looks again
-
-
-def _host() -> str:
-    """This host, and its process-id namespace where it has one: two containers may share a
-    host name but never a pid namespace, and a pid means something only inside its own."""
-    try:
-        return f"{socket.gethostname()}#{os.stat('/proc/self/ns/pid').st_ino}"
-    except OSError:
-        return socket.gethostname()
-
-
-def worker_id() -> str:
-    return f"{_host()}:{os.getpid()}"
 
 
 @dataclass
@@ -154,43 +139,6 @@ def open_study(loaded: LoadedExperiment, space: SearchSpace, *, trials: int, res
     return StudyHandle(optuna_study, name, url, chosen, seed, trials, notes, claim_lock(url, name))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fail_and_retry(study: optuna.Study, trial_id: int) -> bool:
-    storage = study._storage
-    try:
-        if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
-            return False
-    except UpdateFinishedTrialError:
-        return False  # another worker got there first
-    RETRY(study, storage.get_trial(trial_id))
-    return True
-
-
-def recover_dead_trials(study: optuna.Study) -> int:
-    """Fail and re-enqueue trials whose worker is gone: at once for a dead process on this
-    host, after the heartbeat grace period for any host. Call under the claim lock."""
-    host = _host()
-    count = 0
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
-        if worker_host == host and pid.isdigit() and not _pid_alive(int(pid)):
-            count += _fail_and_retry(study, trial._trial_id)
-    if supports_heartbeat(study._storage):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-    return count
-
-
 def count_finished(trials: list[optuna.trial.FrozenTrial]) -> int:
     """Trials that count toward `--trials`: complete or pruned, not rejected as infeasible."""
     return sum(t.state in FINISHED_STATES and not is_infeasible(t) for t in trials)
@@ -231,33 +179,6 @@ def claim_trial(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[
         if supports_heartbeat(study._storage):
             study._storage.record_heartbeat(trial._trial_id)
         return trial
-
-
-class _Heartbeat:
-    """Beats for one trial while it trains, so other workers know it is alive."""
-
-    def __init__(self, storage, trial_id: int):
-        self._storage, self._trial_id = storage, trial_id
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        interval = self._storage.get_heartbeat_interval()
-        while not self._stop.wait(interval):
-            try:
-                self._storage.record_heartbeat(self._trial_id)
-            except Exception:  # a storage hiccup: the next beat tries again
-                continue
-
-    def __enter__(self) -> _Heartbeat:
-        if supports_heartbeat(self._storage):
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
 
 def run_sweep(
@@ -317,7 +238,7 @@ def run_worker(
         if trial is None:
             time.sleep(IDLE_POLL_S)
             continue
-        with _Heartbeat(handle.study._storage, trial._trial_id):
+        with Heartbeat(handle.study._storage, trial._trial_id):
             record = _run_trial(handle, space, trial, loaded=loaded, results=results, synthetic=synthetic,
                                 use_wandb=use_wandb, preset=preset, on_trial_start=on_trial_start, on_epoch=on_epoch,
                                 on_features=on_features)
