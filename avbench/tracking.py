@@ -23,7 +23,7 @@ def configure_wandb_env() -> str:
         os.environ["WANDB_MODE"] = "offline"
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_CONSOLE", "off")
-    return os.environ["WANDB_MODE"]
+    return os.environ.get("WANDB_MODE", "online")  # logged in and no mode set: W&B's own default
 
 
 def wandb_dir(results: Path) -> Path:

@@ -45,10 +45,12 @@ def wandb_online(use_wandb: bool) -> bool:
     and not told to stay offline: then `--backend wandb` creates the sweep on the server."""
     if not use_wandb or os.environ.get("WANDB_MODE", "").lower() in OFFLINE_MODES:
         return False
-    import wandb
+    from avbench.tracking import wandb_logged_in
 
-    # The check wandb.api.api_key's deprecation notice recommends; verify=False: no network.
-    return bool(wandb.login(prompt=False, verify=False))
+    # The same test tracking uses (WANDB_API_KEY or the netrc `wandb login` writes), not
+    # wandb.login(): that answers from wandb's process-wide settings, which an earlier offline
+    # run in the same process has already fixed.
+    return wandb_logged_in()
 
 
 def trial_command(experiment: str, *, sweep: str, preset: str | None, synthetic: bool,
