@@ -197,3 +197,11 @@ def test_factories_share_the_encoder_options(name):
     parameters = inspect.signature(MODELS.get(name)).parameters
     for option, default in EncoderOptions.__dataclass_fields__.items():
         assert parameters[option].default == default.default, option
+
+
+def test_checkpoint_without_weights_is_a_config_error(tmp_path):
+    _save_tiny_checkpoint(tmp_path, "Wav2Vec2Model")
+    for weights in tmp_path.glob("*.safetensors"):
+        weights.unlink()
+    with pytest.raises(ConfigError, match="model_args.pretrained"):
+        MODELS.get("wav2vec2-cnn")(spec(), pretrained=str(tmp_path))

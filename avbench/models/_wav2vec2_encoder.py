@@ -189,5 +189,8 @@ def _load(model_class: type, options: EncoderOptions, overrides: dict) -> nn.Mod
     _check_shape(config)
     # A classification checkpoint made for another number of classes gets a fresh classifier.
     mismatched = "num_labels" in overrides
-    return model_class.from_pretrained(where, config=config, local_files_only=True, dtype=torch.float32,
-                                       ignore_mismatched_sizes=mismatched)
+    try:
+        return model_class.from_pretrained(where, config=config, local_files_only=True, dtype=torch.float32,
+                                           ignore_mismatched_sizes=mismatched)
+    except OSError as exc:
+        raise ConfigError(f"model_args.pretrained '{where}': {str(exc).splitlines()[0]}") from None
