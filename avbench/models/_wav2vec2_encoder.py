@@ -85,7 +85,8 @@ def build_wav2vec2(model_class: type, spec: TaskSpec, options: EncoderOptions, *
         config = Wav2Vec2Config(**{**BASE_960H, **options.sizes(), **overrides})
         _check_shape(config)
         model = model_class(config)
-        changed = ", ".join(f"{k}={v[0] if isinstance(v, list) else v}" for k, v in options.sizes().items())
+        knobs = ("num_layers", "hidden_size", "num_heads", "intermediate_size", "conv_channels")
+        changed = ", ".join(f"{k}={getattr(options, k)}" for k in knobs if getattr(options, k) is not None)
         source = "random init from the wav2vec2-base-960h config" + (f" ({changed})" if changed else "")
     frame_count(model.config, spec.shapes["audio"][-1])  # fails early, naming data.clip_seconds
     encoder = getattr(model, "wav2vec2", model)
