@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from avbench.models._efficientnet import efficientnet
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
@@ -31,21 +32,6 @@ def spectrogram_cnn(
     depth: float = 1.0,
     pretrained: bool = False,
 ) -> nn.Module:
-    """`arch` is any timm EfficientNet; `width`/`depth` scale B0's channels and blocks
-    (EfficientNet's compound-scaling multipliers; 1.0 = the published B0), which is how the
-    CPU presets and tests shrink it. `pretrained` reads timm weights from the local HF cache
-    only; nothing is downloaded."""
-    import timm
-    from timm.models import efficientnet
-
-    common = {"in_chans": 1, "num_classes": spec.num_classes, "drop_rate": drop_rate}
-    if (width, depth) == (1.0, 1.0):
-        backbone = timm.create_model(arch, pretrained=pretrained, **common)
-    else:
-        if arch != "efficientnet_b0" or pretrained:
-            raise ValueError("width/depth scaling applies to efficientnet_b0 without pretrained weights")
-        # timm exposes the multipliers only through its generator function.
-        backbone = efficientnet._gen_efficientnet(
-            "efficientnet_b0", channel_multiplier=width, depth_multiplier=depth, **common
-        )
-    return SpectrogramCNN(backbone)
+    """EfficientNet-B0 by default; `width`/`depth` scale it (see avbench.models._efficientnet)."""
+    return SpectrogramCNN(efficientnet(spec.num_classes, arch=arch, drop_rate=drop_rate, width=width, depth=depth,
+                                       pretrained=pretrained))

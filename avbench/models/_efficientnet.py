@@ -1,0 +1,28 @@
+"""EfficientNet (timm) on a one-channel image, as emotions-classify used it on spectrograms
+and on wav2vec2 embedding maps. Shared by spectrogram-cnn and wav2vec2-cnn."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from avbench.errors import ConfigError
+
+
+def efficientnet(num_classes: int, *, arch: str = "efficientnet_b0", drop_rate: float = 0.2, width: float = 1.0,
+                 depth: float = 1.0, pretrained: bool = False) -> nn.Module:
+    """`arch` is any timm EfficientNet; `width`/`depth` scale B0's channels and blocks
+    (EfficientNet's compound-scaling multipliers; 1.0 = the published B0), which is how the
+    CPU presets and tests shrink it. `pretrained` reads timm weights from the local HF cache
+    only; nothing is downloaded."""
+    import timm
+    from timm.models import efficientnet as timm_efficientnet
+
+    common = {"in_chans": 1, "num_classes": num_classes, "drop_rate": drop_rate}
+    if (width, depth) == (1.0, 1.0):
+        return timm.create_model(arch, pretrained=pretrained, **common)
+    if arch != "efficientnet_b0" or pretrained:
+        raise ConfigError("model_args width/depth scale efficientnet_b0 without pretrained weights only")
+    # timm exposes the multipliers only through its generator function.
+    return timm_efficientnet._gen_efficientnet(
+        "efficientnet_b0", channel_multiplier=width, depth_multiplier=depth, **common
+    )

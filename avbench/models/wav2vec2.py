@@ -1,0 +1,47 @@
+"""wav2vec2 fine-tuned for audio classification (the wav2vec2 lab): HF
+`Wav2Vec2ForSequenceClassification` with the facebook/wav2vec2-base-960h architecture, i.e.
+wav2vec2 → Linear(hidden, 256) → mean over frames → Linear(256, classes)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from avbench.models._wav2vec2_encoder import TINY_ENCODER, EncoderOptions, build_wav2vec2, normalize_waveform
+from avbench.registry import register_model
+from avbench.spec import TaskSpec
+
+
+class Wav2Vec2Classifier(nn.Module):
+    def __init__(self, model: nn.Module, weights_source: str):
+        super().__init__()
+        self.model = model
+        self.weights_source = weights_source
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(normalize_waveform(batch["audio"])).logits
+
+
+@register_model("wav2vec2", tiny=TINY_ENCODER, modalities=("audio",), audio_input="waveform")
+def wav2vec2(
+    spec: TaskSpec,
+    pretrained: str | None = None,
+    freeze_feature_encoder: bool = True,
+    freeze_base_model: bool = False,
+    num_layers: int | None = None,
+    hidden_size: int | None = None,
+    num_heads: int | None = None,
+    intermediate_size: int | None = None,
+    conv_channels: int | None = None,
+    layerdrop: float = 0.1,
+    mask_time_prob: float = 0.05,
+) -> nn.Module:
+    """`pretrained`: a directory written by `save_pretrained`, or a hub id such as
+    facebook/wav2vec2-base-960h that is already in the local HF cache; absent, the published
+    architecture starts from random weights. The size knobs (None = base-960h's 12 layers of
+    768, 12 heads, FFN 3072, 7 conv layers of 512) shrink it for CPUs."""
+    from transformers import Wav2Vec2ForSequenceClassification
+
+    options = EncoderOptions.from_args(locals())
+    model, source = build_wav2vec2(Wav2Vec2ForSequenceClassification, spec, options, num_labels=spec.num_classes)
+    return Wav2Vec2Classifier(model, source)

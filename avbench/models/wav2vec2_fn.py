@@ -1,0 +1,140 @@
+"""emotions-classify's Wav2Vec2FnClassifier: wav2vec2 features [B, frames, hidden] → 1-d
+convolutions that summarise them → two fully connected layers → classes, with its own
+learning rate for the head (`conv_lr`) next to wav2vec2's (`train.lr`, the seed's base_lr).
+
+The head, as in the seed:
+- `conv_h_count` kernel-1 convolutions with the frames as input channels, sliding along the
+  feature axis: each is a learned weighting of the frames → conv_h_count × hidden values;
+- `conv_w_count` kernel-1 convolutions with the features as input channels, sliding along
+  time: each is a learned mix of the features per frame → conv_w_count × frames values;
+- optionally the mean over time (hidden values) and the mean over features (frames values);
+- these concatenated and L2-normalised → Linear(layer_1_size) → norm → ReLU →
+  Linear(layer_2_size) → norm → ReLU → Linear(classes).
+
+What is cleaned up: the features are transposed, not `view`ed, before the convolutions over
+time (the seed's view scrambled frames and features); logits, not softmax, go to
+cross-entropy; `conv_lr` really drives the head (the seed defined it and trained everything at
+base_lr); the mean switches have defaults (the seed's example config lacked them and crashed);
+the FC layers use LayerNorm where the seed had BatchNorm1d (same role, but a last training
+batch of one example, which the seed avoided with drop_last, cannot break it); one head for
+the task's classes instead of the seed's emotion + state pair. The seed skipped wav2vec2's
+transformer and froze the rest; `num_layers: 0` with `freeze_base_model: true` and
+pretrained weights is that setup.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from avbench.errors import ConfigError
+from avbench.models._wav2vec2_encoder import (
+    TINY_ENCODER,
+    EncoderOptions,
+    build_wav2vec2,
+    frame_count,
+    normalize_waveform,
+    trainable,
+)
+from avbench.registry import register_model
+from avbench.spec import TaskSpec
+
+
+def _pointwise_conv(in_channels: int, out_channels: int) -> nn.Module:
+    return nn.Sequential(nn.Conv1d(in_channels, out_channels, kernel_size=1), nn.BatchNorm1d(out_channels),
+                         nn.ReLU())
+
+
+class ConvFnHead(nn.Module):
+    def __init__(self, frames: int, hidden: int, num_classes: int, *, conv_h_count: int, conv_w_count: int,
+                 time_mean: bool, feature_mean: bool, layer_1_size: int, layer_2_size: int):
+        super().__init__()
+        self.over_features = _pointwise_conv(frames, conv_h_count) if conv_h_count else None
+        self.over_time = _pointwise_conv(hidden, conv_w_count) if conv_w_count else None
+        self.time_mean, self.feature_mean = time_mean, feature_mean
+        width = hidden * (conv_h_count + time_mean) + frames * (conv_w_count + feature_mean)
+        self.classifier = nn.Sequential(
+            nn.Linear(width, layer_1_size), nn.LayerNorm(layer_1_size), nn.ReLU(),
+            nn.Linear(layer_1_size, layer_2_size), nn.LayerNorm(layer_2_size), nn.ReLU(),
+            nn.Linear(layer_2_size, num_classes),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features: [B, frames, hidden]."""
+        parts = []
+        if self.over_features is not None:
+            parts.append(self.over_features(features).flatten(1))  # [B, conv_h_count * hidden]
+        if self.over_time is not None:
+            parts.append(self.over_time(features.transpose(1, 2)).flatten(1))  # [B, conv_w_count * frames]
+        if self.time_mean:
+            parts.append(features.mean(dim=1))
+        if self.feature_mean:
+            parts.append(features.mean(dim=2))
+        return self.classifier(F.normalize(torch.cat(parts, dim=1), dim=1))
+
+
+class Wav2Vec2Fn(nn.Module):
+    def __init__(self, encoder: nn.Module, head: ConvFnHead, conv_lr: float | None, weights_source: str):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.conv_lr = conv_lr
+        self.weights_source = weights_source
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.encoder(normalize_waveform(batch["audio"])).last_hidden_state)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """wav2vec2 at `lr` (train.lr, the seed's base_lr), the head at `conv_lr` (train.lr when unset)."""
+        groups = [{"name": "base_lr", "params": trainable(self.encoder), "lr": lr},
+                  {"name": "conv_lr", "params": trainable(self.head), "lr": self.conv_lr or lr}]
+        return [group for group in groups if group["params"]]  # a frozen wav2vec2 has nothing to train
+
+
+@register_model(
+    "wav2vec2-fn",
+    tiny={**TINY_ENCODER, "conv_h_count": 2, "conv_w_count": 1, "feature_mean": True, "layer_1_size": 16,
+          "layer_2_size": 8},
+    modalities=("audio",),
+    audio_input="waveform",
+)
+def wav2vec2_fn(
+    spec: TaskSpec,
+    conv_h_count: int = 1,
+    conv_w_count: int = 1,
+    time_mean: bool = True,
+    feature_mean: bool = False,
+    layer_1_size: int = 256,
+    layer_2_size: int = 256,
+    conv_lr: float | None = None,
+    pretrained: str | None = None,
+    freeze_feature_encoder: bool = True,
+    freeze_base_model: bool = False,
+    num_layers: int | None = None,
+    hidden_size: int | None = None,
+    num_heads: int | None = None,
+    intermediate_size: int | None = None,
+    conv_channels: int | None = None,
+    layerdrop: float = 0.1,
+    mask_time_prob: float = 0.05,
+) -> nn.Module:
+    """Head defaults are the seed's example config (conv_h 1, conv_w 1, 256/256). `time_mean`
+    and `feature_mean` are the seed's h_mean_enable and w_mean_enable. The wav2vec2 options are
+    wav2vec2's (see avbench.models.wav2vec2)."""
+    from transformers import Wav2Vec2Model
+
+    options = EncoderOptions.from_args(locals())
+    if min(conv_h_count, conv_w_count) < 0 or min(layer_1_size, layer_2_size) < 1:
+        raise ConfigError("wav2vec2-fn: conv counts must be >= 0 and layer sizes >= 1")
+    if not (conv_h_count or conv_w_count or time_mean or feature_mean):
+        raise ConfigError("wav2vec2-fn has no features to classify: set conv_h_count or conv_w_count above 0, "
+                          "or time_mean / feature_mean to true")
+    if conv_lr is not None and conv_lr <= 0:
+        raise ConfigError(f"model_args.conv_lr must be positive, got {conv_lr}")
+    encoder, source = build_wav2vec2(Wav2Vec2Model, spec, options)
+    frames = frame_count(encoder.config, spec.shapes["audio"][-1])
+    head = ConvFnHead(frames, encoder.config.hidden_size, spec.num_classes, conv_h_count=conv_h_count,
+                      conv_w_count=conv_w_count, time_mean=time_mean, feature_mean=feature_mean,
+                      layer_1_size=layer_1_size, layer_2_size=layer_2_size)
+    return Wav2Vec2Fn(encoder, head, conv_lr, source)
