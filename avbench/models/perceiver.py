@@ -32,16 +32,18 @@ ARCHITECTURE = {
     "num_self_attends_per_block": "num_self_attends_per_block",
     "num_self_attention_heads": "num_self_attention_heads",
     "num_cross_attention_heads": "num_cross_attention_heads", "samples_per_patch": "samples_per_patch",
+    "qk_channels": "qk_channels",
 }
 
 
 class PerceiverClassifier(nn.Module):
     """Audio [B, 1, samples] + video [B, T, 3, H, W] → label logits [B, num_classes]."""
 
-    def __init__(self, autoencoder: nn.Module, weights_source: str):
+    def __init__(self, autoencoder: nn.Module, weights_source: str, normalize_audio: bool = False):
         super().__init__()
         self.autoencoder = autoencoder
         self.weights_source = weights_source
+        self.normalize_audio = normalize_audio
         self.label_width = autoencoder.config.num_labels
 
     def label_points_only(self, device: torch.device) -> dict[str, torch.Tensor | None]:
@@ -51,6 +53,11 @@ class PerceiverClassifier(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         video, audio = batch["video"], batch["audio"]
+        if self.normalize_audio:
+            # Each 16-sample patch is a handful of 704 input channels next to the Fourier position
+            # features; quiet raw speech (std ~0.1) barely moves them, and a small model trained
+            # from scratch then never learns to hear it.
+            audio = (audio - audio.mean(-1, keepdim=True)) / (audio.std(-1, keepdim=True) + 1e-5)
         inputs = {
             "image": video,
             "audio": audio.reshape(audio.shape[0], -1, 1),
@@ -68,9 +75,9 @@ def check_inputs(spec: TaskSpec, num_frames: int, image_size: int, audio_samples
     if image_size % SPATIAL_DOWNSAMPLE:
         raise ConfigError(f"perceiver: model_args.image_size {image_size} must be a multiple of "
                           f"{SPATIAL_DOWNSAMPLE} (4×4 space-to-depth patches)")
-    if audio_samples_per_frame % samples_per_patch:
-        raise ConfigError(f"perceiver: model_args.audio_samples_per_frame {audio_samples_per_frame} must be a "
-                          f"multiple of model_args.samples_per_patch {samples_per_patch}")
+    if (num_frames * audio_samples_per_frame) % samples_per_patch:
+        raise ConfigError(f"perceiver: num_frames × audio_samples_per_frame = {num_frames * audio_samples_per_frame} "
+                          f"must be a multiple of model_args.samples_per_patch {samples_per_patch}")
     video, audio = spec.shapes.get("video"), spec.shapes.get("audio")
     if video is None or audio is None:
         raise ConfigError("perceiver reads audio + video: set data.modalities: [audio, video]")
@@ -90,7 +97,7 @@ def check_inputs(spec: TaskSpec, num_frames: int, image_size: int, audio_samples
     if audio[1] != wanted:
         per_frame = audio[1] / num_frames
         hint = (f" or model_args.audio_samples_per_frame: {int(per_frame)}"
-                if per_frame.is_integer() and per_frame % samples_per_patch == 0 else "")
+                if per_frame.is_integer() and audio[1] % samples_per_patch == 0 else "")
         raise ConfigError(f"perceiver: the audio has {audio[1]} samples but num_frames × audio_samples_per_frame = "
                           f"{num_frames} × {audio_samples_per_frame} = {wanted}; set data.clip_seconds: "
                           f"{wanted / spec.sample_rate:g} (at data.sample_rate {spec.sample_rate}){hint}")
@@ -189,16 +196,23 @@ def perceiver(
     image_size: int = 224,
     audio_samples_per_frame: int = 1920,
     samples_per_patch: int = 16,
+    qk_channels: int = 0,
     attention_dropout: float = 0.1,
+    initializer_range: float = 0.02,
+    normalize_audio: bool = False,
     head_hidden: int = 256,
     head_dropout: float = 0.3,
     pretrained: str | None = None,
 ) -> nn.Module:
     """Defaults are the published configuration (16 frames of 224×224, 16 × 1920 audio samples,
-    784 × 512 latents, 8 self-attention layers). `d_model` is the encoder's input width: the
-    label slot gets d_model − 4 channels so it matches. `pretrained` is a local directory or a
-    model id already in the local HF cache; without it the weights are random. `head_hidden`
-    0 = a single linear classifier."""
+    784 × 512 latents, 8 self-attention layers, raw audio, HF's 0.02 init). Scaling down:
+    - `d_model` is the encoder's input width (the label slot gets d_model − 4 channels to match);
+    - `qk_channels` 0 = HF's widths (the input width d_model in cross-attention); d_latents is far
+      cheaper on a CPU;
+    - small models trained from scratch need `initializer_range` ~0.05 and `normalize_audio`
+      (each clip's waveform to zero mean, unit variance) to leave chance level in a few epochs.
+    `pretrained` is a local directory or a model id already in the local HF cache; without it the
+    weights are random. `head_hidden` 0 = a single linear classifier."""
     from transformers import PerceiverForMultimodalAutoencoding
 
     check_inputs(spec, num_frames, image_size, audio_samples_per_frame, samples_per_patch)
@@ -206,17 +220,23 @@ def perceiver(
     args = {"num_latents": num_latents, "d_latents": d_latents, "num_blocks": num_blocks,
             "num_self_attends_per_block": num_self_attends_per_block,
             "num_self_attention_heads": num_self_attention_heads,
-            "num_cross_attention_heads": num_cross_attention_heads, "samples_per_patch": samples_per_patch}
-    for heads in ("num_self_attention_heads", "num_cross_attention_heads"):
-        if d_latents % args[heads]:
-            raise ConfigError(f"perceiver: model_args.d_latents {d_latents} must be divisible by model_args.{heads}")
+            "num_cross_attention_heads": num_cross_attention_heads, "samples_per_patch": samples_per_patch,
+            "qk_channels": qk_channels or None}
+    attention_widths = {"num_self_attention_heads": qk_channels or d_latents,
+                        "num_cross_attention_heads": qk_channels or d_model}
+    for heads, width in attention_widths.items():
+        if width % args[heads]:
+            fallback = "d_latents" if "self" in heads else "d_model"
+            raise ConfigError(f"perceiver: attention width {width} (model_args.qk_channels, else {fallback}) must "
+                              f"be divisible by model_args.{heads}")
     if pretrained:
         autoencoder = load_pretrained(pretrained, {**args, "d_model": d_model}, attention_dropout)
         source = f"loaded from {pretrained}"
     else:
         config = published_config(**args, d_model=d_model, image_size=image_size, num_frames=num_frames,
                                   audio_samples_per_frame=audio_samples_per_frame,
-                                  attention_probs_dropout_prob=attention_dropout)
+                                  attention_probs_dropout_prob=attention_dropout,
+                                  initializer_range=initializer_range)
         autoencoder = PerceiverForMultimodalAutoencoding(config)
         changed = {k: v for k, v in {**args, "d_model": d_model, "num_frames": num_frames, "image_size": image_size,
                                      "audio_samples_per_frame": audio_samples_per_frame}.items()
@@ -224,11 +244,12 @@ def perceiver(
         scaled = " (" + ", ".join(f"{k} {v}" for k, v in changed.items()) + ")" if changed else ""
         source = f"random init from the {PUBLISHED} config{scaled}"
     adapt_for_classes(autoencoder, spec.num_classes, head_hidden, head_dropout)
-    return PerceiverClassifier(autoencoder, source)
+    return PerceiverClassifier(autoencoder, source, normalize_audio)
 
 
 PUBLISHED_VALUES = {
     "num_latents": 784, "d_latents": 512, "d_model": 704, "num_blocks": 1, "num_self_attends_per_block": 8,
     "num_self_attention_heads": 8, "num_cross_attention_heads": 1, "samples_per_patch": 16,
+    "qk_channels": None,
     "num_frames": 16, "image_size": 224, "audio_samples_per_frame": 1920,
 }
