@@ -1,0 +1,255 @@
+"""Perceiver IO (HF `PerceiverForMultimodalAutoencoding`, the deepmind/multimodal-perceiver
+architecture) fine-tuned to classify audio + video, as the CREMA-D Perceiver seed did.
+
+The published model autoencodes Kinetics clips: image patches, audio patches and a
+700-way label go in, and any subset of image pixels, audio samples and the label comes out
+through `subsampled_output_points`. For classification we keep the architecture and:
+- feed the label slot zeros, which HF's preprocessor then replaces by its learned mask token
+  (label masking probability 1.0): the target never reaches the encoder;
+- decode the label query only (zero image and audio points), so no reconstruction is computed;
+- replace the label classifier by a head for the task's classes (the seed's 512→256→6).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from avbench.errors import ConfigError
+from avbench.registry import register_model
+from avbench.spec import TaskSpec
+
+PUBLISHED = "deepmind/multimodal-perceiver"
+# HF pads every modality to the widest one plus this many channels (hard-coded in
+# PerceiverForMultimodalAutoencoding), so the published d_model 704 = 700 Kinetics labels + 4.
+MIN_PADDING = 4
+SPATIAL_DOWNSAMPLE = 4  # 4×4 space-to-depth image patches
+# HF's Fourier position features: bands per axis (fixed in PerceiverForMultimodalAutoencoding).
+AUDIO_BANDS, IMAGE_BANDS = 192, 32
+# Arguments that shape weights: a checkpoint must agree with them (model_args name → config field).
+ARCHITECTURE = {
+    "num_latents": "num_latents", "d_latents": "d_latents", "num_blocks": "num_blocks",
+    "num_self_attends_per_block": "num_self_attends_per_block",
+    "num_self_attention_heads": "num_self_attention_heads",
+    "num_cross_attention_heads": "num_cross_attention_heads", "samples_per_patch": "samples_per_patch",
+    "qk_channels": "qk_channels",
+}
+
+
+class PerceiverClassifier(nn.Module):
+    """Audio [B, 1, samples] + video [B, T, 3, H, W] → label logits [B, num_classes]."""
+
+    def __init__(self, autoencoder: nn.Module, weights_source: str, normalize_audio: bool = False):
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.weights_source = weights_source
+        self.normalize_audio = normalize_audio
+        self.label_width = autoencoder.config.num_labels
+
+    def label_points_only(self, device: torch.device) -> dict[str, torch.Tensor | None]:
+        """Decoder queries for no image pixel, no audio sample and the whole (one-point) label."""
+        nothing = torch.empty(0, dtype=torch.long, device=device)
+        return {"image": nothing, "audio": nothing, "label": None}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        video, audio = batch["video"], batch["audio"]
+        if self.normalize_audio:
+            # Each 16-sample patch is a handful of 704 input channels next to the Fourier position
+            # features; quiet raw speech (std ~0.1) barely moves them, and a small model trained
+            # from scratch then never learns to hear it.
+            audio = (audio - audio.mean(-1, keepdim=True)) / (audio.std(-1, keepdim=True) + 1e-5)
+        inputs = {
+            "image": video,
+            "audio": audio.reshape(audio.shape[0], -1, 1),
+            # Uninformative by construction: zeros, and masked by HF's preprocessor on top.
+            "label": video.new_zeros(video.shape[0], self.label_width),
+        }
+        out = self.autoencoder(inputs=inputs, subsampled_output_points=self.label_points_only(video.device))
+        return out.logits["label"]
+
+
+def check_inputs(spec: TaskSpec, num_frames: int, image_size: int, audio_samples_per_frame: int,
+                 samples_per_patch: int) -> None:
+    """The data must give exactly the frames, image size and samples the model is built for;
+    each mismatch names the data field to change."""
+    if image_size % SPATIAL_DOWNSAMPLE:
+        raise ConfigError(f"perceiver: model_args.image_size {image_size} must be a multiple of "
+                          f"{SPATIAL_DOWNSAMPLE} (4×4 space-to-depth patches)")
+    if (num_frames * audio_samples_per_frame) % samples_per_patch:
+        raise ConfigError(f"perceiver: num_frames × audio_samples_per_frame = {num_frames * audio_samples_per_frame} "
+                          f"must be a multiple of model_args.samples_per_patch {samples_per_patch}")
+    video, audio = spec.shapes.get("video"), spec.shapes.get("audio")
+    if video is None or audio is None:
+        raise ConfigError("perceiver reads audio + video: set data.modalities: [audio, video]")
+    if len(video) != 4:
+        raise ConfigError(f"perceiver: video must be [frames, 3, H, W] per clip, got {list(video)}; "
+                          "set data.max_segment: 0")
+    if video[0] != num_frames:
+        raise ConfigError(f"perceiver: model_args.num_frames is {num_frames} but the video has {video[0]} "
+                          f"frames; set data.num_frames: {num_frames}")
+    if video[2:] != (image_size, image_size):
+        raise ConfigError(f"perceiver: model_args.image_size is {image_size} but frames are "
+                          f"{video[2]}×{video[3]}; set data.image_size: {image_size}")
+    if len(audio) != 2 or audio[0] != 1:
+        raise ConfigError(f"perceiver reads one raw waveform [1, samples] per clip, got {list(audio)}; "
+                          "set data.audio_feature: waveform and data.max_segment: 0")
+    wanted = num_frames * audio_samples_per_frame
+    if audio[1] != wanted:
+        per_frame = audio[1] / num_frames
+        hint = (f" or model_args.audio_samples_per_frame: {int(per_frame)}"
+                if per_frame.is_integer() and audio[1] % samples_per_patch == 0 else "")
+        raise ConfigError(f"perceiver: the audio has {audio[1]} samples but num_frames × audio_samples_per_frame = "
+                          f"{num_frames} × {audio_samples_per_frame} = {wanted}; set data.clip_seconds: "
+                          f"{wanted / spec.sample_rate:g} (at data.sample_rate {spec.sample_rate}){hint}")
+
+
+def published_config(**args):
+    """A PerceiverConfig with deepmind/multimodal-perceiver's values, changed where `args` say.
+    HF's `image_size` is the patch grid (224 px / 4 = 56), as in the published config."""
+    from transformers import PerceiverConfig
+
+    d_model, image_size = args.pop("d_model"), args.pop("image_size")
+    num_frames = args["num_frames"]
+    return PerceiverConfig(
+        **args,
+        d_model=d_model,
+        num_labels=d_model - MIN_PADDING,  # the label slot's width; the task's classes live in the head
+        image_size=image_size // SPATIAL_DOWNSAMPLE,
+        output_shape=[1, num_frames, image_size, image_size],
+    )
+
+
+def input_channels(samples_per_patch: int, d_model: int) -> int:
+    """The encoder's input width HF will build: the widest modality plus MIN_PADDING."""
+    audio = samples_per_patch + 2 * AUDIO_BANDS + 1
+    image = 3 * SPATIAL_DOWNSAMPLE**2 + 3 * (2 * IMAGE_BANDS + 1)
+    widest = max(audio, image)
+    if d_model - MIN_PADDING < widest:
+        raise ConfigError(f"perceiver: model_args.d_model {d_model} is below the widest input modality + "
+                          f"{MIN_PADDING} = {widest + MIN_PADDING} (audio patches of {samples_per_patch} samples "
+                          f"with {AUDIO_BANDS} Fourier bands); raise it")
+    return d_model
+
+
+def load_pretrained(path: str, architecture: dict, attention_dropout: float):
+    """From a local directory or the local HF cache only; nothing is downloaded. The checkpoint's
+    frames/image/audio resolutions stay: they set its Fourier position features."""
+    from transformers import PerceiverForMultimodalAutoencoding
+
+    try:
+        model = PerceiverForMultimodalAutoencoding.from_pretrained(
+            path, local_files_only=True, attention_probs_dropout_prob=attention_dropout)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"perceiver: cannot load model_args.pretrained '{path}' from disk or the local HF "
+                          f"cache (nothing is downloaded): {reason}") from None
+    config = model.config
+    wrong = [f"model_args.{arg} is {architecture[arg]} but the checkpoint has {getattr(config, field)}"
+             for arg, field in ARCHITECTURE.items() if getattr(config, field) != architecture[arg]]
+    if config.num_labels + MIN_PADDING != architecture["d_model"]:
+        wrong.append(f"model_args.d_model is {architecture['d_model']} but the checkpoint has "
+                     f"{config.num_labels + MIN_PADDING}")
+    if wrong:
+        raise ConfigError(f"perceiver: {path}: " + "; ".join(wrong))
+    return model
+
+
+def adapt_for_classes(autoencoder: nn.Module, num_classes: int, head_hidden: int, head_dropout: float) -> None:
+    """New label classifier; freeze what label-only decoding can never use."""
+    perceiver = autoencoder.perceiver
+    if perceiver.input_preprocessor.mask_probs.get("label") != 1.0:
+        raise RuntimeError("the label input must always be masked (HF changed PerceiverForMultimodalAutoencoding?)")
+    width = autoencoder.config.output_num_channels
+    head: nn.Module = (nn.Sequential(nn.Linear(width, head_hidden), nn.Dropout(head_dropout),
+                                     nn.Linear(head_hidden, num_classes))
+                       if head_hidden else nn.Linear(width, num_classes))
+    perceiver.output_postprocessor.modalities["label"].classifier = head
+    # Image/audio reconstruction heads and query paddings only see zero decoded points, and the
+    # label input's padding is always replaced by the mask token: frozen, they keep their
+    # (pretrained) values and stay out of the optimizer.
+    unused = [perceiver.output_postprocessor.modalities[m] for m in ("audio", "image")]
+    unused += [perceiver.decoder.padding[m] for m in ("audio", "image")]
+    unused.append(perceiver.input_preprocessor.padding["label"])
+    for part in unused:
+        part.requires_grad_(False)
+
+
+@register_model(
+    "perceiver",
+    tiny={"num_latents": 8, "d_latents": 32, "d_model": 408, "num_self_attends_per_block": 1,
+          "num_self_attention_heads": 2, "num_frames": 2, "image_size": 16, "audio_samples_per_frame": 800,
+          "head_hidden": 16},
+    modalities=("audio", "video"),
+    audio_input="waveform",
+    tiny_data={"num_frames": 2, "image_size": 16, "clip_seconds": 0.1, "sample_rate": 16000},
+)
+def perceiver(
+    spec: TaskSpec,
+    num_latents: int = 784,
+    d_latents: int = 512,
+    d_model: int = 704,
+    num_blocks: int = 1,
+    num_self_attends_per_block: int = 8,
+    num_self_attention_heads: int = 8,
+    num_cross_attention_heads: int = 1,
+    num_frames: int = 16,
+    image_size: int = 224,
+    audio_samples_per_frame: int = 1920,
+    samples_per_patch: int = 16,
+    qk_channels: int = 0,
+    attention_dropout: float = 0.1,
+    initializer_range: float = 0.02,
+    normalize_audio: bool = False,
+    head_hidden: int = 256,
+    head_dropout: float = 0.3,
+    pretrained: str | None = None,
+) -> nn.Module:
+    """Defaults are the published configuration (16 frames of 224×224, 16 × 1920 audio samples,
+    784 × 512 latents, 8 self-attention layers, raw audio, HF's 0.02 init). Scaling down:
+    - `d_model` is the encoder's input width (the label slot gets d_model − 4 channels to match);
+    - `qk_channels` 0 = HF's widths (the input width d_model in cross-attention); d_latents is far
+      cheaper on a CPU;
+    - small models trained from scratch need `initializer_range` ~0.05 and `normalize_audio`
+      (each clip's waveform to zero mean, unit variance) to leave chance level in a few epochs.
+    `pretrained` is a local directory or a model id already in the local HF cache; without it the
+    weights are random. `head_hidden` 0 = a single linear classifier."""
+    from transformers import PerceiverForMultimodalAutoencoding
+
+    check_inputs(spec, num_frames, image_size, audio_samples_per_frame, samples_per_patch)
+    input_channels(samples_per_patch, d_model)
+    args = {"num_latents": num_latents, "d_latents": d_latents, "num_blocks": num_blocks,
+            "num_self_attends_per_block": num_self_attends_per_block,
+            "num_self_attention_heads": num_self_attention_heads,
+            "num_cross_attention_heads": num_cross_attention_heads, "samples_per_patch": samples_per_patch,
+            "qk_channels": qk_channels or None}
+    attention_widths = {"num_self_attention_heads": qk_channels or d_latents,
+                        "num_cross_attention_heads": qk_channels or d_model}
+    for heads, width in attention_widths.items():
+        if width % args[heads]:
+            fallback = "d_latents" if "self" in heads else "d_model"
+            raise ConfigError(f"perceiver: attention width {width} (model_args.qk_channels, else {fallback}) must "
+                              f"be divisible by model_args.{heads}")
+    if pretrained:
+        autoencoder = load_pretrained(pretrained, {**args, "d_model": d_model}, attention_dropout)
+        source = f"loaded from {pretrained}"
+    else:
+        config = published_config(**args, d_model=d_model, image_size=image_size, num_frames=num_frames,
+                                  audio_samples_per_frame=audio_samples_per_frame,
+                                  attention_probs_dropout_prob=attention_dropout,
+                                  initializer_range=initializer_range)
+        autoencoder = PerceiverForMultimodalAutoencoding(config)
+        changed = {k: v for k, v in {**args, "d_model": d_model, "num_frames": num_frames, "image_size": image_size,
+                                     "audio_samples_per_frame": audio_samples_per_frame}.items()
+                   if v != PUBLISHED_VALUES[k]}
+        scaled = " (" + ", ".join(f"{k} {v}" for k, v in changed.items()) + ")" if changed else ""
+        source = f"random init from the {PUBLISHED} config{scaled}"
+    adapt_for_classes(autoencoder, spec.num_classes, head_hidden, head_dropout)
+    return PerceiverClassifier(autoencoder, source, normalize_audio)
+
+
+PUBLISHED_VALUES = {
+    "num_latents": 784, "d_latents": 512, "d_model": 704, "num_blocks": 1, "num_self_attends_per_block": 8,
+    "num_self_attention_heads": 8, "num_cross_attention_heads": 1, "samples_per_patch": 16,
+    "qk_channels": None,
+    "num_frames": 16, "image_size": 224, "audio_samples_per_frame": 1920,
+}
