@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh checkout:
-#   make demo   # a real sweep on the synthetic CREMA-D stand-in, then the leaderboard
+#   make demo   # a real audio + video sweep (Perceiver IO) on the synthetic CREMA-D stand-in, then the leaderboard
 #   make test   # the test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/avbench sweep spectrogram-cnn-cremad --preset cpu --synthetic
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/avbench sweep perceiver-cremad --preset cpu --synthetic
 	$(BIN)/avbench leaderboard
 
 test: $(STAMP)

@@ -7,7 +7,8 @@ through `subsampled_output_points`. For classification we keep the architecture 
 - feed the label slot zeros, which HF's preprocessor then replaces by its learned mask token
   (label masking probability 1.0): the target never reaches the encoder;
 - decode the label query only (zero image and audio points), so no reconstruction is computed;
-- replace the label classifier by a head for the task's classes (the seed's 512→256→6).
+- replace the label classifier by a head for the task's classes (the seed's 512→256→6);
+- cross-entropy on the label logits (fit() applies it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
 PUBLISHED = "deepmind/multimodal-perceiver"
+# Its configuration, in this model's argument names (HF's conversion script; image_size in pixels).
+PUBLISHED_VALUES = {
+    "num_latents": 784, "d_latents": 512, "d_model": 704, "num_blocks": 1, "num_self_attends_per_block": 8,
+    "num_self_attention_heads": 8, "num_cross_attention_heads": 1, "samples_per_patch": 16, "qk_channels": None,
+    "num_frames": 16, "image_size": 224, "audio_samples_per_frame": 1920, "initializer_range": 0.02,
+}
 # HF pads every modality to the widest one plus this many channels (hard-coded in
 # PerceiverForMultimodalAutoencoding), so the published d_model 704 = 700 Kinetics labels + 4.
 MIN_PADDING = 4
@@ -119,8 +126,9 @@ def published_config(**args):
     )
 
 
-def input_channels(samples_per_patch: int, d_model: int) -> int:
-    """The encoder's input width HF will build: the widest modality plus MIN_PADDING."""
+def check_input_width(samples_per_patch: int, d_model: int) -> None:
+    """HF builds the encoder's input width as the widest modality plus MIN_PADDING; the label
+    slot can widen it to d_model, never narrow it."""
     audio = samples_per_patch + 2 * AUDIO_BANDS + 1
     image = 3 * SPATIAL_DOWNSAMPLE**2 + 3 * (2 * IMAGE_BANDS + 1)
     widest = max(audio, image)
@@ -128,7 +136,6 @@ def input_channels(samples_per_patch: int, d_model: int) -> int:
         raise ConfigError(f"perceiver: model_args.d_model {d_model} is below the widest input modality + "
                           f"{MIN_PADDING} = {widest + MIN_PADDING} (audio patches of {samples_per_patch} samples "
                           f"with {AUDIO_BANDS} Fourier bands); raise it")
-    return d_model
 
 
 def load_pretrained(path: str, architecture: dict, attention_dropout: float):
@@ -216,7 +223,7 @@ def perceiver(
     from transformers import PerceiverForMultimodalAutoencoding
 
     check_inputs(spec, num_frames, image_size, audio_samples_per_frame, samples_per_patch)
-    input_channels(samples_per_patch, d_model)
+    check_input_width(samples_per_patch, d_model)
     args = {"num_latents": num_latents, "d_latents": d_latents, "num_blocks": num_blocks,
             "num_self_attends_per_block": num_self_attends_per_block,
             "num_self_attention_heads": num_self_attention_heads,
@@ -238,18 +245,11 @@ def perceiver(
                                   attention_probs_dropout_prob=attention_dropout,
                                   initializer_range=initializer_range)
         autoencoder = PerceiverForMultimodalAutoencoding(config)
-        changed = {k: v for k, v in {**args, "d_model": d_model, "num_frames": num_frames, "image_size": image_size,
-                                     "audio_samples_per_frame": audio_samples_per_frame}.items()
-                   if v != PUBLISHED_VALUES[k]}
-        scaled = " (" + ", ".join(f"{k} {v}" for k, v in changed.items()) + ")" if changed else ""
+        requested = {**args, "d_model": d_model, "num_frames": num_frames, "image_size": image_size,
+                     "audio_samples_per_frame": audio_samples_per_frame, "initializer_range": initializer_range}
+        changed = [f"{key} {value}" for key, value in requested.items() if value != PUBLISHED_VALUES[key]]
+        scaled = f" ({', '.join(changed)})" if changed else ""
         source = f"random init from the {PUBLISHED} config{scaled}"
     adapt_for_classes(autoencoder, spec.num_classes, head_hidden, head_dropout)
     return PerceiverClassifier(autoencoder, source, normalize_audio)
 
-
-PUBLISHED_VALUES = {
-    "num_latents": 784, "d_latents": 512, "d_model": 704, "num_blocks": 1, "num_self_attends_per_block": 8,
-    "num_self_attention_heads": 8, "num_cross_attention_heads": 1, "samples_per_patch": 16,
-    "qk_channels": None,
-    "num_frames": 16, "image_size": 224, "audio_samples_per_frame": 1920,
-}
