@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/avbench sweep perceiver-cremad --preset cpu --synthetic
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/avbench sweep perceiver-cremad --preset cpu --synthetic --workers 2
 	$(BIN)/avbench leaderboard
 
 test: $(STAMP)
