@@ -27,14 +27,20 @@ class ModelInfo:
     summary: str
 
 
-def _experiment_for(model: str) -> str | None:
-    names = []
+def experiments_by_model() -> dict[str, list[str]]:
+    """model → the experiments that use it; each file is read once."""
+    found: dict[str, list[str]] = {}
     for name in list_experiments():
         try:
-            if load_experiment(name).config.model == model:
-                names.append(name)
+            found.setdefault(load_experiment(name).config.model, []).append(name)
         except AvbenchError:
             continue  # `avbench validate` reports broken files; listing models must not fail on them
+    return found
+
+
+def experiment_for(model: str, by_model: dict[str, list[str]] | None = None) -> str | None:
+    """The experiment that stands for a model: `<model>-cremad` when it exists, else its first."""
+    names = (experiments_by_model() if by_model is None else by_model).get(model, [])
     return f"{model}-cremad" if f"{model}-cremad" in names else (names[0] if names else None)
 
 
@@ -53,9 +59,10 @@ def count_parameters(experiment_name: str) -> int:
 
 def describe_models() -> list[ModelInfo]:
     infos = []
+    by_model = experiments_by_model()
     for name in MODELS.names():
         factory = MODELS.get(name)
-        experiment = _experiment_for(name)
+        experiment = experiment_for(name, by_model)
         params = None
         if experiment is not None:
             try:

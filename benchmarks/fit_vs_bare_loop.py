@@ -89,24 +89,18 @@ def experiment_setup(model: str, preset: str):
     """The model's experiment at `preset` (when it has one), searched fields at the middle of
     their sweep ranges: the spec, model arguments and train config a trial would use."""
     from avbench.config import load_experiment
-    from avbench.data.dataset import example_shapes
-    from avbench.model_info import _experiment_for
-    from avbench.registry import TASKS
-    from avbench.runner import check_model_args, with_model_inputs
-    from avbench.spec import TaskSpec
+    from avbench.model_info import experiment_for
+    from avbench.runner import check_model_args, spec_without_data, with_model_inputs
     from avbench.sweep.space import representative, resolve_space
 
-    name = _experiment_for(model)
+    name = experiment_for(model)
     if name is None:
         raise SystemExit(f"no experiment uses model '{model}'")
     loaded = load_experiment(name)
     loaded = load_experiment(name, preset=preset if preset in loaded.config.presets else None)
     values = {key: representative(p) for key, p in resolve_space(loaded).params.items()} if loaded.searched else {}
     experiment = with_model_inputs(loaded.resolve(values))
-    classes = getattr(TASKS.get(experiment.task)(), "classes", ()) or range(10)
-    spec = TaskSpec(num_classes=len(classes), modalities=tuple(experiment.data.modalities),
-                    sample_rate=experiment.data.sample_rate, shapes=example_shapes(experiment.data))
-    return loaded.name, spec, check_model_args(experiment), experiment.train
+    return loaded.name, spec_without_data(experiment), check_model_args(experiment), experiment.train
 
 
 def measure(model_name: str, args) -> tuple[float, float, str]:

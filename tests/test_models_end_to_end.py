@@ -8,21 +8,16 @@ import json
 
 import pytest
 
-from avbench.config import list_experiments, load_experiment
+from avbench.config import load_experiment
+from avbench.model_info import experiment_for
 from avbench.registry import MODELS
 from avbench.sweep.space import representative, resolve_space
 
 
-def tiny_experiment(model: str) -> str:
-    """The model's CREMA-D experiment when it has one (the session's shared stand-in), else its first."""
-    names = [name for name in list_experiments() if load_experiment(name).config.model == model]
-    assert names, f"no experiment uses model '{model}'"
-    return f"{model}-cremad" if f"{model}-cremad" in names else names[0]
-
-
 @pytest.mark.parametrize("model", MODELS.names())
 def test_model_trains_through_the_cli(model, cli, workspace):  # workspace: a copy of experiments/ is the cwd
-    name = tiny_experiment(model)
+    name = experiment_for(model)  # its CREMA-D experiment when it has one: the session's shared stand-in
+    assert name, f"no experiment uses model '{model}'"
     loaded = load_experiment(name, preset="tiny")
     # Each searched field at a middle value of its sweep range, so the run is one real trial.
     values = [f"{key}={json.dumps(representative(p))}" for key, p in resolve_space(loaded).params.items()]
