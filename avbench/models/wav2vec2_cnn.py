@@ -5,6 +5,11 @@ Cleaned up from the seed: any clip length (the seed hard-coded 249 frames, i.e. 
 rather than softmax into cross-entropy, one head for the task's classes. The seed fed the frozen
 conv features of a pretrained wav2vec2; `pretrained` + `freeze_base_model: true` is that
 setup, and `num_layers: 0` skips the transformer as the seed did.
+
+The experiments freeze wav2vec2 (`freeze_base_model: true`), as the seed did, for a measured
+reason: when wav2vec2 trains too, its output drifts faster than the EfficientNet's batch-norm
+running statistics follow, so the model that fits a batch in training mode (loss 0.03) fails the
+same batch in eval mode (loss 3.2), and validation stays at chance.
 """
 
 from __future__ import annotations
