@@ -68,10 +68,12 @@ def test_unfrozen_feature_encoder_trains():
     assert all(p.requires_grad for p in feature_encoder(model).parameters())
 
 
-def test_wav2vec2_fn_learning_rates_reach_the_optimizer():
-    model = build("wav2vec2-fn", conv_lr=1e-2)
+@pytest.mark.parametrize(("name", "head_lr"), [("wav2vec2-fn", "conv_lr"), ("wav2vec2-cnn", "cnn_lr")])
+def test_two_learning_rates_reach_the_optimizer(name, head_lr):
+    """wav2vec2 trains at train.lr (the seed's base_lr), the head at its own rate."""
+    model = build(name, **{head_lr: 1e-2})
     groups = model.param_groups(1e-4)
-    assert [(g["name"], g["lr"]) for g in groups] == [("base_lr", 1e-4), ("conv_lr", 1e-2)]
+    assert [(g["name"], g["lr"]) for g in groups] == [("base_lr", 1e-4), (head_lr, 1e-2)]
     grouped = [p for g in groups for p in g["params"]]
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert len(grouped) == len(trainable) and {id(p) for p in grouped} == {id(p) for p in trainable}
@@ -91,10 +93,20 @@ def test_wav2vec2_fn_without_conv_lr_trains_everything_at_train_lr():
     assert [g["lr"] for g in groups] == [3e-4, 3e-4]
 
 
-def test_frozen_base_model_trains_only_the_head():
+def test_frozen_base_model_trains_only_the_head_and_stays_in_eval_mode():
     model = build("wav2vec2-fn", freeze_base_model=True, conv_lr=1e-3)
     assert [g["name"] for g in model.param_groups(1e-4)] == ["conv_lr"]
     assert not any(p.requires_grad for p in model.encoder.parameters())
+    model.train()
+    assert model.head.training and not any(m.training for m in model.encoder.modules())
+    data = batch()
+    with torch.no_grad():  # no dropout or SpecAugment: a frozen wav2vec2 gives the same features twice
+        torch.testing.assert_close(model(data), model(data))
+
+
+def test_trainable_wav2vec2_trains_in_training_mode():
+    model = build("wav2vec2-cnn").train()
+    assert model.encoder.training
 
 
 def _save_tiny_checkpoint(directory, model_class_name: str, **config) -> torch.nn.Module:

@@ -69,6 +69,24 @@ class EncoderOptions:
         return sizes
 
 
+class Wav2Vec2Based(nn.Module):
+    """Base of the three models. A frozen wav2vec2 (`freeze_base_model`) is a fixed feature
+    extractor, so it stays in eval mode when the model trains: no dropout, layerdrop or
+    SpecAugment, and the head learns from the very features it is evaluated on (an
+    EfficientNet's batch norms otherwise keep training-mode statistics of noisier features)."""
+
+    base_frozen: bool = False
+
+    def wav2vec2_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def train(self, mode: bool = True) -> Wav2Vec2Based:
+        super().train(mode)
+        if self.base_frozen:
+            self.wav2vec2_model().eval()
+        return self
+
+
 def build_wav2vec2(model_class: type, spec: TaskSpec, options: EncoderOptions, **head_config) -> tuple[nn.Module, str]:
     """A `model_class` (Wav2Vec2Model or one of its heads) with real weights when
     `options.pretrained` names some, else randomly initialised from base-960h's config; frozen
@@ -124,7 +142,16 @@ def normalize_waveform(audio: torch.Tensor) -> torch.Tensor:
     return (wave - mean) / torch.sqrt(variance + 1e-7)
 
 
-def trainable(module: nn.Module) -> list[nn.Parameter]:
+def two_rate_groups(wav2vec2: nn.Module, head: nn.Module, lr: float, head_lr: float | None,
+                    head_name: str) -> list[dict]:
+    """Optimizer groups: wav2vec2 at `lr` (train.lr, the seed's base_lr), the head at
+    `head_lr` (train.lr when unset); a frozen wav2vec2 has no group."""
+    groups = [{"name": "base_lr", "params": _trainable(wav2vec2), "lr": lr},
+              {"name": head_name, "params": _trainable(head), "lr": head_lr or lr}]
+    return [group for group in groups if group["params"]]
+
+
+def _trainable(module: nn.Module) -> list[nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
 
 

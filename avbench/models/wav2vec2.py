@@ -7,16 +7,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avbench.models._wav2vec2_encoder import TINY_ENCODER, EncoderOptions, build_wav2vec2, normalize_waveform
+from avbench.models._wav2vec2_encoder import (
+    TINY_ENCODER,
+    EncoderOptions,
+    Wav2Vec2Based,
+    build_wav2vec2,
+    normalize_waveform,
+)
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
 
-class Wav2Vec2Classifier(nn.Module):
-    def __init__(self, model: nn.Module, weights_source: str):
+class Wav2Vec2Classifier(Wav2Vec2Based):
+    def __init__(self, model: nn.Module, weights_source: str, base_frozen: bool):
         super().__init__()
         self.model = model
         self.weights_source = weights_source
+        self.base_frozen = base_frozen
+
+    def wav2vec2_model(self) -> nn.Module:
+        return self.model.wav2vec2
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(normalize_waveform(batch["audio"])).logits
@@ -44,4 +54,4 @@ def wav2vec2(
 
     options = EncoderOptions.from_args(locals())
     model, source = build_wav2vec2(Wav2Vec2ForSequenceClassification, spec, options, num_labels=spec.num_classes)
-    return Wav2Vec2Classifier(model, source)
+    return Wav2Vec2Classifier(model, source, freeze_base_model)

@@ -32,10 +32,11 @@ from avbench.errors import ConfigError
 from avbench.models._wav2vec2_encoder import (
     TINY_ENCODER,
     EncoderOptions,
+    Wav2Vec2Based,
     build_wav2vec2,
     frame_count,
     normalize_waveform,
-    trainable,
+    two_rate_groups,
 )
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
@@ -74,22 +75,25 @@ class ConvFnHead(nn.Module):
         return self.classifier(F.normalize(torch.cat(parts, dim=1), dim=1))
 
 
-class Wav2Vec2Fn(nn.Module):
-    def __init__(self, encoder: nn.Module, head: ConvFnHead, conv_lr: float | None, weights_source: str):
+class Wav2Vec2Fn(Wav2Vec2Based):
+    def __init__(self, encoder: nn.Module, head: ConvFnHead, conv_lr: float | None, weights_source: str,
+                 base_frozen: bool):
         super().__init__()
         self.encoder = encoder
         self.head = head
         self.conv_lr = conv_lr
         self.weights_source = weights_source
+        self.base_frozen = base_frozen
+
+    def wav2vec2_model(self) -> nn.Module:
+        return self.encoder
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self.encoder(normalize_waveform(batch["audio"])).last_hidden_state)
 
     def param_groups(self, lr: float) -> list[dict]:
-        """wav2vec2 at `lr` (train.lr, the seed's base_lr), the head at `conv_lr` (train.lr when unset)."""
-        groups = [{"name": "base_lr", "params": trainable(self.encoder), "lr": lr},
-                  {"name": "conv_lr", "params": trainable(self.head), "lr": self.conv_lr or lr}]
-        return [group for group in groups if group["params"]]  # a frozen wav2vec2 has nothing to train
+        """wav2vec2 at `lr` (train.lr, the seed's base_lr), the head at `conv_lr`."""
+        return two_rate_groups(self.encoder, self.head, lr, self.conv_lr, "conv_lr")
 
 
 @register_model(
@@ -137,4 +141,4 @@ def wav2vec2_fn(
     head = ConvFnHead(frames, encoder.config.hidden_size, spec.num_classes, conv_h_count=conv_h_count,
                       conv_w_count=conv_w_count, time_mean=time_mean, feature_mean=feature_mean,
                       layer_1_size=layer_1_size, layer_2_size=layer_2_size)
-    return Wav2Vec2Fn(encoder, head, conv_lr, source)
+    return Wav2Vec2Fn(encoder, head, conv_lr, source, freeze_base_model)
