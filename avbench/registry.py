@@ -76,7 +76,8 @@ TASKS = Registry("task", "avbench.tasks")
 
 def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=("audio",), audio_input="logmel",
                    tiny_data: dict[str, Any] | None = None, check: Callable[..., None] | None = None,
-                   objective: str = "classification", cpu_threads: int | None = None):
+                   objective: str = "classification", cpu_threads: int | None = None,
+                   skips_parameters: bool = False):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
     `tiny` holds kwargs that make the model small enough for tests; `modalities` lists the
@@ -92,6 +93,9 @@ def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=
     learns representations without labels, which an MLP then scores: see avbench.features).
     `cpu_threads` caps torch's intra-op threads while it trains on a CPU (None: no cap), for
     models whose ops are too small to share, such as RNNs stepping through time.
+    `skips_parameters` says a training step may leave some trainable parameters without a
+    gradient (wav2vec2's layerdrop skips whole layers): data-parallel training then asks DDP
+    to look for unused parameters, which it otherwise refuses in the next step.
     """
     if audio_input not in ("logmel", "waveform", "spectrogram"):
         raise ValueError(f"audio_input must be 'logmel', 'waveform' or 'spectrogram', not {audio_input!r}")
@@ -99,7 +103,7 @@ def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=
         raise ValueError(f"objective must be 'classification' or 'reconstruction', not {objective!r}")
     return MODELS.register(name, tiny_args=dict(tiny or {}), modalities=tuple(modalities), audio_input=audio_input,
                            tiny_data=dict(tiny_data or {}), check=check, objective=objective,
-                           cpu_threads=cpu_threads)
+                           cpu_threads=cpu_threads, skips_parameters=skips_parameters)
 
 
 def register_task(name: str):

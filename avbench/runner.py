@@ -194,12 +194,13 @@ def run_experiment(
     import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import ArrayDataset, cache_workers, prepare_data
     from avbench.distributed import RankFailure, join_ranks
     from avbench.train.loop import FitResult, NonFiniteLoss, fit
+    from avbench.train.optim import model_param_groups
 
     # Under torchrun / accelerate launch every rank runs this with the same config; rank 0
     # alone writes results, decides about stopping, and gives the run its id.
@@ -247,6 +248,8 @@ def run_experiment(
         mixed_precision=experiment.train.mixed_precision,
         gradient_accumulation_steps=experiment.train.grad_accum,
         log_with="wandb" if use_wandb else None,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
+        if MODELS.get(experiment.model).skips_parameters else None,
     )
     out_of_step = False
     try:
@@ -288,9 +291,7 @@ def run_experiment(
                 )
                 for name, split in data.splits.items()
             }
-            # A model with its own learning rates (e.g. wav2vec2-fn's base_lr / conv_lr) says so
-            # with a `param_groups(lr)` method; the others train every parameter at train.lr.
-            groups = model.param_groups(cfg.lr) if hasattr(model, "param_groups") else None
+            groups = list(model_param_groups(model, cfg.lr))
             result = fit(model, loaders, cfg, accelerator, num_classes=data.spec.num_classes, checkpoint_dir=out_dir,
                          on_eval=on_epoch, param_groups=groups, reconstruction_loss=model.loss if clips else None)
             if clips is not None and result.stopped != "pruned":

@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from avbench.train.optim import model_param_groups
+
 
 def make_loaders(spec, n_train: int, n_val: int, batch_size: int):
     generator = torch.Generator().manual_seed(0)
@@ -49,7 +51,7 @@ def make_loaders(spec, n_train: int, n_val: int, batch_size: int):
 
 def bare_loop(model, loaders, epochs: int, lr: float) -> float:
     # The model's own parameter groups when it has them (as fit() gets them from the runner).
-    params = model.param_groups(lr) if hasattr(model, "param_groups") else model.parameters()
+    params = model_param_groups(model, lr)
     optimizer = torch.optim.Adam([p for p in params if not isinstance(p, torch.Tensor) or p.requires_grad], lr=lr)
     started = time.perf_counter()
     for _ in range(epochs):
@@ -80,7 +82,7 @@ def with_fit(model, loaders, epochs: int, lr: float, num_classes: int) -> float:
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=loaders["train"].batch_size, patience=0)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        groups = model.param_groups(lr) if hasattr(model, "param_groups") else None
+        groups = list(model_param_groups(model, lr))
         fit(model, loaders, cfg, Accelerator(), num_classes=num_classes, checkpoint_dir=Path(tmp), param_groups=groups)
         return time.perf_counter() - started
 

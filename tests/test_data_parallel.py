@@ -71,6 +71,19 @@ def test_torchrun_run_writes_one_record_from_both_ranks(workspace):
     assert assert_one_run_on_two_ranks(run)["status"] == "completed"
 
 
+
+def test_torchrun_trains_a_model_whose_layerdrop_skips_parameters(workspace):
+    """wav2vec2's layerdrop leaves a skipped layer without gradients; DDP refuses that in the
+    next step unless it looks for unused parameters, which the registry's skips_parameters
+    asks for."""
+    values = ("--set", "model_args.num_layers=3", "--set", "model_args.layerdrop=0.7", "--set", "train.lr=0.001",
+              "--set", "train.batch_size=8", "--set", "train.epochs=1")
+    result = torchrun("-m", "avbench", "run", "wav2vec2-cremad", *TINY, *values, "--no-wandb", cwd=workspace)
+    assert result.returncode == 0, result.output
+    (run,) = (workspace / "results" / "runs" / "wav2vec2-cremad").iterdir()
+    record = assert_one_run_on_two_ranks(run)
+    assert record["status"] == "completed", record.get("error")
+
 PROBE_EXPERIMENT = """\
 task: cremad
 model: rank-probe

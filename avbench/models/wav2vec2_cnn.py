@@ -60,6 +60,7 @@ class Wav2Vec2CNN(Wav2Vec2Based):
     tiny={**TINY_ENCODER, "width": 0.25, "depth": 0.25},
     modalities=("audio",),
     audio_input="waveform",
+    skips_parameters=True,  # layerdrop
 )
 def wav2vec2_cnn(
     spec: TaskSpec,

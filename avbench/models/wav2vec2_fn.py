@@ -102,6 +102,7 @@ class Wav2Vec2Fn(Wav2Vec2Based):
           "layer_2_size": 8},
     modalities=("audio",),
     audio_input="waveform",
+    skips_parameters=True,  # layerdrop
 )
 def wav2vec2_fn(
     spec: TaskSpec,

@@ -165,12 +165,12 @@ def time_batches(experiment, data) -> tuple[float, float]:
     from avbench.data.dataset import ArrayDataset
     from avbench.registry import MODELS
     from avbench.runner import check_model_args
-    from avbench.train.optim import build_optimizer
+    from avbench.train.optim import build_optimizer, model_param_groups
 
     torch.manual_seed(experiment.train.seed)
     model = MODELS.get(experiment.model)(data.spec, **check_model_args(experiment))
     reconstructs = MODELS.get(experiment.model).objective == "reconstruction"
-    optimizer = build_optimizer(model.parameters(), experiment.train)
+    optimizer = build_optimizer(model_param_groups(model, experiment.train.lr), experiment.train)
     size = experiment.train.batch_size
     batch = next(iter(torch.utils.data.DataLoader(ArrayDataset(data.splits["train"]), batch_size=size)))
     repeats = math.ceil(size / len(batch["label"]))  # a sampled split may hold fewer examples than a batch

@@ -89,7 +89,7 @@ def fit(
     num_classes: int,
     checkpoint_dir: Path | None = None,
     on_eval: OnEval | None = None,
-    param_groups: list[dict] | None = None,
+    param_groups: list | None = None,  # tensors or dicts with their own lr; None: every parameter
     reconstruction_loss: Loss | None = None,
 ) -> FitResult:
     """Train with early stopping on `cfg.metric` (on the validation loss for a reconstruction

@@ -9,6 +9,13 @@ import torch
 from avbench.config import TrainConfig
 
 
+def model_param_groups(model: torch.nn.Module, lr: float) -> Iterable:
+    """What the optimizer trains: a model with its own learning rates (e.g. wav2vec2-fn's
+    base_lr / conv_lr) says so with a `param_groups(lr)` method; the others train every
+    parameter at `lr`."""
+    return model.param_groups(lr) if hasattr(model, "param_groups") else model.parameters()
+
+
 def build_optimizer(params: Iterable, cfg: TrainConfig) -> torch.optim.Optimizer:
     """`params` may be tensors or parameter groups (dicts with their own 'lr')."""
     params = [p for p in params if not isinstance(p, torch.Tensor) or p.requires_grad]
