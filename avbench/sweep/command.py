@@ -95,13 +95,15 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
     else:
         from avbench.sweep.workers import prepare_features_once, run_workers, threads_per_worker
 
-        if prepare_features_once(loaded, space, results=results_dir(ctx), synthetic=synthetic):
-            console.print("features ready in the cache for every worker")
+        def prepare_features() -> None:
+            if prepare_features_once(loaded, space, results=results_dir(ctx), synthetic=synthetic):
+                console.print("features ready in the cache for every worker")
+
         per_worker = threads or threads_per_worker(workers)
         argv = _worker_argv(ctx, experiment, overrides, preset, synthetic, no_wandb, handle, sweep_config, pruner,
                             per_worker)
         outcome = run_workers(handle, argv, workers=workers, threads=per_worker, results=results_dir(ctx),
-                              experiment=loaded.name, console=console)
+                              experiment=loaded.name, console=console, while_starting=prepare_features)
     _report_sweep(ctx, loaded, outcome, console)
 
 

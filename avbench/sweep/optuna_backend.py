@@ -58,7 +58,7 @@ from avbench.sweep.storage import (
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_CONSECUTIVE_FAILURES = 3
-IDLE_POLL_S = 2.0  # how often a worker with no trial to take looks again
+IDLE_POLL_S = 0.5  # how often a worker with no trial to take looks again (the sweep's last trials)
 
 
 @dataclass

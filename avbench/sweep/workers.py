@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -27,7 +28,8 @@ from avbench.sweep.infeasible import INFEASIBLE, is_infeasible
 from avbench.sweep.optuna_backend import StudyHandle, SweepOutcome, count_finished, sweep_outcome
 
 PARENT_ENV = "AVBENCH_SWEEP_PARENT"
-POLL_S = 1.0
+POLL_S = 1.0  # how often the progress is read from the storage
+EXIT_POLL_S = 0.1  # how often the workers are checked for having exited (a waitpid each: cheap)
 RESTARTS_PER_WORKER = 3
 STOP_TIMEOUT_S = 120
 
@@ -140,8 +142,11 @@ class _Watch:
 
 
 def run_workers(handle: StudyHandle, argv: list[str], *, workers: int, threads: int, results: Path,
-                experiment: str, console: Console) -> SweepOutcome:
-    """Start `workers` copies of `argv` and watch the study until they are done."""
+                experiment: str, console: Console, while_starting: Callable[[], None] | None = None) -> SweepOutcome:
+    """Start `workers` copies of `argv` and watch the study until they are done.
+    `while_starting` runs once the workers are started (they take seconds to import and open
+    the study), e.g. prepare_features_once: the feature cache's build lock makes the workers
+    wait for it if they get that far first."""
     log_dir = Path(results) / "studies" / handle.name
     log_dir.mkdir(parents=True, exist_ok=True)
     pool = [_Worker(i, argv, log_dir, threads) for i in range(workers)]
@@ -150,6 +155,8 @@ def run_workers(handle: StudyHandle, argv: list[str], *, workers: int, threads: 
     try:
         for worker in pool:
             worker.start()
+        if while_starting:
+            while_starting()
         with watch.progress:
             _supervise(pool, watch)
     except BaseException:  # Ctrl-C, SIGTERM, a failed worker: stop the others cleanly
@@ -161,8 +168,11 @@ def run_workers(handle: StudyHandle, argv: list[str], *, workers: int, threads: 
 
 
 def _supervise(pool: list[_Worker], watch: _Watch) -> None:
+    next_update = 0.0
     while True:
-        watch.update()
+        if time.monotonic() >= next_update:
+            watch.update()
+            next_update = time.monotonic() + POLL_S
         active = 0
         for worker in pool:
             code = worker.proc.poll()
@@ -181,7 +191,7 @@ def _supervise(pool: list[_Worker], watch: _Watch) -> None:
         if not active:
             watch.update()
             return
-        time.sleep(POLL_S)
+        time.sleep(EXIT_POLL_S)
 
 
 def _study_done(watch: _Watch) -> bool:
