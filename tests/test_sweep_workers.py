@@ -138,7 +138,9 @@ def test_four_workers_on_sqlite_hold_the_trial_count_when_one_is_killed(killed_s
     trials = assert_every_trial_accounted_for(sweep.workspace, sweep.storage, 8)
     assert len({t.user_attrs["worker"] for t in trials}) >= 3  # the work was shared (the restart is a new pid)
     records = [r for r in iter_records(sweep.workspace / "results") if r.sweep == STUDY]
-    assert all(r.cache["misses"] == 0 for r in records)  # the parent decoded the data once for all workers
+    # Decoded once for all workers: by the parent while they start, or (under the build lock) by
+    # the one worker that got there first while the others waited and found it cached.
+    assert sum(r.cache["misses"] > 0 for r in records) <= 1
     resumed = next(r for r in records if r.run_id == sweep.victim.user_attrs["run_id"])
     assert resumed.status in ("completed", "pruned") and resumed.resumed_from_epoch >= 1
     logs = "".join(p.read_text() for p in (sweep.workspace / "results" / "studies" / STUDY).glob("worker-*.log"))
