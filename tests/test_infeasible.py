@@ -115,10 +115,24 @@ def test_optuna_sweep_skips_infeasible_suggestions_and_finishes_exactly_n_trials
     assert len(_records(workspace, f"{VIT}-tiny-synthetic")) == 3
 
 
-def test_a_space_with_nothing_feasible_stops_with_one_line(cli, workspace, monkeypatch):
-    from avbench.sweep import optuna_backend
 
-    monkeypatch.setattr(optuna_backend, "MAX_CONSECUTIVE_INFEASIBLE", 10)  # 100 by default
+def test_infeasible_suggestions_neither_break_nor_extend_the_failure_streak():
+    """Both backends count with trial_loop.Streaks: 3 failed trials in a row stop a sweep even
+    with infeasible suggestions between them; a finished trial ends the streak."""
+    from avbench.errors import AvbenchError
+    from avbench.sweep.trial_loop import Streaks
+
+    streaks = Streaks()
+    for status in ("failed", "infeasible", "failed", "completed", "failed", "infeasible", "failed", "infeasible"):
+        streaks.after(status, "reason")
+    assert (streaks.failures, streaks.infeasible) == (2, 1)
+    with pytest.raises(AvbenchError, match="3 trials in a row failed; last: nan loss"):
+        streaks.after("failed", "nan loss")
+
+def test_a_space_with_nothing_feasible_stops_with_one_line(cli, workspace, monkeypatch):
+    from avbench.sweep import trial_loop
+
+    monkeypatch.setattr(trial_loop, "MAX_CONSECUTIVE_INFEASIBLE", 10)  # 100 by default
     path = workspace / "sweeps" / "nothing.yaml"
     path.write_text(SPACE.format(method="random").replace("[8, 16, 32, 64]", "[16, 32]"))
     out = cli("sweep", VIT, *TINY, *SMALL, "--sweep-config", str(path), "--trials", "1", expect=1).output

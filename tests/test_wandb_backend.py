@@ -10,6 +10,7 @@ from avbench.config import load_experiment
 from avbench.errors import AvbenchError
 from avbench.results import iter_records
 from avbench.sweep.space import resolve_space
+from avbench.sweep.trial_loop import SweepHooks
 from avbench.sweep.wandb_backend import SweepState, run_wandb_sweep
 from tests.wandb_files import read_offline_run
 
@@ -78,7 +79,7 @@ def test_an_interrupted_wandb_sweep_resumes_the_running_trial(workspace):
 
     kwargs = {"results": workspace / "results", "synthetic": True, "use_wandb": False, "preset": "tiny"}
     with pytest.raises(KeyboardInterrupt):
-        run_wandb_sweep(loaded, space, trials=3, on_epoch=interrupt_second_trial, **kwargs)
+        run_wandb_sweep(loaded, space, trials=3, hooks=SweepHooks(epoch=interrupt_second_trial), **kwargs)
     outcome = run_wandb_sweep(loaded, space, trials=3, **kwargs)
     assert outcome.finished == 3
     records = {r.trial: r for r in iter_records(workspace / "results") if r.sweep == SWEEP}

@@ -130,13 +130,18 @@ def _refuse_under_launcher(*, workers: int, dry_run: bool, online: bool) -> None
                            "without torchrun / accelerate launch (or locally with --no-wandb or WANDB_MODE=offline)")
 
 
-def _lead_ranks(ranks, on_trial_start):
-    """Rank 0 of a launch announces each trial to the other ranks; one process has none."""
-    if ranks.count == 1:
-        return on_trial_start
-    from avbench.sweep.data_parallel import announcing
+def _hooks(display, ranks):
+    """The display's hooks; under a launcher, rank 0 also announces each trial to the other
+    ranks when it starts."""
+    from avbench.sweep.trial_loop import SweepHooks
 
-    return announcing(ranks, on_trial_start)
+    trial_start = display.trial_start
+    if ranks.count > 1:
+        from avbench.sweep.data_parallel import announcing
+
+        trial_start = announcing(ranks, trial_start)
+    return SweepHooks(trial_start=trial_start, epoch=display.epoch, trial_end=display.trial_end,
+                      features=display.features)
 
 
 def _release_ranks(ranks) -> None:
@@ -155,8 +160,7 @@ def _sweep_with_wandb(ctx, loaded, space, console, *, target, synthetic, use_wan
     with SweepDisplay(console, target, 0, loaded.config.train.epochs) as display:
         outcome = run_wandb_sweep(
             loaded, space, trials=target, results=results_dir(ctx), synthetic=synthetic, use_wandb=use_wandb,
-            preset=preset, study=study, on_trial_start=_lead_ranks(ranks, display.trial_start),
-            on_epoch=display.epoch, on_trial_end=display.trial_end, on_features=display.features,
+            preset=preset, study=study, hooks=_hooks(display, ranks),
         )
     _release_ranks(ranks)
     return outcome
@@ -172,8 +176,7 @@ def _sweep_in_process(ctx, loaded, space, handle, console, *, synthetic, use_wan
     with SweepDisplay(console, handle.target, finished, loaded.config.train.epochs) as display:
         outcome = run_worker(
             handle, loaded, space, results=results_dir(ctx), synthetic=synthetic, use_wandb=use_wandb, preset=preset,
-            threads=threads, on_trial_start=_lead_ranks(ranks, display.trial_start),
-            on_epoch=display.epoch, on_trial_end=display.trial_end, on_features=display.features,
+            threads=threads, hooks=_hooks(display, ranks),
         )
     _release_ranks(ranks)
     return outcome

@@ -27,9 +27,6 @@ from avbench.config import LoadedExperiment
 from avbench.results import RunRecord
 
 INFEASIBLE = "infeasible"  # the Optuna user attribute holding the reason, and the status shown
-# A rejection costs a config check, not a trial; this many in a row means the space has
-# (almost) nothing feasible left to suggest.
-MAX_CONSECUTIVE_INFEASIBLE = 100
 
 
 def is_infeasible(trial: optuna.trial.FrozenTrial) -> bool:
@@ -47,8 +44,3 @@ def infeasible_record(loaded: LoadedExperiment, number: int, values: dict, reaso
     config = loaded.config
     return RunRecord(run_id="", experiment=loaded.name, task=config.task, model=config.model, status=INFEASIBLE,
                      error=reason, trial=number, searched=dict(values))
-
-
-def too_many_infeasible(count: int, reason: str | None) -> str:
-    return (f"{count} suggestions in a row could not be built (last: {reason}); "
-            "narrow the sweep's ranges to feasible combinations")

@@ -16,7 +16,6 @@ import json
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,17 +25,10 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from avbench.config import RESULT_NEUTRAL_FIELDS, LoadedExperiment
-from avbench.errors import AvbenchError, ConfigError, InfeasibleConfig
+from avbench.errors import ConfigError, InfeasibleConfig
 from avbench.results import RunRecord, run_dir
 from avbench.runner import check_feasible, new_run_id
-from avbench.sweep.infeasible import (
-    INFEASIBLE,
-    MAX_CONSECUTIVE_INFEASIBLE,
-    infeasible_record,
-    is_infeasible,
-    reject_trial,
-    too_many_infeasible,
-)
+from avbench.sweep.infeasible import INFEASIBLE, infeasible_record, is_infeasible, reject_trial
 from avbench.sweep.liveness import Heartbeat, recover_dead_trials, worker_id
 from avbench.sweep.samplers import (
     check_sampler,
@@ -55,9 +47,9 @@ from avbench.sweep.storage import (
     resolve_storage_url,
     supports_heartbeat,
 )
+from avbench.sweep.trial_loop import Streaks, SweepHooks
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-MAX_CONSECUTIVE_FAILURES = 3
 IDLE_POLL_S = 0.5  # how often a worker with no trial to take looks again (the sweep's last trials)
 
 
@@ -195,18 +187,14 @@ def run_sweep(
     sampler: str | None = None,
     pruner: str | None = None,
     threads: int | None = None,
-    on_trial_start: Callable[[int, dict], None] | None = None,
-    on_epoch: Callable[[int, dict], None] | None = None,
-    on_trial_end: Callable[[RunRecord], None] | None = None,
-    on_features: Callable[[int, int], None] | None = None,
+    hooks: SweepHooks = SweepHooks(),
 ) -> SweepOutcome:
     """Open (or join) the study and work on it in this process until it has `trials`
     finished trials."""
     handle = open_study(loaded, space, trials=trials, results=results, preset=preset, synthetic=synthetic,
                         storage_url=storage_url, study=study, sampler=sampler, pruner=pruner)
     return run_worker(handle, loaded, space, results=results, synthetic=synthetic, use_wandb=use_wandb,
-                      preset=preset, threads=threads, on_trial_start=on_trial_start, on_epoch=on_epoch,
-                      on_trial_end=on_trial_end, on_features=on_features)
+                      preset=preset, threads=threads, hooks=hooks)
 
 
 def run_worker(
@@ -219,18 +207,14 @@ def run_worker(
     use_wandb: bool,
     preset: str | None = None,
     threads: int | None = None,
-    on_trial_start: Callable[[int, dict], None] | None = None,
-    on_epoch: Callable[[int, dict], None] | None = None,
-    on_trial_end: Callable[[RunRecord], None] | None = None,
-    on_features: Callable[[int, int], None] | None = None,
+    hooks: SweepHooks = SweepHooks(),
 ) -> SweepOutcome:
     """One worker: take trials until the study needs no more."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)  # this process's share of the cores (see --threads)
-    failures: list[str] = []
-    infeasible_in_a_row = 0
+    streaks = Streaks()
     while True:
         trial = claim_trial(handle, space)
         if trial is _Done:
@@ -240,27 +224,14 @@ def run_worker(
             continue
         with Heartbeat(handle.study._storage, trial._trial_id):
             record = _run_trial(handle, space, trial, loaded=loaded, results=results, synthetic=synthetic,
-                                use_wandb=use_wandb, preset=preset, on_trial_start=on_trial_start, on_epoch=on_epoch,
-                                on_features=on_features)
-        if on_trial_end:
-            on_trial_end(record)
-        if record.status == INFEASIBLE:  # neither a result nor a failure: the streaks stay as they were
-            infeasible_in_a_row += 1
-            if infeasible_in_a_row >= MAX_CONSECUTIVE_INFEASIBLE:
-                raise ConfigError(too_many_infeasible(infeasible_in_a_row, record.error))
-            continue
-        infeasible_in_a_row = 0
-        if record.status != "failed":
-            failures.clear()
-            continue
-        failures.append(record.error or "failed")
-        if len(failures) >= MAX_CONSECUTIVE_FAILURES:
-            raise AvbenchError(f"{len(failures)} trials in a row failed; last: {record.error}")
+                                use_wandb=use_wandb, preset=preset, hooks=hooks)
+        hooks.trial_end(record)
+        streaks.after(record.status, record.error)
     return sweep_outcome(handle)
 
 
 def _run_trial(handle: StudyHandle, space: SearchSpace, trial: optuna.Trial, *, loaded, results, synthetic,
-               use_wandb, preset, on_trial_start, on_epoch, on_features=None) -> RunRecord:
+               use_wandb, preset, hooks: SweepHooks) -> RunRecord:
     """Train one trial and tell the study how it ended."""
     from avbench.runner import run_experiment
 
@@ -273,8 +244,7 @@ def _run_trial(handle: StudyHandle, space: SearchSpace, trial: optuna.Trial, *, 
         except InfeasibleConfig as exc:
             reject_trial(study, trial, str(exc))
             return infeasible_record(loaded, trial.number, values, str(exc))
-        if on_trial_start:
-            on_trial_start(trial.number, values)
+        hooks.trial_start(trial.number, values)
         # A retry inherits the dead trial's run_id and so resumes from its checkpoint; a new
         # trial never reuses a directory (e.g. left by a deleted study of the same name).
         run_id = trial.user_attrs.get("run_id")
@@ -285,8 +255,7 @@ def _run_trial(handle: StudyHandle, space: SearchSpace, trial: optuna.Trial, *, 
         trial.set_user_attr("run_id", run_id)
 
         def on_eval(epoch: int, metrics: dict) -> bool:
-            if on_epoch:
-                on_epoch(epoch, metrics)
+            hooks.epoch(epoch, metrics)
             if space.metric not in metrics:  # an autoencoder's epoch: its score comes after training
                 return False
             trial.report(metrics[space.metric], epoch)
@@ -295,7 +264,7 @@ def _run_trial(handle: StudyHandle, space: SearchSpace, trial: optuna.Trial, *, 
         record = run_experiment(
             experiment, results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
             sweep=handle.name, trial=trial.number, searched=values, on_eval=on_eval, run_id=run_id,
-            progress=on_features,
+            progress=hooks.features,
         )
     except KeyboardInterrupt:
         # Fail it and enqueue its parameters again, so the next run resumes it from its last

@@ -15,17 +15,17 @@ from __future__ import annotations
 import fcntl
 import json
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from avbench.config import LoadedExperiment
 from avbench.errors import AvbenchError, ConfigError, InfeasibleConfig
-from avbench.results import FINISHED, RunRecord, write_json_atomic
+from avbench.results import FINISHED, write_json_atomic
 from avbench.runner import check_feasible, run_experiment
-from avbench.sweep.infeasible import INFEASIBLE, MAX_CONSECUTIVE_INFEASIBLE, infeasible_record, too_many_infeasible
-from avbench.sweep.optuna_backend import MAX_CONSECUTIVE_FAILURES, SweepOutcome, config_fingerprint, study_name
+from avbench.sweep.infeasible import INFEASIBLE, infeasible_record
+from avbench.sweep.optuna_backend import SweepOutcome, config_fingerprint, study_name
 from avbench.sweep.space import SearchSpace
+from avbench.sweep.trial_loop import Streaks, SweepHooks
 
 
 def engine_config(space: SearchSpace) -> dict[str, Any]:
@@ -110,18 +110,14 @@ def run_wandb_sweep(
     use_wandb: bool,
     preset: str | None = None,
     study: str | None = None,
-    on_trial_start: Callable[[int, dict], None] | None = None,
-    on_epoch: Callable[[int, dict], None] | None = None,
-    on_trial_end: Callable[[RunRecord], None] | None = None,
-    on_features: Callable[[int, int], None] | None = None,
+    hooks: SweepHooks = SweepHooks(),
 ) -> SweepOutcome:
     sweeps = _engine()
     name = study or study_name(loaded, preset, synthetic) + "-wandb"
     config = engine_config(space)
     state = SweepState(Path(results) / "wandb-sweeps" / f"{name}.json", config, config_fingerprint(loaded, space))
     metric = space.metric
-    failures: list[str] = []
-    infeasible_in_a_row = 0
+    streaks = Streaks()
     grid_exhausted = False
     try:
         while state.finished() < trials:
@@ -146,19 +142,13 @@ def run_wandb_sweep(
                 # "failed" for the engine (bayes imputes the worst metric there), not a result for us.
                 entry.update(state="failed", status=INFEASIBLE, error=str(exc))
                 state.save()
-                if on_trial_end:
-                    on_trial_end(infeasible_record(loaded, entry["index"], values, str(exc)))
-                infeasible_in_a_row += 1
-                if infeasible_in_a_row >= MAX_CONSECUTIVE_INFEASIBLE:
-                    raise ConfigError(too_many_infeasible(infeasible_in_a_row, str(exc))) from None
+                hooks.trial_end(infeasible_record(loaded, entry["index"], values, str(exc)))
+                streaks.after(INFEASIBLE, str(exc))
                 continue
-            infeasible_in_a_row = 0
-            if on_trial_start:
-                on_trial_start(entry["index"], values)
+            hooks.trial_start(entry["index"], values)
 
             def on_eval(epoch: int, metrics: dict, entry: dict = entry) -> bool:
-                if on_epoch:
-                    on_epoch(epoch, metrics)
+                hooks.epoch(epoch, metrics)
                 if metric not in metrics:  # an autoencoder's epoch: its score comes after training
                     return False
                 entry["history"] = [h for h in entry["history"] if h["_step"] < epoch]
@@ -172,20 +162,14 @@ def run_wandb_sweep(
             record = run_experiment(
                 experiment, results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
                 sweep=name, trial=entry["index"], searched=values, on_eval=on_eval, run_id=entry["run_id"],
-                progress=on_features,
+                progress=hooks.features,
             )
             entry["status"] = record.status
             entry["state"] = "finished" if record.status in FINISHED else "failed"
             entry["summary_metrics"] = {metric: record.val.get(metric.split("/", 1)[1])} if record.val else {}
             state.save()
-            if on_trial_end:
-                on_trial_end(record)
-            if record.status == "failed":
-                failures.append(record.error or "failed")
-                if len(failures) >= MAX_CONSECUTIVE_FAILURES:
-                    raise AvbenchError(f"{len(failures)} trials in a row failed; last: {record.error}")
-            else:
-                failures.clear()
+            hooks.trial_end(record)
+            streaks.after(record.status, record.error)
     finally:
         state.close()
     completed = [run for run in state.runs if run.get("status") == "completed"]
