@@ -81,8 +81,8 @@ def _list_models() -> None:
 def validate(experiments: tuple[str, ...]) -> None:
     """Check experiment files: schema, registry names, model args and search space."""
     from avbench.config import list_experiments, load_experiment
+    from avbench.preflight import check_model_args
     from avbench.registry import TASKS
-    from avbench.runner import check_model_args
     from avbench.sweep.space import resolve_space
 
     names = experiments or tuple(list_experiments())
@@ -197,8 +197,8 @@ def data() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth(task: str, out: Path | None, size: str, seed: int) -> None:
     """Write TASK's synthetic stand-in in the dataset's published layout."""
+    from avbench.preflight import synthetic_root
     from avbench.registry import TASKS
-    from avbench.runner import synthetic_root
 
     task_cls = TASKS.get(task)
     target = out or synthetic_root(task, size)

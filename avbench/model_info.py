@@ -47,7 +47,7 @@ def experiment_for(model: str, by_model: dict[str, list[str]] | None = None) -> 
 def count_parameters(experiment_name: str) -> int:
     import torch
 
-    from avbench.runner import check_model_args, spec_without_data, with_model_inputs
+    from avbench.preflight import check_model_args, spec_without_data, with_model_inputs
 
     loaded = load_experiment(experiment_name)
     experiment = with_model_inputs(loaded.config)

@@ -92,7 +92,7 @@ def experiment_setup(model: str, preset: str):
     their sweep ranges: the spec, model arguments and train config a trial would use."""
     from avbench.config import load_experiment
     from avbench.model_info import experiment_for
-    from avbench.runner import check_model_args, spec_without_data, with_model_inputs
+    from avbench.preflight import check_model_args, spec_without_data, with_model_inputs
     from avbench.sweep.space import representative, resolve_space
 
     name = experiment_for(model)

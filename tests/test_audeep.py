@@ -168,7 +168,7 @@ def test_csv_and_arff_round_trip_with_pandas_and_liac_arff(tmp_path, folds):
 
 def test_objective_sections_are_checked(cli):
     from avbench.config import Experiment
-    from avbench.runner import check_model_args
+    from avbench.preflight import check_model_args
 
     with pytest.raises(ConfigError, match="evaluation section"):
         check_model_args(Experiment(task="esc10", model="mel-stats-mlp", evaluation={"num_units": 10}))

@@ -35,7 +35,7 @@ def test_list_models_shows_modalities_and_the_real_parameter_count(cli):
             assert "+ video" in rows[name]
     # The meta-device count is the count of the model a run builds.
     from avbench.data.dataset import example_shapes
-    from avbench.runner import check_model_args, with_model_inputs
+    from avbench.preflight import check_model_args, with_model_inputs
     from avbench.spec import TaskSpec
 
     experiment = with_model_inputs(load_experiment("spectrogram-cnn-cremad").config)

@@ -167,7 +167,7 @@ def test_the_middle_of_every_sweep_space_can_be_built(name, preset, monkeypatch)
     """Dry-run estimates, the end-to-end test and the fit() benchmark build the middle of the
     space; a preset whose middle is infeasible would break them."""
     from avbench.config import load_experiment
-    from avbench.runner import check_feasible
+    from avbench.preflight import check_feasible
     from avbench.sweep.space import representative, resolve_space
 
     monkeypatch.chdir(REPO)  # experiments/ and sweeps/ as the repo has them

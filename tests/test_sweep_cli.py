@@ -33,8 +33,8 @@ def warm_the_feature_cache(workspace: Path) -> None:
     from avbench.config import load_experiment
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import prepare_data
+    from avbench.preflight import resolve_data_root
     from avbench.registry import TASKS
-    from avbench.runner import resolve_data_root
 
     experiment = load_experiment("spectrogram-cnn-cremad", preset="tiny").resolve(
         {"train.lr": 0.003, "train.batch_size": 16, "train.optimizer": "adam"})

@@ -11,7 +11,7 @@ from avbench.config import DataConfig, Experiment
 from avbench.data.cache import FeatureCache
 from avbench.data.dataset import ArrayDataset, prepare_data
 from avbench.errors import ConfigError
-from avbench.runner import with_model_inputs
+from avbench.preflight import with_model_inputs
 from tests.media import ListedTask
 
 RATE = 16000

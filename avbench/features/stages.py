@@ -22,8 +22,8 @@ def resolve_dataset(dataset: str, task: str | None, size: str) -> tuple[str, Pat
     """(task name, root): a dataset folder (its task from --task, the stand-in marker or the
     layout), or a task name, meaning its synthetic stand-in (written on first use)."""
     from avbench.data.inspect import detect_task
+    from avbench.preflight import ensure_synthetic
     from avbench.registry import TASKS
-    from avbench.runner import ensure_synthetic
 
     path = Path(dataset)
     if path.is_dir():
@@ -110,8 +110,8 @@ def generate_representations(run: Path, spectrograms: FeatureFile) -> FeatureFil
     import torch
 
     from avbench.data.spectrogram import SpectrogramSettings
+    from avbench.preflight import check_model_args
     from avbench.registry import MODELS
-    from avbench.runner import check_model_args
     from avbench.spec import TaskSpec
     from avbench.train.checkpoint import load_checkpoint
 

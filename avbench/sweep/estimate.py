@@ -96,8 +96,8 @@ def _print_space(loaded: LoadedExperiment, space: SearchSpace, console: Console)
 def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, *, trials: int, workers: int,
                 results: Path, synthetic: bool) -> None:
     from avbench.data.dataset import prepare_data
+    from avbench.preflight import check_feasible, resolve_data_root, with_model_inputs
     from avbench.registry import MODELS, TASKS
-    from avbench.runner import check_feasible, resolve_data_root, with_model_inputs
 
     values = {name: representative(p) for name, p in space.params.items()}
     try:
@@ -163,8 +163,8 @@ def time_batches(experiment, data) -> tuple[float, float]:
     import torch.nn.functional as F
 
     from avbench.data.dataset import ArrayDataset
+    from avbench.preflight import check_model_args
     from avbench.registry import MODELS
-    from avbench.runner import check_model_args
     from avbench.train.optim import build_optimizer, model_param_groups
 
     torch.manual_seed(experiment.train.seed)

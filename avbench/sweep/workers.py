@@ -63,8 +63,8 @@ def prepare_features_once(loaded, space, *, results: Path, synthetic: bool) -> b
         return False
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import prepare_data
+    from avbench.preflight import resolve_data_root, with_model_inputs
     from avbench.registry import TASKS
-    from avbench.runner import resolve_data_root, with_model_inputs
     from avbench.sweep.space import representative
 
     experiment = with_model_inputs(loaded.resolve({name: representative(p) for name, p in space.params.items()}))
