@@ -116,7 +116,8 @@ def open_study(loaded: LoadedExperiment, space: SearchSpace, *, trials: int, res
     seed = loaded.config.sweep.seed
     optuna_study = optuna.create_study(
         study_name=name, storage=open_storage(url), load_if_exists=True, direction="maximize",
-        sampler=make_sampler(space, chosen, seed), pruner=make_pruner(pruner, loaded.config.sweep.pruner, space),
+        sampler=make_sampler(space, chosen, seed),
+        pruner=make_pruner(pruner, loaded.config.sweep.pruner, space, loaded.config.train.epochs),
     )
     fingerprint = config_fingerprint(loaded, space)
     known = optuna_study.user_attrs.get("config_fingerprint")

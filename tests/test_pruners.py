@@ -1,0 +1,58 @@
+"""The pruners a sweep gets: the median pruner waits for 5 finished trials and prunes nothing
+before a third of the epochs (a trial at chance through the warm-up may still win); hyperband
+takes its first rung from the sweep file's early_terminate."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import optuna
+import pytest
+
+from avbench.sweep.samplers import MEDIAN_STARTUP_TRIALS, make_pruner, median_warmup_epochs
+
+NO_EARLY_TERMINATE = SimpleNamespace(early_terminate={})
+
+
+def _study(pruner, finished: int) -> optuna.Study:
+    """`finished` completed trials that learned: val/acc 0.5 from epoch 1, 0.9 at the end."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for _ in range(finished):
+        trial = study.ask()
+        for epoch in range(1, 11):
+            trial.report(0.5 + 0.04 * epoch, epoch)
+        study.tell(trial, 0.9)
+    return study
+
+
+def _first_pruned_epoch(study: optuna.Study, curve: list[float]) -> int | None:
+    trial = study.ask()
+    for epoch, value in enumerate(curve, 1):
+        trial.report(value, epoch)
+        if trial.should_prune():
+            return epoch
+    return None
+
+
+@pytest.mark.parametrize(("epochs", "warmup"), [(10, 3), (30, 10), (4, 2), (None, 2)])
+def test_the_median_pruner_waits_a_third_of_the_epochs(epochs, warmup):
+    assert median_warmup_epochs(epochs) == warmup
+    pruner = make_pruner(None, "median", NO_EARLY_TERMINATE, epochs)
+    at_chance = [0.17] * 10
+    assert _first_pruned_epoch(_study(pruner, MEDIAN_STARTUP_TRIALS), at_chance) == warmup
+    # A late starter that catches up by the end of the warm-up is kept.
+    late = [0.17] * (warmup - 1) + [0.95] * (11 - warmup)
+    assert _first_pruned_epoch(_study(pruner, MEDIAN_STARTUP_TRIALS), late) is None
+
+
+def test_the_median_pruner_prunes_nothing_before_five_trials_finished():
+    pruner = make_pruner("median", "none", NO_EARLY_TERMINATE, 10)
+    assert _first_pruned_epoch(_study(pruner, MEDIAN_STARTUP_TRIALS - 1), [0.17] * 10) is None
+
+
+def test_hyperband_starts_at_the_sweep_files_min_iter_and_none_prunes_nothing():
+    space = SimpleNamespace(early_terminate={"type": "hyperband", "min_iter": 3})
+    hyperband = make_pruner(None, "median", space, 10)
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner) and hyperband._min_resource == 3
+    assert isinstance(make_pruner("none", "median", space, 10), optuna.pruners.NopPruner)
