@@ -79,13 +79,17 @@ def test_sweep_resumes_logs_to_wandb_and_feeds_the_leaderboard(cli, workspace):
 
 # kill -9 is tested five times over in test_sweep_workers.py. Ctrl-C runs through the
 # --workers parent, which passes it on to each worker process once (a lone worker is the same
-# `avbench sweep --workers 1` command and handles it the same way).
-@pytest.mark.parametrize("sig", [signal.SIGINT], ids=["ctrl-c"])
-def test_a_sweep_killed_mid_trial_resumes_without_losing_or_double_counting(workspace, sig):
+# `avbench sweep --workers 1` command and handles it the same way). A sweep started with
+# `nohup … &` ignores SIGINT (and so would its workers); it is stopped with kill (SIGTERM).
+@pytest.mark.parametrize(("sig", "sigint_at_start"),
+                         [(signal.SIGINT, signal.SIG_DFL), (signal.SIGTERM, signal.SIG_IGN)],
+                         ids=["ctrl-c", "kill-a-background-sweep"])
+def test_a_sweep_killed_mid_trial_resumes_without_losing_or_double_counting(workspace, sig, sigint_at_start):
     args = ("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "3", "--no-wandb", "--set", "train.epochs=4",
             "--workers", "2")
     proc = subprocess.Popen([*AVBENCH, *args], cwd=workspace, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint_at_start))
     runs = workspace / "results" / "runs" / "spectrogram-cnn-cremad"
     deadline = time.time() + 240
     # Stop it once the second trial has written an epoch checkpoint.

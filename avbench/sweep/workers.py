@@ -45,7 +45,13 @@ def follow_parent() -> None:
     """In a worker: behave as if Ctrl-C was pressed when the parent dies (even by kill -9),
     so the running trial is re-enqueued rather than left to the heartbeat timeout."""
     parent = os.environ.get(PARENT_ENV)
-    if not parent or not sys.platform.startswith("linux"):
+    if not parent:
+        return
+    # SIGINT is how the parent stops its workers. A sweep started in the background (`nohup …
+    # &`, a non-interactive shell's `&`) starts with SIGINT ignored, and its workers inherit
+    # that: they would train on after the parent was told to stop.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if not sys.platform.startswith("linux"):
         return
     import ctypes
 
