@@ -76,7 +76,6 @@ def run_experiment(
     from avbench.data.dataset import ArrayDataset, cache_workers, prepare_data
     from avbench.distributed import RankFailure, join_ranks
     from avbench.train.loop import FitResult, NonFiniteLoss, fit
-    from avbench.train.optim import model_param_groups
 
     # Under torchrun / accelerate launch every rank runs this with the same config; rank 0
     # alone writes results, decides about stopping, and gives the run its id.
@@ -167,9 +166,8 @@ def run_experiment(
                 )
                 for name, split in data.splits.items()
             }
-            groups = list(model_param_groups(model, cfg.lr))
             result = fit(model, loaders, cfg, accelerator, num_classes=data.spec.num_classes, checkpoint_dir=out_dir,
-                         on_eval=on_epoch, param_groups=groups, reconstruction_loss=model.loss if clips else None)
+                         on_eval=on_epoch, reconstruction_loss=model.loss if clips else None)
             if clips is not None and result.stopped != "pruned":
                 from avbench.features.pipeline import score_representations
 

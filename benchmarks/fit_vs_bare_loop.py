@@ -82,8 +82,7 @@ def with_fit(model, loaders, epochs: int, lr: float, num_classes: int) -> float:
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=loaders["train"].batch_size, patience=0)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        groups = list(model_param_groups(model, lr))
-        fit(model, loaders, cfg, Accelerator(), num_classes=num_classes, checkpoint_dir=Path(tmp), param_groups=groups)
+        fit(model, loaders, cfg, Accelerator(), num_classes=num_classes, checkpoint_dir=Path(tmp))
         return time.perf_counter() - started
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from avbench.config import TrainConfig
 from avbench.train.checkpoint import load_checkpoint, save_checkpoint
 from avbench.train.metrics import classification_metrics
-from avbench.train.optim import build_optimizer, build_scheduler
+from avbench.train.optim import build_optimizer, build_scheduler, model_param_groups
 
 OnEval = Callable[[int, dict], bool | None]
 Loss = Callable[[torch.Tensor, dict], torch.Tensor]  # (model output, batch) -> scalar
@@ -89,12 +89,12 @@ def fit(
     num_classes: int,
     checkpoint_dir: Path | None = None,
     on_eval: OnEval | None = None,
-    param_groups: list | None = None,  # tensors or dicts with their own lr; None: every parameter
     reconstruction_loss: Loss | None = None,
 ) -> FitResult:
     """Train with early stopping on `cfg.metric` (on the validation loss for a reconstruction
-    model); resume from `checkpoint_dir/last.pt` when it exists (written after every epoch)."""
-    optimizer = build_optimizer(param_groups or model.parameters(), cfg)
+    model); resume from `checkpoint_dir/last.pt` when it exists (written after every epoch).
+    A model with a `param_groups(lr)` method trains each group at its own rate."""
+    optimizer = build_optimizer(model_param_groups(model, cfg.lr), cfg)
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, loaders["train"], loaders["val"], loaders["test"]
     )
