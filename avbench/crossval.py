@@ -13,7 +13,7 @@ from pathlib import Path
 from avbench.config import Experiment
 from avbench.errors import ConfigError
 from avbench.registry import TASKS
-from avbench.results import RunRecord
+from avbench.results.records import RunRecord
 
 METRICS = ("acc", "uar", "macro_f1")
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from avbench.results import RunRecord
+from avbench.results.records import RunRecord
 
 
 def short_names(keys) -> dict[str, str]:

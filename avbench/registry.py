@@ -90,7 +90,7 @@ def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=
     one line and a sweep skips the combination untrained. The factory should call it too, so a
     direct call fails the same way. `objective` is "classification" (forward gives logits,
     trained with cross-entropy) or "reconstruction" (the model has `loss(output, batch)` and
-    learns representations without labels, which an MLP then scores: see avbench.features).
+    learns representations without labels, which an MLP then scores: see avbench.audeep).
     `cpu_threads` caps torch's intra-op threads while it trains on a CPU (None: no cap), for
     models whose ops are too small to share, such as RNNs stepping through time.
     `skips_parameters` says a training step may leave some trainable parameters without a

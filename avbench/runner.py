@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import secrets
-import subprocess
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,7 +18,8 @@ import yaml
 from avbench.config import Experiment, TrainConfig
 from avbench.preflight import check_feasible, check_model_args, resolve_data_root, with_model_inputs
 from avbench.registry import MODELS, TASKS
-from avbench.results import RunRecord, run_dir, write_record
+from avbench.results.provenance import git_hash, versions
+from avbench.results.records import RunRecord, run_dir, write_record
 from avbench.threads import capped_torch_threads
 from avbench.train.failures import describe_failure, empty_device_cache, is_out_of_memory, smaller_micro_batch
 
@@ -29,25 +28,6 @@ def new_run_id(trial: int | None = None) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     prefix = f"t{trial:04d}-" if trial is not None else ""
     return f"{prefix}{stamp}-{secrets.token_hex(2)}"
-
-
-def versions() -> dict[str, str]:
-    import accelerate
-    import timm
-    import torch
-
-    import avbench
-
-    return {"python": platform.python_version(), "avbench": avbench.__version__,
-            "torch": torch.__version__, "timm": timm.__version__, "accelerate": accelerate.__version__}
-
-
-def git_hash() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def run_experiment(
@@ -90,8 +70,8 @@ def run_experiment(
     clips = None
     if MODELS.get(experiment.model).objective == "reconstruction":
         # The auDeep pipeline: the autoencoder trains on the clips of every fold (no labels),
-        # then an MLP cross-validates its representations (avbench.features.pipeline).
-        from avbench.features.pipeline import Clips, autoencoder_data
+        # then an MLP cross-validates its representations (avbench.audeep.pipeline).
+        from avbench.audeep.pipeline import Clips, autoencoder_data
 
         clips = Clips.from_prepared(data, root)
         data = autoencoder_data(clips, data, seed=experiment.data.split_seed)
@@ -169,7 +149,7 @@ def run_experiment(
             result = fit(model, loaders, cfg, accelerator, num_classes=data.spec.num_classes, checkpoint_dir=out_dir,
                          on_eval=on_epoch, reconstruction_loss=model.loss if clips else None)
             if clips is not None and result.stopped != "pruned":
-                from avbench.features.pipeline import score_representations
+                from avbench.audeep.pipeline import score_representations
 
                 scored = score_representations(model, clips, experiment, out_dir, run_id=record.run_id,
                                                write_files=accelerator.is_main_process)
@@ -241,7 +221,7 @@ def run_experiment(
 def write_rank_report(out_dir: Path, rank: int, experiment: Experiment, record: RunRecord) -> None:
     """rank-<i>.json: what this rank trained (its config's hash, its searched values) and how
     it ended, so anyone can check that every rank of a run trained the same trial."""
-    from avbench.results import write_json_atomic
+    from avbench.results.records import write_json_atomic
 
     config = json.dumps(experiment.model_dump(exclude={"presets"}), sort_keys=True, default=str)
     write_json_atomic(out_dir / f"rank-{rank}.json", {

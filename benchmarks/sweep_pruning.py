@@ -40,7 +40,7 @@ def main() -> None:
     import torch
 
     from avbench.config import load_experiment
-    from avbench.results import iter_records
+    from avbench.results.records import iter_records
     from avbench.sweep.optuna_backend import run_sweep
     from avbench.sweep.space import resolve_space
 

@@ -13,12 +13,12 @@ import pytest
 import soundfile as sf
 import torch
 
+from avbench.audeep.evaluate import cross_validate, rotations
+from avbench.audeep.export import export_features
+from avbench.audeep.store import FeatureFile, read_feature_file, write_feature_file
 from avbench.config import DataConfig, EvaluationConfig
 from avbench.data.spectrogram import SpectrogramExtractor, SpectrogramSettings, clip_and_scale
 from avbench.errors import ConfigError, DatasetError
-from avbench.features.evaluate import cross_validate, rotations
-from avbench.features.export import export_features
-from avbench.features.store import FeatureFile, read_feature_file, write_feature_file
 from avbench.models.audeep import audeep
 from avbench.spec import TaskSpec
 

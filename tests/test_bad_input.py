@@ -20,7 +20,7 @@ from avbench.config import DataConfig
 from avbench.data.cache import FeatureCache
 from avbench.data.dataset import prepare_data
 from avbench.errors import ConfigError
-from avbench.results import iter_records
+from avbench.results.records import iter_records
 from avbench.tasks.cremad import SENTENCES
 from tests.conftest import REPO, TINY_VALUES
 from tests.media import ListedTask, gray, tone, write_audio_av, write_video

@@ -17,7 +17,7 @@ import pytest
 from avbench.data.cache import FeatureCache
 from avbench.data.features import LogMelExtractor, LogMelSettings
 from avbench.errors import DecodeError
-from avbench.results import iter_records
+from avbench.results.records import iter_records
 from tests.conftest import REPO, TINY, TINY_VALUES
 
 SETTINGS = LogMelSettings(clip_seconds=0.5, n_mels=16)

@@ -13,7 +13,7 @@ import pytest
 
 from avbench.errors import InfeasibleConfig
 from avbench.registry import MODELS
-from avbench.results import iter_records
+from avbench.results.records import iter_records
 from tests.conftest import REPO
 from tests.test_models import fake_batch, tiny_spec
 

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from avbench.config import DataConfig
-from avbench.data.inspect import detect_task, inspect_dataset
+from avbench.data.inspection import detect_task, inspect_dataset
 from avbench.errors import DatasetError
 from avbench.registry import TASKS
 from avbench.tasks.standin import MARKER

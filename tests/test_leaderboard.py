@@ -7,8 +7,8 @@ import statistics
 
 import pytest
 
-from avbench.leaderboard import leaderboard_rows, render_markdown
-from avbench.results import RunRecord, iter_records, write_record
+from avbench.results.leaderboard import leaderboard_rows, render_markdown
+from avbench.results.records import RunRecord, iter_records, write_record
 
 
 def record(run_id, val, test, status="completed", data_kind="synthetic", model="m", cv=None):

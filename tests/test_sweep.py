@@ -11,7 +11,7 @@ import time
 import optuna
 import pytest
 
-from avbench.results import iter_records
+from avbench.results.records import iter_records
 from tests.conftest import AVBENCH, REPO, TINY, run_avbench
 from tests.wandb_files import read_offline_run
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from avbench.config import load_experiment
 from avbench.registry import register_model
-from avbench.results import iter_records
+from avbench.results.records import iter_records
 from avbench.runner import run_experiment
 from avbench.spec import TaskSpec
 from avbench.sweep.liveness import recover_dead_trials

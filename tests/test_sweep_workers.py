@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import optuna
 import pytest
 
-from avbench.results import iter_records
+from avbench.results.records import iter_records
 from tests.conftest import AVBENCH, REPO, TINY, run_avbench
 from tests.postgres import PostgresUnavailable, free_port, postgres_server
 

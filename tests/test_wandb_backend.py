@@ -8,7 +8,7 @@ import pytest
 
 from avbench.config import load_experiment
 from avbench.errors import AvbenchError
-from avbench.results import iter_records
+from avbench.results.records import iter_records
 from avbench.sweep.space import resolve_space
 from avbench.sweep.trial_loop import SweepHooks
 from avbench.sweep.wandb_backend import SweepState, run_wandb_sweep

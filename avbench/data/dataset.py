@@ -34,7 +34,7 @@ class SplitArrays:
     shapes: dict[str, tuple[int, ...]]  # modality → one example's tensor shape (with its channel axis)
     video_norm: tuple[list[float], list[float]] = ([0.0] * 3, [1.0] * 3)  # mean, std applied on read
     # Where each example came from: its audio file and predefined fold (None without folds),
-    # for pipelines that regroup examples by fold or export them by name (avbench.features).
+    # for pipelines that regroup examples by fold or export them by name (avbench.audeep).
     paths: list[Path] = field(default_factory=list)
     folds: list[int | None] = field(default_factory=list)
 

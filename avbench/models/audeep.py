@@ -5,7 +5,7 @@ the encoder RNN's final state goes through a tanh layer, the *representation*, w
 the decoder RNN's initial state; the decoder is fed the previous target frame (teacher
 forcing) and predicts the input reversed in time, through a tanh projection. The loss is the
 root mean square reconstruction error. The representation of each clip is what auDeep
-evaluates: `encode(batch)` gives it, and avbench.features scores it with an MLP.
+evaluates: `encode(batch)` gives it, and avbench.audeep scores it with an MLP.
 
 One autoencoder per clip-below threshold (one input channel each), as auDeep trains one per
 spectrogram set; they share nothing, so training them in one loop is training them apart,

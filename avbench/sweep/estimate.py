@@ -113,7 +113,7 @@ def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, 
     trained = dict(counts)  # what one trial trains and evaluates on
     if MODELS.get(experiment.model).objective == "reconstruction":
         # An autoencoder trains on every clip but a held-out tenth, which is its val and test.
-        from avbench.features.pipeline import MONITOR_FRACTION
+        from avbench.audeep.pipeline import MONITOR_FRACTION
 
         total = sum(counts.values())
         held_out = max(1, round(total * MONITOR_FRACTION))

@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import TrialState
 
 from avbench.config import LoadedExperiment
-from avbench.results import RunRecord
+from avbench.results.records import RunRecord
 
 INFEASIBLE = "infeasible"  # the Optuna user attribute holding the reason, and the status shown
 

@@ -22,7 +22,7 @@ from rich.table import Table
 from avbench.display import format_values
 from avbench.errors import StorageError
 from avbench.registry import did_you_mean
-from avbench.results import RunRecord, run_dir
+from avbench.results.records import RunRecord, run_dir
 from avbench.sweep.infeasible import INFEASIBLE, is_infeasible
 from avbench.sweep.storage import display_url, list_study_names, open_storage, resolve_storage_url, storage_file
 

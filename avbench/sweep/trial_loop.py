@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from avbench.errors import AvbenchError, ConfigError
-from avbench.results import RunRecord
+from avbench.results.records import RunRecord
 from avbench.sweep.infeasible import INFEASIBLE
 
 # A trial that fails may be bad luck (a NaN at a high learning rate); this many in a row means

@@ -21,7 +21,7 @@ from typing import Any
 from avbench.config import LoadedExperiment
 from avbench.errors import AvbenchError, ConfigError, InfeasibleConfig
 from avbench.preflight import check_feasible
-from avbench.results import FINISHED, write_json_atomic
+from avbench.results.records import FINISHED, write_json_atomic
 from avbench.runner import run_experiment
 from avbench.sweep.infeasible import INFEASIBLE, infeasible_record
 from avbench.sweep.optuna_backend import SweepOutcome, config_fingerprint, study_name

@@ -30,7 +30,7 @@ from typing import Any
 
 from avbench.config import LoadedExperiment
 from avbench.errors import AvbenchError, ConfigError
-from avbench.results import FINISHED, RunRecord, iter_records, write_json_atomic
+from avbench.results.records import FINISHED, RunRecord, iter_records, write_json_atomic
 from avbench.sweep.optuna_backend import SweepOutcome, config_fingerprint, study_name
 from avbench.sweep.space import SearchSpace
 from avbench.sweep.wandb_backend import engine_config

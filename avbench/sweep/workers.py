@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from avbench.display import format_values, summarize
 from avbench.errors import AvbenchError
-from avbench.results import RunRecord, run_dir
+from avbench.results.records import RunRecord, run_dir
 from avbench.sweep.infeasible import INFEASIBLE, is_infeasible
 from avbench.sweep.optuna_backend import StudyHandle, SweepOutcome, count_finished, sweep_outcome
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 
-from avbench.cli_support import common_run_options, make_console, results_dir, with_strict
+from avbench.cli.audeep import features
+from avbench.cli.support import common_run_options, make_console, results_dir, with_strict
+from avbench.cli.sweep import agent_trial, show, sweep
 from avbench.errors import AvbenchError
-from avbench.features.command import features
-from avbench.sweep.command import agent_trial, show, sweep
 
 
 class _Group(click.Group):
@@ -166,7 +166,7 @@ def _cross_validate(ctx, name: str, config, **run_kwargs) -> None:
 @click.pass_context
 def leaderboard(ctx, fmt: str, task: str | None, out: Path | None) -> None:
     """Rank the best validation run of each (task, model); read from results/ only."""
-    from avbench.leaderboard import leaderboard_rows, render_csv, render_json, render_markdown, render_table
+    from avbench.results.leaderboard import leaderboard_rows, render_csv, render_json, render_markdown, render_table
 
     rows = leaderboard_rows(results_dir(ctx), task)
     if fmt == "table" and out is None:
@@ -218,7 +218,7 @@ def inspect(path: Path, task: str | None, fold: int, speaker_regex: str | None, 
             as_json: bool) -> None:
     """Files, classes per split, durations, formats and every problem in a dataset folder."""
     from avbench.config import DataConfig
-    from avbench.data.inspect import inspect_dataset
+    from avbench.data.inspection import inspect_dataset
 
     data_config = DataConfig(fold=fold, speaker_regex=speaker_regex, split_seed=split_seed)
     report = inspect_dataset(path, task, data_config)

@@ -13,7 +13,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from avbench.results import FINISHED, RunRecord, iter_records
+from avbench.results.records import FINISHED, RunRecord, iter_records
 
 METRICS = ("acc", "uar", "macro_f1")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from avbench.cli_support import make_console, results_dir
+from avbench.cli.support import make_console, results_dir
 
 
 @click.group()
@@ -41,9 +41,9 @@ def features() -> None:
 def spectrogram(ctx, dataset, out, task, size, sample_rate, window_width, window_overlap, mel_bands, fixed_length,
                 clip_below, pretend, strict) -> None:
     """Spectrograms of every clip of DATASET (a folder, or a task name = its synthetic stand-in)."""
+    from avbench.audeep.stages import extract_spectrograms, resolve_dataset, spectrogram_data, write_previews
+    from avbench.audeep.store import write_feature_file
     from avbench.display import feature_progress
-    from avbench.features.stages import extract_spectrograms, resolve_dataset, spectrogram_data, write_previews
-    from avbench.features.store import write_feature_file
 
     task_name, root = resolve_dataset(dataset, task, size)
     data = spectrogram_data(sample_rate, fixed_length, window_width, window_overlap, mel_bands, list(clip_below),
@@ -72,8 +72,8 @@ def spectrogram(ctx, dataset, out, task, size, sample_rate, window_width, window
 def generate(run: Path, spectrograms: Path, out: Path) -> None:
     """Representations of every clip from RUN's trained autoencoder (a results/runs/<exp>/<id> folder),
     fused across its clip-below thresholds."""
-    from avbench.features.stages import generate_representations
-    from avbench.features.store import read_feature_file, write_feature_file
+    from avbench.audeep.stages import generate_representations
+    from avbench.audeep.store import read_feature_file, write_feature_file
 
     result = generate_representations(run, read_feature_file(spectrograms))
     write_feature_file(out, result)
@@ -95,8 +95,8 @@ def evaluate(file: Path, num_layers, num_units, keep_prob, epochs, lr, repeats, 
     """Cross-validate auDeep's MLP on FILE's features: accuracy and UAR per fold, mean ± std."""
     from rich.table import Table
 
+    from avbench.audeep.stages import evaluate_file
     from avbench.config import EvaluationConfig
-    from avbench.features.stages import evaluate_file
 
     cfg = EvaluationConfig(num_layers=num_layers, num_units=num_units, keep_prob=keep_prob, epochs=epochs, lr=lr,
                            repeats=repeats)
@@ -113,7 +113,7 @@ def evaluate(file: Path, num_layers, num_units, keep_prob, epochs, lr, repeats, 
         console.print(f"{split}: acc {scores['acc']:.4f} ± {scores['acc_std']:.4f}, "
                       f"UAR {scores['uar']:.4f} ± {scores['uar_std']:.4f}")
     if plot is not None:
-        from avbench.features.plots import write_confusion
+        from avbench.audeep.plots import write_confusion
 
         write_confusion(plot, result.test["confusion"], data.class_names, f"{file.name}: test folds")
         click.echo(f"confusion matrix: {plot}")
@@ -126,8 +126,8 @@ def evaluate(file: Path, num_layers, num_units, keep_prob, epochs, lr, repeats, 
               help="[default: FILE with the format's suffix]")
 def export(file: Path, fmt: str, out: Path | None) -> None:
     """Write FILE's features as CSV or ARFF: filename, fold, features, label per clip."""
-    from avbench.features.export import export_features
-    from avbench.features.store import read_feature_file
+    from avbench.audeep.export import export_features
+    from avbench.audeep.store import read_feature_file
 
     data = read_feature_file(file)
     target = export_features(data, out or file.with_suffix(f".{fmt}"), fmt)

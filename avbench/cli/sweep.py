@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from avbench.cli_support import common_run_options, make_console, results_dir, with_strict
+from avbench.cli.support import common_run_options, make_console, results_dir, with_strict
 from avbench.errors import AvbenchError
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports optuna; --help must not
@@ -201,7 +201,7 @@ def _report_sweep(ctx, loaded, outcome, console) -> None:
     from rich.markup import escape
 
     from avbench.display import format_values
-    from avbench.leaderboard import leaderboard_rows, render_table
+    from avbench.results.leaderboard import leaderboard_rows, render_table
     from avbench.sweep.workers import PARENT_ENV
 
     skipped = f", {outcome.infeasible} infeasible (skipped untrained)" if outcome.infeasible else ""

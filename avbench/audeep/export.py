@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avbench.features.store import FeatureFile
+from avbench.audeep.store import FeatureFile
 
 FORMATS = ("csv", "arff")
 

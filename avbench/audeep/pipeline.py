@@ -6,8 +6,8 @@ One run (one sweep trial) of a reconstruction model such as `audeep`:
    the other 10% give the validation loss that picks its epoch (auDeep trains on every
    clip and picks none: the held-out tenth makes the choice honest at little cost);
 3. the representation of every clip, fused across clip-below thresholds, written to the run
-   folder as representations.nc (avbench.features.store);
-4. auDeep's MLP, cross-validated over the task's folds (avbench.features.evaluate): the run's
+   folder as representations.nc (avbench.audeep.store);
+4. auDeep's MLP, cross-validated over the task's folds (avbench.audeep.evaluate): the run's
    val and test metrics are its means (± std over folds), its confusion matrix is in the
    record and in confusion.png.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from avbench.audeep.store import FeatureFile
 from avbench.data.cache import CachedRows
 from avbench.data.dataset import PreparedData, SplitArrays
 from avbench.data.spectrogram import SpectrogramSettings
-from avbench.features.store import FeatureFile
 from avbench.spec import TaskSpec
 
 MONITOR_FRACTION = 0.1
@@ -127,9 +127,9 @@ def representation_file(clips: Clips, representations: np.ndarray, task: str, se
 def score_representations(model, clips: Clips, experiment, out_dir: Path, *, run_id: str, write_files: bool = True):
     """Stages 3 and 4 of a run: encode every clip, write representations.nc, cross-validate
     the MLP and draw its confusion matrix. Returns the CrossValidationResult."""
-    from avbench.features.evaluate import cross_validate
-    from avbench.features.plots import write_confusion
-    from avbench.features.store import write_feature_file
+    from avbench.audeep.evaluate import cross_validate
+    from avbench.audeep.plots import write_confusion
+    from avbench.audeep.store import write_feature_file
 
     representations = encode_clips(model, clips.spectrograms())
     device = next(model.parameters()).device

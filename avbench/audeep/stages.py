@@ -1,6 +1,6 @@
 """The stages behind `avbench features …`, each one library call: spectrograms of a dataset
 (or previews of a few), representations from a trained autoencoder run, MLP evaluation of a
-feature file. The commands in avbench.features.command only parse and print."""
+feature file. The commands in avbench.cli.audeep only parse and print."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avbench.audeep.store import FeatureFile, read_feature_file
 from avbench.config import DataConfig, Experiment, read_mapping, validate
 from avbench.errors import ConfigError, DatasetError
-from avbench.features.store import FeatureFile, read_feature_file
 
 AUDEEP_SPECTROGRAM_FIELDS = ("sample_rate", "fixed_length", "window_width", "window_overlap", "mel_bands",
                              "clip_below")
@@ -21,7 +21,7 @@ AUDEEP_SPECTROGRAM_FIELDS = ("sample_rate", "fixed_length", "window_width", "win
 def resolve_dataset(dataset: str, task: str | None, size: str) -> tuple[str, Path]:
     """(task name, root): a dataset folder (its task from --task, the stand-in marker or the
     layout), or a task name, meaning its synthetic stand-in (written on first use)."""
-    from avbench.data.inspect import detect_task
+    from avbench.data.inspection import detect_task
     from avbench.preflight import ensure_synthetic
     from avbench.registry import TASKS
 
@@ -55,10 +55,10 @@ def extract_spectrograms(task_name: str, root: Path, data: DataConfig, *, result
                          progress: Callable[[int, int], None] | None = None) -> FeatureFile:
     """Every usable clip's spectrograms, through the shared feature cache (so a later run
     with the same settings decodes nothing), with labels, folds and file names."""
+    from avbench.audeep.pipeline import Clips, spectrogram_file
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import cache_workers, prepare_data
     from avbench.data.spectrogram import SpectrogramSettings
-    from avbench.features.pipeline import Clips, spectrogram_file
     from avbench.registry import TASKS
 
     cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(data))
@@ -72,8 +72,8 @@ def extract_spectrograms(task_name: str, root: Path, data: DataConfig, *, result
 def write_previews(task_name: str, root: Path, data: DataConfig, count: int, out_dir: Path) -> list[Path]:
     """PNG previews of the first `count` clips (in the task's order): the dB spectrogram and
     each threshold's scaled one, with amplitude histograms. Nothing else is computed."""
+    from avbench.audeep.plots import write_preview
     from avbench.data.dataset import feature_extractors
-    from avbench.features.plots import write_preview
     from avbench.registry import TASKS
 
     task = TASKS.get(task_name)()
@@ -128,7 +128,7 @@ def generate_representations(run: Path, spectrograms: FeatureFile) -> FeatureFil
                     class_names=spectrograms.class_names)
     model = MODELS.get(experiment.model)(spec, **check_model_args(experiment))
     model.load_state_dict(load_checkpoint(weights)["model"])
-    from avbench.features.pipeline import encode_clips
+    from avbench.audeep.pipeline import encode_clips
 
     with torch.no_grad():
         representations = encode_clips(model, images)
@@ -141,7 +141,7 @@ def generate_representations(run: Path, spectrograms: FeatureFile) -> FeatureFil
 
 def evaluate_file(path: Path, cfg, *, seed: int = 0):
     """Repeated cross-validation of auDeep's MLP on a feature file (any kind)."""
-    from avbench.features.evaluate import cross_validate
+    from avbench.audeep.evaluate import cross_validate
 
     data = read_feature_file(path)
     return data, cross_validate(data.features, data.labels, data.folds, data.splits, len(data.class_names), cfg,

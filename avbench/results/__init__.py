@@ -1,0 +1,1 @@
+"""Everything under results/: where files go, run records, the leaderboard. No torch here."""
