@@ -157,8 +157,13 @@ class Experiment(_Strict):
 # resumed with other values (e.g. `--strict`).
 RESULT_NEUTRAL_FIELDS = frozenset({"data.strict", "data.cache_workers"})
 
-SECTIONS = {"data": DataConfig, "train": TrainConfig, "evaluation": EvaluationConfig, "sweep": SweepConfig,
-            "tracking": TrackingConfig}
+SECTIONS = {
+    "data": DataConfig,
+    "train": TrainConfig,
+    "evaluation": EvaluationConfig,
+    "sweep": SweepConfig,
+    "tracking": TrackingConfig,
+}
 
 
 # ---------------------------------------------------------------------------- raw files
@@ -175,9 +180,7 @@ def experiment_path(name_or_path: str) -> Path:
         candidate = EXPERIMENTS_DIR / f"{name_or_path}{suffix}"
         if candidate.is_file():
             return candidate
-    raise ConfigError(
-        f"unknown experiment '{name_or_path}'{did_you_mean(name_or_path, list_experiments())}"
-    )
+    raise ConfigError(f"unknown experiment '{name_or_path}'{did_you_mean(name_or_path, list_experiments())}")
 
 
 def list_experiments() -> list[str]:

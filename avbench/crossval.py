@@ -54,15 +54,21 @@ def run_cross_validation(
     from avbench.registry import MODELS
 
     if MODELS.get(experiment.model).objective == "reconstruction":
-        raise ConfigError(f"model '{experiment.model}' cross-validates over every fold in each run already; "
-                          "run it without --cv")
+        raise ConfigError(
+            f"model '{experiment.model}' cross-validates over every fold in each run already; run it without --cv"
+        )
     folds = fold_count(experiment.task)
     outcome = CrossValidation(group)
     for fold in range(1, folds + 1):
         config = experiment.model_copy(deep=True)
         config.data.fold = fold
-        record = run(config, results=results, run_id=f"{group}-fold{fold}",
-                     cv={"group": group, "fold": fold, "folds": folds}, **run_kwargs)
+        record = run(
+            config,
+            results=results,
+            run_id=f"{group}-fold{fold}",
+            cv={"group": group, "fold": fold, "folds": folds},
+            **run_kwargs,
+        )
         outcome.records.append(record)
         if on_fold_end:
             on_fold_end(fold, record)

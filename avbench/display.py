@@ -50,8 +50,13 @@ class SweepDisplay:
         self.console = console
         self.epochs = epochs
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"), console=console, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            transient=False,
         )
         self.trials = self.progress.add_task("trials", total=total_trials, completed=finished, info="")
         self.epoch_bar = self.progress.add_task("epochs", total=epochs, info="")
@@ -96,8 +101,9 @@ def feature_progress(console: Console) -> Iterator[Callable[[int, int], None] | 
     if not console.is_terminal:
         yield None
         return
-    progress = Progress(TextColumn("features"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, transient=True)
+    progress = Progress(
+        TextColumn("features"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+    )
     bar = None
 
     def update(done: int, total: int) -> None:

@@ -71,8 +71,9 @@ def describe_models() -> list[ModelInfo]:
                 params = None  # e.g. weights named in the experiment that this machine lacks
         module = sys.modules.get(factory.__module__)
         doc = ((module and module.__doc__) or factory.__doc__ or "").strip().splitlines()
-        infos.append(ModelInfo(name, factory.modalities, factory.audio_input, params, experiment,
-                               doc[0] if doc else ""))
+        infos.append(
+            ModelInfo(name, factory.modalities, factory.audio_input, params, experiment, doc[0] if doc else "")
+        )
     return infos
 
 

@@ -73,8 +73,9 @@ def check_model_args(experiment: Experiment) -> dict:
     }
     for key in experiment.model_args:
         if key not in fields:
-            raise ConfigError(f"unknown config key 'model_args.{key}' for model '{experiment.model}'"
-                              f"{did_you_mean(key, fields)}")
+            raise ConfigError(
+                f"unknown config key 'model_args.{key}' for model '{experiment.model}'{did_you_mean(key, fields)}"
+            )
     schema = create_model(f"{experiment.model}-args", __config__=ConfigDict(extra="forbid"), **fields)
     try:
         checked = schema.model_validate(experiment.model_args).model_dump()
@@ -90,11 +91,14 @@ def _check_objective_sections(experiment: Experiment, objective: str) -> None:
     """Settings only one kind of model reads are refused for the other, never silently ignored."""
     if objective == "reconstruction":
         if experiment.data.fold != 1:
-            raise ConfigError(f"model '{experiment.model}' cross-validates over every fold in each run; "
-                              "data.fold does not apply")
+            raise ConfigError(
+                f"model '{experiment.model}' cross-validates over every fold in each run; data.fold does not apply"
+            )
     elif experiment.evaluation != EvaluationConfig():
-        raise ConfigError(f"the evaluation section scores learned representations; model '{experiment.model}' "
-                          "is a classifier: remove it")
+        raise ConfigError(
+            f"the evaluation section scores learned representations; model '{experiment.model}' "
+            "is a classifier: remove it"
+        )
 
 
 def with_model_inputs(experiment: Experiment) -> Experiment:
@@ -104,14 +108,18 @@ def with_model_inputs(experiment: Experiment) -> Experiment:
     data = experiment.data
     missing = [m for m in factory.modalities if m not in data.modalities]
     if missing:
-        raise ConfigError(f"model '{experiment.model}' reads {' + '.join(factory.modalities)}; add {missing[0]} to "
-                          f"data.modalities (now {data.modalities})")
+        raise ConfigError(
+            f"model '{experiment.model}' reads {' + '.join(factory.modalities)}; add {missing[0]} to "
+            f"data.modalities (now {data.modalities})"
+        )
     wanted = factory.audio_input
     if data.audio_feature == "auto":
         return experiment.model_copy(update={"data": data.model_copy(update={"audio_feature": wanted})})
     if "audio" in factory.modalities and data.audio_feature != wanted:
-        raise ConfigError(f"model '{experiment.model}' reads audio as {wanted}, but data.audio_feature is "
-                          f"{data.audio_feature}; remove it or set it to {wanted}")
+        raise ConfigError(
+            f"model '{experiment.model}' reads audio as {wanted}, but data.audio_feature is "
+            f"{data.audio_feature}; remove it or set it to {wanted}"
+        )
     return experiment
 
 
@@ -123,9 +131,13 @@ def spec_without_data(experiment: Experiment) -> TaskSpec:
 
     task = TASKS.get(experiment.task)()
     classes = getattr(task, "classes", ()) or tuple(range(10))
-    return TaskSpec(num_classes=len(classes), modalities=tuple(experiment.data.modalities),
-                    sample_rate=experiment.data.sample_rate, shapes=example_shapes(experiment.data),
-                    class_names=tuple(map(str, classes)))
+    return TaskSpec(
+        num_classes=len(classes),
+        modalities=tuple(experiment.data.modalities),
+        sample_rate=experiment.data.sample_rate,
+        shapes=example_shapes(experiment.data),
+        class_names=tuple(map(str, classes)),
+    )
 
 
 def check_feasible(experiment: Experiment, model_args: dict | None = None) -> None:

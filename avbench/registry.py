@@ -74,10 +74,18 @@ MODELS = Registry("model", "avbench.models")
 TASKS = Registry("task", "avbench.tasks")
 
 
-def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=("audio",), audio_input="logmel",
-                   tiny_data: dict[str, Any] | None = None, check: Callable[..., None] | None = None,
-                   objective: str = "classification", cpu_threads: int | None = None,
-                   skips_parameters: bool = False):
+def register_model(
+    name: str,
+    *,
+    tiny: dict[str, Any] | None = None,
+    modalities=("audio",),
+    audio_input="logmel",
+    tiny_data: dict[str, Any] | None = None,
+    check: Callable[..., None] | None = None,
+    objective: str = "classification",
+    cpu_threads: int | None = None,
+    skips_parameters: bool = False,
+):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
     `tiny` holds kwargs that make the model small enough for tests; `modalities` lists the
@@ -101,9 +109,17 @@ def register_model(name: str, *, tiny: dict[str, Any] | None = None, modalities=
         raise ValueError(f"audio_input must be 'logmel', 'waveform' or 'spectrogram', not {audio_input!r}")
     if objective not in ("classification", "reconstruction"):
         raise ValueError(f"objective must be 'classification' or 'reconstruction', not {objective!r}")
-    return MODELS.register(name, tiny_args=dict(tiny or {}), modalities=tuple(modalities), audio_input=audio_input,
-                           tiny_data=dict(tiny_data or {}), check=check, objective=objective,
-                           cpu_threads=cpu_threads, skips_parameters=skips_parameters)
+    return MODELS.register(
+        name,
+        tiny_args=dict(tiny or {}),
+        modalities=tuple(modalities),
+        audio_input=audio_input,
+        tiny_data=dict(tiny_data or {}),
+        check=check,
+        objective=objective,
+        cpu_threads=cpu_threads,
+        skips_parameters=skips_parameters,
+    )
 
 
 def register_task(name: str):

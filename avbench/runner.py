@@ -77,13 +77,25 @@ def run_experiment(
         data = autoencoder_data(clips, data, seed=experiment.data.split_seed)
 
     record = RunRecord(
-        run_id=ranks.share(run_id or new_run_id(trial)), experiment=experiment.name, task=experiment.task,
-        model=experiment.model, data_kind=data_kind, preset=preset, sweep=sweep, trial=trial,
-        searched=dict(searched or {}), metric=experiment.train.metric, seed=experiment.train.seed,
-        data_sizes=data.sizes(), skipped_files=[list(s) for s in data.skipped],
+        run_id=ranks.share(run_id or new_run_id(trial)),
+        experiment=experiment.name,
+        task=experiment.task,
+        model=experiment.model,
+        data_kind=data_kind,
+        preset=preset,
+        sweep=sweep,
+        trial=trial,
+        searched=dict(searched or {}),
+        metric=experiment.train.metric,
+        seed=experiment.train.seed,
+        data_sizes=data.sizes(),
+        skipped_files=[list(s) for s in data.skipped],
         cache=data.cache,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        versions=versions(), git=git_hash(), cv=cv, processes=ranks.count,
+        versions=versions(),
+        git=git_hash(),
+        cv=cv,
+        processes=ranks.count,
     )
     out_dir = run_dir(results, experiment.name, record.run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,8 +105,9 @@ def run_experiment(
             write_record(results, record)
 
     if ranks.is_main:
-        (out_dir / "config.yaml").write_text(yaml.safe_dump(experiment.model_dump(exclude={"presets"}),
-                                                            sort_keys=False))
+        (out_dir / "config.yaml").write_text(
+            yaml.safe_dump(experiment.model_dump(exclude={"presets"}), sort_keys=False)
+        )
     save_record()
     started = time.perf_counter()
 
@@ -104,7 +117,8 @@ def run_experiment(
         gradient_accumulation_steps=experiment.train.grad_accum,
         log_with="wandb" if use_wandb else None,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
-        if MODELS.get(experiment.model).skips_parameters else None,
+        if MODELS.get(experiment.model).skips_parameters
+        else None,
     )
     out_of_step = False
     try:
@@ -112,10 +126,18 @@ def run_experiment(
             from avbench.tracking import start_tracking
 
             record.wandb_run_id = start_tracking(
-                accelerator, results=results, project=experiment.tracking.project, entity=experiment.tracking.entity,
-                run_name=f"{experiment.name}/{record.run_id}", group=sweep or experiment.name,
-                config={**experiment.model_dump(exclude={"presets"}), "searched": record.searched,
-                        "run_id": record.run_id, "data_kind": data_kind},
+                accelerator,
+                results=results,
+                project=experiment.tracking.project,
+                entity=experiment.tracking.entity,
+                run_name=f"{experiment.name}/{record.run_id}",
+                group=sweep or experiment.name,
+                config={
+                    **experiment.model_dump(exclude={"presets"}),
+                    "searched": record.searched,
+                    "run_id": record.run_id,
+                    "data_kind": data_kind,
+                },
                 tags=[experiment.task, experiment.model, data_kind.split(",")[0]],
             )
         metrics_file = out_dir / "metrics.jsonl"
@@ -141,18 +163,30 @@ def run_experiment(
             record.weights = getattr(model, "weights_source", "random init (published architecture)")
             loaders = {
                 name: torch.utils.data.DataLoader(
-                    ArrayDataset(split), batch_size=cfg.batch_size, shuffle=name == "train",
-                    num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed),
+                    ArrayDataset(split),
+                    batch_size=cfg.batch_size,
+                    shuffle=name == "train",
+                    num_workers=cfg.num_workers,
+                    generator=torch.Generator().manual_seed(cfg.seed),
                 )
                 for name, split in data.splits.items()
             }
-            result = fit(model, loaders, cfg, accelerator, num_classes=data.spec.num_classes, checkpoint_dir=out_dir,
-                         on_eval=on_epoch, reconstruction_loss=model.loss if clips else None)
+            result = fit(
+                model,
+                loaders,
+                cfg,
+                accelerator,
+                num_classes=data.spec.num_classes,
+                checkpoint_dir=out_dir,
+                on_eval=on_epoch,
+                reconstruction_loss=model.loss if clips else None,
+            )
             if clips is not None and result.stopped != "pruned":
                 from avbench.audeep.pipeline import score_representations
 
-                scored = score_representations(model, clips, experiment, out_dir, run_id=record.run_id,
-                                               write_files=accelerator.is_main_process)
+                scored = score_representations(
+                    model, clips, experiment, out_dir, run_id=record.run_id, write_files=accelerator.is_main_process
+                )
                 record.cv = scored.cv_record(record.run_id)
                 result.val = {**scored.val, "reconstruction_loss": result.val.get("loss")}
                 result.test = {**scored.test, "reconstruction_loss": result.test.get("loss")}
@@ -171,8 +205,10 @@ def run_experiment(
             # Same effective batch in smaller steps; the retry resumes from the last epoch
             # checkpoint when the first attempt got that far.
             before = experiment.train
-            record.oom_retry = (f"out of memory at batch_size {before.batch_size} x grad_accum {before.grad_accum}; "
-                                f"retried at {smaller.batch_size} x {smaller.grad_accum}")
+            record.oom_retry = (
+                f"out of memory at batch_size {before.batch_size} x grad_accum {before.grad_accum}; "
+                f"retried at {smaller.batch_size} x {smaller.grad_accum}"
+            )
             save_record()
             accelerator.free_memory()
             empty_device_cache()
@@ -213,8 +249,10 @@ def run_experiment(
         if ranks.count > 1:
             write_rank_report(out_dir, ranks.index, experiment, record)
     if record.status == "failed" and out_of_step:
-        raise RankFailure(f"trial failed on rank {ranks.index} of {ranks.count}: {record.error}; stopping this launch "
-                          "(the other ranks may be waiting for this one); re-run the command to go on")
+        raise RankFailure(
+            f"trial failed on rank {ranks.index} of {ranks.count}: {record.error}; stopping this launch "
+            "(the other ranks may be waiting for this one); re-run the command to go on"
+        )
     return record
 
 
@@ -224,8 +262,17 @@ def write_rank_report(out_dir: Path, rank: int, experiment: Experiment, record: 
     from avbench.results.records import write_json_atomic
 
     config = json.dumps(experiment.model_dump(exclude={"presets"}), sort_keys=True, default=str)
-    write_json_atomic(out_dir / f"rank-{rank}.json", {
-        "rank": rank, "processes": record.processes, "searched": record.searched,
-        "config_sha256": hashlib.sha256(config.encode()).hexdigest(), "status": record.status,
-        "epochs_run": record.epochs_run, "best_epoch": record.best_epoch, "val": record.val, "test": record.test,
-    })
+    write_json_atomic(
+        out_dir / f"rank-{rank}.json",
+        {
+            "rank": rank,
+            "processes": record.processes,
+            "searched": record.searched,
+            "config_sha256": hashlib.sha256(config.encode()).hexdigest(),
+            "status": record.status,
+            "epochs_run": record.epochs_run,
+            "best_epoch": record.best_epoch,
+            "val": record.val,
+            "test": record.test,
+        },
+    )

@@ -33,12 +33,20 @@ def wandb_dir(results: Path) -> Path:
     return folder
 
 
-def start_tracking(accelerator, *, results: Path, project: str, entity: str | None, run_name: str,
-                   group: str | None, config: dict, tags: list[str]) -> str | None:
+def start_tracking(
+    accelerator,
+    *,
+    results: Path,
+    project: str,
+    entity: str | None,
+    run_name: str,
+    group: str | None,
+    config: dict,
+    tags: list[str],
+) -> str | None:
     """Start one W&B run for this trial; returns its id (None on non-main ranks)."""
     configure_wandb_env()
-    init = {"name": run_name, "group": group, "tags": tags, "reinit": "finish_previous",
-            "dir": str(wandb_dir(results))}
+    init = {"name": run_name, "group": group, "tags": tags, "reinit": "finish_previous", "dir": str(wandb_dir(results))}
     if entity:
         init["entity"] = entity
     accelerator.init_trackers(project, config=config, init_kwargs={"wandb": init})

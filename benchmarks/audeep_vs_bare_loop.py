@@ -37,8 +37,9 @@ def make_loaders(shape: tuple[int, ...], n_train: int, n_val: int, batch_size: i
             return {"audio": self.x[i], "label": self.y[i]}
 
     def loader(dataset, shuffle):
-        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
-                                           generator=torch.Generator().manual_seed(0))
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(0)
+        )
 
     train, val = Split(n_train), Split(n_val)
     return {"train": loader(train, True), "val": loader(val, False), "test": loader(val, False)}
@@ -72,12 +73,12 @@ def with_fit(model, loaders, epochs: int, lr: float, max_grad_norm: float) -> fl
     from avbench.train.loop import fit
 
     AcceleratorState._reset_state()
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=loaders["train"].batch_size, patience=0,
-                      max_grad_norm=max_grad_norm)
+    cfg = TrainConfig(
+        epochs=epochs, lr=lr, batch_size=loaders["train"].batch_size, patience=0, max_grad_norm=max_grad_norm
+    )
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        fit(model, loaders, cfg, Accelerator(), num_classes=1, checkpoint_dir=Path(tmp),
-            reconstruction_loss=model.loss)
+        fit(model, loaders, cfg, Accelerator(), num_classes=1, checkpoint_dir=Path(tmp), reconstruction_loss=model.loss)
         return time.perf_counter() - started
 
 
@@ -115,9 +116,11 @@ def main() -> None:
         fit_times.append(with_fit(fresh(), loaders, args.epochs, 1e-3, 2.0))
     clips = args.epochs * args.train
     bare, ours = statistics.median(bare_times), statistics.median(fit_times)
-    print(f"model audeep gru {args.layers}x{args.units}, bidirectional decoder, input {shape}, {args.train} train / "
-          f"{args.val} val, batch {args.batch_size}, {args.epochs} epochs x {args.repeats}, "
-          f"{torch.get_num_threads()} thread(s)")
+    print(
+        f"model audeep gru {args.layers}x{args.units}, bidirectional decoder, input {shape}, {args.train} train / "
+        f"{args.val} val, batch {args.batch_size}, {args.epochs} epochs x {args.repeats}, "
+        f"{torch.get_num_threads()} thread(s)"
+    )
     for label, times in (("bare loop", bare_times), ("fit()    ", fit_times)):
         median = statistics.median(times)
         runs = ", ".join(f"{t:.2f}" for t in times)

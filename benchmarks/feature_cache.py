@@ -73,8 +73,11 @@ def main() -> None:
         print(f"{len(items)} clips, features {', '.join(f'{m} {extractors[m].settings.shape}' for m in modalities)}")
         for modality in modalities:
             rates, chose = {}, ""
-            for label, workers, threshold in (("1", 1, math.inf), ("N", args.workers, 0.0),
-                                               ("auto", args.workers, None)):
+            for label, workers, threshold in (
+                ("1", 1, math.inf),
+                ("N", args.workers, 0.0),
+                ("auto", args.workers, None),
+            ):
                 folder = Path(tmp) / f"build-{modality}-{label}"
                 cache = FeatureCache(folder, workers=workers, pool_after_s=threshold)
                 started = time.perf_counter()
@@ -82,9 +85,11 @@ def main() -> None:
                 rates[label] = len(items) / (time.perf_counter() - started)
                 writers = {shard.stem.split("-")[1] for shard in folder.glob("*/*.npy")}
                 chose = "workers" if writers - {str(os.getpid())} else "in-process"
-            print(f"cache build, {modality}: 1 process {rates['1']:.1f} files/s, {args.workers} processes "
-                  f"{rates['N']:.1f} files/s (with their start-up), ratio {rates['N'] / rates['1']:.2f}x; "
-                  f"default choice: {chose}, {rates['auto']:.1f} files/s")
+            print(
+                f"cache build, {modality}: 1 process {rates['1']:.1f} files/s, {args.workers} processes "
+                f"{rates['N']:.1f} files/s (with their start-up), ratio {rates['N'] / rates['1']:.2f}x; "
+                f"default choice: {chose}, {rates['auto']:.1f} files/s"
+            )
         shared = Path(tmp) / "shared"
         prepared = prepare_data(task, root, data, FeatureCache(shared, workers=args.workers))
         train = [item for item in items if item.split == "train"]
@@ -130,13 +135,19 @@ def main() -> None:
     print(f"data epoch ({len(train)} training clips), decoding every epoch: {decoded:.3f}s")
     print(f"data epoch, from the cache:                        {cached:.3f}s")
     print(f"epoch-time ratio decode/cache: {decoded / cached:.1f}x  (target >= 10x)")
-    print(f"  (decoding with torch's default intra-op threads instead: {decoded_default_threads:.3f}s, "
-          f"{decoded_default_threads / cached:.1f}x; those threads only contend on a busy machine)")
-    print(f"training epoch (B0 x0.25): decoding {decoded_train:.2f}s, cached {cached_train:.2f}s, "
-          f"ratio {decoded_train / cached_train:.2f}x")
+    print(
+        f"  (decoding with torch's default intra-op threads instead: {decoded_default_threads:.3f}s, "
+        f"{decoded_default_threads / cached:.1f}x; those threads only contend on a busy machine)"
+    )
+    print(
+        f"training epoch (B0 x0.25): decoding {decoded_train:.2f}s, cached {cached_train:.2f}s, "
+        f"ratio {decoded_train / cached_train:.2f}x"
+    )
     totals = second.cache
-    print(f"second experiment, same features: {totals['decoded']} files decoded, {totals['hits']} hits, "
-          f"{totals['misses']} misses, hit rate {totals['hit_rate']:.0%}")
+    print(
+        f"second experiment, same features: {totals['decoded']} files decoded, {totals['hits']} hits, "
+        f"{totals['misses']} misses, hit rate {totals['hit_rate']:.0%}"
+    )
 
 
 if __name__ == "__main__":

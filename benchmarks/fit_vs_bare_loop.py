@@ -43,8 +43,9 @@ def make_loaders(spec, n_train: int, n_val: int, batch_size: int):
     train, val = Split(n_train), Split(n_val)
 
     def loader(ds, shuffle):
-        return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle,
-                                           generator=torch.Generator().manual_seed(0))
+        return torch.utils.data.DataLoader(
+            ds, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(0)
+        )
 
     return {"train": loader(train, True), "val": loader(val, False), "test": loader(val, False)}
 
@@ -123,8 +124,11 @@ def measure(model_name: str, args) -> tuple[float, float, str]:
         fit_times.append(with_fit(fresh(), loaders, args.epochs, train.lr, spec.num_classes))
     samples = args.epochs * args.train
     shapes = ", ".join(f"{m} {tuple(s)}" for m, s in spec.shapes.items())
-    return samples / statistics.median(bare_times), samples / statistics.median(fit_times), \
-        f"{experiment} --preset {args.preset}: {shapes}, batch {batch_size}"
+    return (
+        samples / statistics.median(bare_times),
+        samples / statistics.median(fit_times),
+        f"{experiment} --preset {args.preset}: {shapes}, batch {batch_size}",
+    )
 
 
 def main() -> None:
@@ -143,8 +147,10 @@ def main() -> None:
 
     from avbench.registry import MODELS
 
-    print(f"{args.train} train / {args.val} val random examples, {args.epochs} epoch(s) x {args.repeats} repeats, "
-          f"median; {torch.get_num_threads()} torch threads")
+    print(
+        f"{args.train} train / {args.val} val random examples, {args.epochs} epoch(s) x {args.repeats} repeats, "
+        f"median; {torch.get_num_threads()} torch threads"
+    )
     print(f"{'model':18} {'bare samples/s':>15} {'fit() samples/s':>16} {'ratio':>7}  setting")
     for name in args.models or MODELS.names():
         if MODELS.get(name).objective == "reconstruction":  # no labels to classify

@@ -78,27 +78,46 @@ def generator_choices(repeats: int) -> None:
     rng = np.random.default_rng(0)
     prime = 220_471  # a prime clip length (n = 5 s · 44.1 kHz minus a little)
     noise = rng.standard_normal(prime)
-    compare("irfft of a 5 s clip: 2^18 points vs its own (prime) length",
-            lambda: np.fft.irfft(np.fft.rfft(noise, 2**18), 2**18), lambda: np.fft.irfft(np.fft.rfft(noise), prime),
-            repeats * 3)
+    compare(
+        "irfft of a 5 s clip: 2^18 points vs its own (prime) length",
+        lambda: np.fft.irfft(np.fft.rfft(noise, 2**18), 2**18),
+        lambda: np.fft.irfft(np.fft.rfft(noise), prime),
+        repeats * 3,
+    )
     phase = rng.random(220_500) * 300
     phase32 = phase.astype(np.float32)
-    compare("5 s @ 44.1 kHz sin+cos: float32 vs float64", lambda: (np.sin(phase32), np.cos(phase32)),
-            lambda: (np.sin(phase), np.cos(phase)), repeats * 5)
+    compare(
+        "5 s @ 44.1 kHz sin+cos: float32 vs float64",
+        lambda: (np.sin(phase32), np.cos(phase32)),
+        lambda: (np.sin(phase), np.cos(phase)),
+        repeats * 5,
+    )
 
     speaker, profile = synth.speaker_profile(rng), synth.class_profile(2, 8)
     compare(
         "RAVDESS voice: 16 kHz + upsample ×3 vs synthesised at 48 kHz",
-        lambda: _upsample(synth.speech_like(np.random.default_rng(1), sample_rate=16000, seconds=3.5,
-                                            profile=profile, speaker=speaker), 3),
-        lambda: synth.speech_like(np.random.default_rng(1), sample_rate=48000, seconds=3.5, profile=profile,
-                                  speaker=speaker),
+        lambda: _upsample(
+            synth.speech_like(
+                np.random.default_rng(1), sample_rate=16000, seconds=3.5, profile=profile, speaker=speaker
+            ),
+            3,
+        ),
+        lambda: synth.speech_like(
+            np.random.default_rng(1), sample_rate=48000, seconds=3.5, profile=profile, speaker=speaker
+        ),
         repeats,
     )
-    wave = synth.speech_like(np.random.default_rng(1), sample_rate=48000, seconds=3.5, profile=profile,
-                             speaker=speaker)
-    faces = synth.face_frames(np.random.default_rng(2), wave, sample_rate=48000, profile=profile, n_classes=8,
-                              skin=speaker.skin, fps=30, size=72)
+    wave = synth.speech_like(np.random.default_rng(1), sample_rate=48000, seconds=3.5, profile=profile, speaker=speaker)
+    faces = synth.face_frames(
+        np.random.default_rng(2),
+        wave,
+        sample_rate=48000,
+        profile=profile,
+        n_classes=8,
+        skin=speaker.skin,
+        fps=30,
+        size=72,
+    )
     compare(
         "widen 72×72 → 128×72 (105 frames): edge repeat vs np.pad",
         lambda: synth_av.widen(faces, 128),
@@ -108,13 +127,19 @@ def generator_choices(repeats: int) -> None:
     frames = synth_av.widen(faces, 128)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        compare("AAC 3.5 s @ 48 kHz: aac_coder=fast vs FFmpeg's default",
-                lambda: _aac(root / "fast.m4a", wave, {"aac_coder": "fast"}),
-                lambda: _aac(root / "default.m4a", wave, {}), repeats)
+        compare(
+            "AAC 3.5 s @ 48 kHz: aac_coder=fast vs FFmpeg's default",
+            lambda: _aac(root / "fast.m4a", wave, {"aac_coder": "fast"}),
+            lambda: _aac(root / "default.m4a", wave, {}),
+            repeats,
+        )
         synth_av.write_mp4(root / "av.mp4", frames, wave, fps=30, sample_rate=48000)
-        compare("RAVDESS 02 file: copy the 01 video track vs encode again",
-                lambda: synth_av.copy_video_track(root / "av.mp4", root / "copy.mp4"),
-                lambda: synth_av.write_mp4(root / "encoded.mp4", frames, None, fps=30), repeats)
+        compare(
+            "RAVDESS 02 file: copy the 01 video track vs encode again",
+            lambda: synth_av.copy_video_track(root / "av.mp4", root / "copy.mp4"),
+            lambda: synth_av.write_mp4(root / "encoded.mp4", frames, None, fps=30),
+            repeats,
+        )
 
 
 def _aac(path: Path, wave: np.ndarray, options: dict[str, str]) -> None:
@@ -132,8 +157,11 @@ def _aac(path: Path, wave: np.ndarray, options: dict[str, str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="tiny", help="comma-separated: tiny,small,medium,full")
-    parser.add_argument("--tasks", default="cremad,esc50,esc10,ravdess,commands,audiofolder",
-                        help="comma-separated; empty for part 2 only")
+    parser.add_argument(
+        "--tasks",
+        default="cremad,esc50,esc10,ravdess,commands,audiofolder",
+        help="comma-separated; empty for part 2 only",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     tasks = [name for name in args.tasks.split(",") if name]

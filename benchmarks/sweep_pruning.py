@@ -51,33 +51,54 @@ def main() -> None:
         os.environ.setdefault("AVBENCH_DATA", str(scratch / "data"))
         (scratch / "space.yaml").write_text(SPACE)
         loaded = load_experiment(
-            str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml"), preset=args.preset,
-            overrides=[f"train.epochs={args.epochs}", "train.patience=0", "train.batch_size=32",
-                       f"data.synth_size={args.size}", f"sweep.seed={args.seed}"],
+            str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml"),
+            preset=args.preset,
+            overrides=[
+                f"train.epochs={args.epochs}",
+                "train.patience=0",
+                "train.batch_size=32",
+                f"data.synth_size={args.size}",
+                f"sweep.seed={args.seed}",
+            ],
         )
         space = resolve_space(loaded, scratch / "space.yaml")
         rows = {}
         for pruner in ("none", "median", "hyperband"):
             results = scratch / pruner
             started = time.perf_counter()
-            outcome = run_sweep(loaded, space, trials=args.trials, results=results, synthetic=True, use_wandb=False,
-                                study=pruner, pruner=pruner)
+            outcome = run_sweep(
+                loaded,
+                space,
+                trials=args.trials,
+                results=results,
+                synthetic=True,
+                use_wandb=False,
+                study=pruner,
+                pruner=pruner,
+            )
             elapsed = time.perf_counter() - started
             records = [r for r in iter_records(results) if r.sweep == pruner]
             rows[pruner] = {
-                "epochs": sum(r.epochs_run for r in records), "pruned": sum(r.status == "pruned" for r in records),
-                "best": outcome.best_value, "best_run": outcome.best_run_id, "seconds": elapsed,
+                "epochs": sum(r.epochs_run for r in records),
+                "pruned": sum(r.status == "pruned" for r in records),
+                "best": outcome.best_value,
+                "best_run": outcome.best_run_id,
+                "seconds": elapsed,
                 "params": [r.searched for r in sorted(records, key=lambda r: r.trial)],
             }
         assert all(rows[p]["params"] == rows["none"]["params"] for p in rows), "the sides trained different configs"
-        print(f"spectrogram-cnn-cremad --preset {args.preset}, {args.size} synthetic data: {args.trials} trials x "
-              f"up to {args.epochs} epochs, random sampler seed {args.seed} (same configurations on every side), "
-              f"load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"spectrogram-cnn-cremad --preset {args.preset}, {args.size} synthetic data: {args.trials} trials x "
+            f"up to {args.epochs} epochs, random sampler seed {args.seed} (same configurations on every side), "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )
         base = rows["none"]
         for pruner, row in rows.items():
             same = "same best" if row["best"] == base["best"] else f"best differs from none's {base['best']:.4f}"
-            print(f"pruner {pruner:<9}: {row['epochs']:4d} trial-epochs, {row['pruned']:2d} pruned, best val/acc "
-                  f"{row['best']:.4f} ({row['best_run']}; {same}), {row['seconds']:.0f}s")
+            print(
+                f"pruner {pruner:<9}: {row['epochs']:4d} trial-epochs, {row['pruned']:2d} pruned, best val/acc "
+                f"{row['best']:.4f} ({row['best_run']}; {same}), {row['seconds']:.0f}s"
+            )
         for pruner in ("median", "hyperband"):
             print(f"trial-epochs none/{pruner}: {base['epochs'] / rows[pruner]['epochs']:.2f}x fewer  (target >= 2)")
 

@@ -34,8 +34,9 @@ def load(preset: str, epochs: int):
     from avbench.config import load_experiment
 
     overrides = ["train.batch_size=16", "train.optimizer=adam", f"train.epochs={epochs}", "train.patience=0"]
-    return load_experiment(str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml"), preset=preset,
-                           overrides=overrides)
+    return load_experiment(
+        str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml"), preset=preset, overrides=overrides
+    )
 
 
 def plain_optuna(loaded, space, results: Path, trials: int) -> float:
@@ -44,8 +45,12 @@ def plain_optuna(loaded, space, results: Path, trials: int) -> float:
 
     from avbench.runner import run_experiment
 
-    study = optuna.create_study(study_name="plain", storage=f"sqlite:///{results / 'plain.db'}",
-                                direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    study = optuna.create_study(
+        study_name="plain",
+        storage=f"sqlite:///{results / 'plain.db'}",
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=0),
+    )
 
     def objective(trial: optuna.Trial) -> float:
         values = {"train.lr": trial.suggest_float("train.lr", 1e-3, 1e-2, log=True)}
@@ -54,9 +59,17 @@ def plain_optuna(loaded, space, results: Path, trials: int) -> float:
             trial.report(metrics["val/acc"], epoch)
             return False
 
-        record = run_experiment(loaded.resolve(values), results=results, synthetic=True, use_wandb=False,
-                                sweep="plain", trial=trial.number, searched=values, on_eval=on_eval,
-                                run_id=f"plain-{trial.number}")
+        record = run_experiment(
+            loaded.resolve(values),
+            results=results,
+            synthetic=True,
+            use_wandb=False,
+            sweep="plain",
+            trial=trial.number,
+            searched=values,
+            on_eval=on_eval,
+            run_id=f"plain-{trial.number}",
+        )
         return record.val["acc"]
 
     started = time.perf_counter()
@@ -68,8 +81,9 @@ def avbench_sweep(loaded, space, results: Path, trials: int) -> float:
     from avbench.sweep.optuna_backend import run_sweep
 
     started = time.perf_counter()
-    outcome = run_sweep(loaded, space, trials=trials, results=results, synthetic=True, use_wandb=False,
-                        study="avbench", pruner="none")
+    outcome = run_sweep(
+        loaded, space, trials=trials, results=results, synthetic=True, use_wandb=False, study="avbench", pruner="none"
+    )
     elapsed = time.perf_counter() - started
     assert outcome.finished == trials, outcome
     return elapsed
@@ -99,8 +113,7 @@ def main() -> None:
         space = resolve_space(loaded, scratch / "space.yaml")
         cache = scratch / "cache"
         # Warm-up: writes the stand-in, fills the feature cache, pays first-call costs.
-        run_experiment(loaded.resolve({"train.lr": 3e-3}), results=scratch / "warm", synthetic=True,
-                       use_wandb=False)
+        run_experiment(loaded.resolve({"train.lr": 3e-3}), results=scratch / "warm", synthetic=True, use_wandb=False)
         (scratch / "warm" / "cache").rename(cache)
         plain_times, ours_times = [], []
         sides = [("plain", plain_optuna, plain_times), ("ours", avbench_sweep, ours_times)]
@@ -110,15 +123,21 @@ def main() -> None:
                 results.mkdir()
                 (results / "cache").symlink_to(cache)
                 times.append(runner(loaded, space, results, args.trials))
-        print(f"spectrogram-cnn-cremad --preset {args.preset}: {args.trials} trials x {args.epochs} epochs "
-              f"(lr searched, batch 16, adam, no pruning), {args.repeats} interleaved repeats, "
-              f"load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"spectrogram-cnn-cremad --preset {args.preset}: {args.trials} trials x {args.epochs} epochs "
+            f"(lr searched, batch 16, adam, no pruning), {args.repeats} interleaved repeats, "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )
         for label, times in (("plain optuna  ", plain_times), ("avbench sweep ", ours_times)):
-            print(f"{label}: median {statistics.median(times):.2f}s, fastest {min(times):.2f}s  "
-                  f"({', '.join(f'{t:.2f}' for t in times)})")
+            print(
+                f"{label}: median {statistics.median(times):.2f}s, fastest {min(times):.2f}s  "
+                f"({', '.join(f'{t:.2f}' for t in times)})"
+            )
         median = statistics.median(ours_times) / statistics.median(plain_times)
-        print(f"wall-time ratio avbench/plain: median {median:.3f}, fastest {min(ours_times) / min(plain_times):.3f}"
-              "  (target <= 1.05)")
+        print(
+            f"wall-time ratio avbench/plain: median {median:.3f}, fastest {min(ours_times) / min(plain_times):.3f}"
+            "  (target <= 1.05)"
+        )
 
 
 if __name__ == "__main__":

@@ -50,14 +50,42 @@ def sweep(scratch: Path, name: str, args, extra: list[str]) -> tuple[float, floa
     results = scratch / name
     results.mkdir()
     (results / "cache").symlink_to(scratch / "cache")
-    command = [sys.executable, "-m", "avbench", "--results", str(results), "sweep", "spectrogram-cnn-cremad",
-               "--preset", args.preset, "--synthetic", "--no-wandb", "--trials", str(args.trials),
-               "--sweep-config", str(scratch / "space.yaml"), "--pruner", "none",
-               "--set", "train.batch_size=16", "--set", "train.optimizer=adam", "--set", "train.patience=0",
-               "--set", f"train.epochs={args.epochs}", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "avbench",
+        "--results",
+        str(results),
+        "sweep",
+        "spectrogram-cnn-cremad",
+        "--preset",
+        args.preset,
+        "--synthetic",
+        "--no-wandb",
+        "--trials",
+        str(args.trials),
+        "--sweep-config",
+        str(scratch / "space.yaml"),
+        "--pruner",
+        "none",
+        "--set",
+        "train.batch_size=16",
+        "--set",
+        "train.optimizer=adam",
+        "--set",
+        "train.patience=0",
+        "--set",
+        f"train.epochs={args.epochs}",
+        *extra,
+    ]
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO), "AVBENCH_DATA": str(scratch / "data")})
+    done = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "AVBENCH_DATA": str(scratch / "data")},
+    )
     elapsed = time.perf_counter() - started
     if done.returncode != 0 or f"{args.trials} finished" not in done.stdout:
         raise SystemExit(f"{name} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -71,20 +99,29 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--oversubscribed", action="store_true",
-                        help="also N workers with torch's default threads each")
+    parser.add_argument(
+        "--oversubscribed", action="store_true", help="also N workers with torch's default threads each"
+    )
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     oversubscribed = str(max(1, cores))
     configs = [
         ("1 worker, torch default threads", "one", []),
         ("1 worker, 1 thread", "one-thread", ["--threads", "1"]),
-        (f"{args.workers} workers, {max(1, cores // args.workers)} thread(s) each", "many",
-         ["--workers", str(args.workers)]),
+        (
+            f"{args.workers} workers, {max(1, cores // args.workers)} thread(s) each",
+            "many",
+            ["--workers", str(args.workers)],
+        ),
     ]
     if args.oversubscribed:
-        configs.append((f"{args.workers} workers, {oversubscribed} threads each", "oversubscribed",
-                        ["--workers", str(args.workers), "--threads", oversubscribed]))
+        configs.append(
+            (
+                f"{args.workers} workers, {oversubscribed} threads each",
+                "oversubscribed",
+                ["--workers", str(args.workers), "--threads", oversubscribed],
+            )
+        )
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         (scratch / "space.yaml").write_text(SPACE)
@@ -100,20 +137,26 @@ def main() -> None:
                 walls[key].append(wall)
                 spans[key].append(span)
                 loads.append(os.getloadavg()[0])
-        print(f"spectrogram-cnn-cremad --preset {args.preset}: {args.trials} trials x {args.epochs} epochs, "
-              f"{cores} cores, {args.repeats} interleaved repeats, load average {min(loads):.2f}-{max(loads):.2f}")
+        print(
+            f"spectrogram-cnn-cremad --preset {args.preset}: {args.trials} trials x {args.epochs} epochs, "
+            f"{cores} cores, {args.repeats} interleaved repeats, load average {min(loads):.2f}-{max(loads):.2f}"
+        )
         rate = {key: 3600 * args.trials / statistics.median(t) for key, t in walls.items()}
         steady = {key: 3600 * args.trials / statistics.median(t) for key, t in spans.items()}
         for label, key, _ in configs:
             runs = ", ".join(f"{t:.1f}" for t in walls[key])
-            print(f"{label:<40}: {rate[key]:6.0f} trials/hour end to end (median of {runs} s), "
-                  f"{steady[key]:6.0f} from first trial start to last trial end")
+            print(
+                f"{label:<40}: {rate[key]:6.0f} trials/hour end to end (median of {runs} s), "
+                f"{steady[key]:6.0f} from first trial start to last trial end"
+            )
         for name, table in (("end to end", rate), ("trials only", steady)):
             extra = ""
             if "oversubscribed" in table:
                 extra = f"; oversubscribed {table['oversubscribed'] / table['one']:.2f}"
-            print(f"{name:<12} ratio {args.workers} workers / 1: {table['many'] / table['one']:.2f} (target >= 1.6); "
-                  f"vs 1 worker with 1 thread {table['many'] / table['one-thread']:.2f}{extra}")
+            print(
+                f"{name:<12} ratio {args.workers} workers / 1: {table['many'] / table['one']:.2f} (target >= 1.6); "
+                f"vs 1 worker with 1 thread {table['many'] / table['one-thread']:.2f}{extra}"
+            )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ def _encode_audio(container, wave: np.ndarray, rate: int, codec: str, stream_rat
     return stream, frame
 
 
-def write_audio_av(path: Path, wave: np.ndarray, rate: int, *, container_format: str, codec: str,
-                   stream_rate: int | None = None) -> Path:
+def write_audio_av(
+    path: Path, wave: np.ndarray, rate: int, *, container_format: str, codec: str, stream_rate: int | None = None
+) -> Path:
     """An audio-only file through FFmpeg (MP3, M4A/AAC, WebM/Opus)."""
     import av
 
@@ -112,6 +113,7 @@ class ListedTask:
     def items(self, root, data):
         from avbench.tasks.base import Item
 
-        return [Item(audio=Path(audio), label=label, speaker=f"s{i}", split=split,
-                     video=Path(video) if video else None)
-                for i, (audio, video, label, split) in enumerate(self.rows)]
+        return [
+            Item(audio=Path(audio), label=label, speaker=f"s{i}", split=split, video=Path(video) if video else None)
+            for i, (audio, video, label, split) in enumerate(self.rows)
+        ]

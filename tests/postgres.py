@@ -67,19 +67,40 @@ def postgres_server() -> Iterator[str]:
         os.chown(base, user_entry.pw_uid, user_entry.pw_gid)
     port = free_port()
     try:
-        init = _run_as(user, [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                              "--no-sync", "-E", "UTF8"], timeout=120)
+        init = _run_as(
+            user,
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
+            timeout=120,
+        )
         if init.returncode:
             raise PostgresUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
         options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
-        start = _run_as(user, [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"),
-                               "-w", "-t", "60", "start"], timeout=90)
+        start = _run_as(
+            user,
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(base / "log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            timeout=90,
+        )
         if start.returncode:
             log = (base / "log").read_text(errors="replace") if (base / "log").exists() else ""
             raise PostgresUnavailable(f"pg_ctl start failed: {start.stderr.strip()[-300:]} {log[-500:]}")
         try:
-            created = _run_as(user, [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                                     "avbench"], timeout=60)
+            created = _run_as(
+                user,
+                [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "avbench"],
+                timeout=60,
+            )
             if created.returncode:
                 raise PostgresUnavailable(f"createdb failed: {created.stderr.strip()}")
             yield f"postgresql://postgres@127.0.0.1:{port}/avbench"

@@ -53,10 +53,20 @@ def main(experiment: str, results: Path) -> None:
     def run(scenario: str, failure: str, on_eval=None) -> None:
         values = {"model_args.failure": failure}
         try:
-            record = run_experiment(loaded.resolve(values), results=results, synthetic=True, use_wandb=False,
-                                    searched=values, on_eval=on_eval)
-            outcome = {"status": record.status, "epochs_run": record.epochs_run, "error": record.error,
-                       "run_id": record.run_id}
+            record = run_experiment(
+                loaded.resolve(values),
+                results=results,
+                synthetic=True,
+                use_wandb=False,
+                searched=values,
+                on_eval=on_eval,
+            )
+            outcome = {
+                "status": record.status,
+                "epochs_run": record.epochs_run,
+                "error": record.error,
+                "run_id": record.run_id,
+            }
         except RankFailure as exc:
             outcome = {"raised": f"{type(exc).__name__}: {exc}"}
             raise

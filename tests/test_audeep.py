@@ -59,13 +59,21 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("cell, bi_encoder, bi_decoder, size", [("gru", False, True, 2 * 8 * 2),
-                                                                 ("lstm", True, False, 2 * 8 * 2)])
+@pytest.mark.parametrize(
+    "cell, bi_encoder, bi_decoder, size", [("gru", False, True, 2 * 8 * 2), ("lstm", True, False, 2 * 8 * 2)]
+)
 def test_autoencoder_shapes(cell, bi_encoder, bi_decoder, size, one_thread):
     """auDeep's representation size: layers x units x decoder directions (x 2 for LSTM's h and c)."""
     spec = TaskSpec(num_classes=3, shapes={"audio": (2, 6, 10)})
-    model = audeep(spec, cell=cell, num_layers=2, num_units=8, bidirectional_encoder=bi_encoder,
-                   bidirectional_decoder=bi_decoder, keep_prob=1.0)
+    model = audeep(
+        spec,
+        cell=cell,
+        num_layers=2,
+        num_units=8,
+        bidirectional_encoder=bi_encoder,
+        bidirectional_decoder=bi_decoder,
+        keep_prob=1.0,
+    )
     batch = {"audio": torch.rand(4, 2, 6, 10) * 2 - 1}
     assert model(batch).shape == (4, 2, 10, 6)  # [B, thresholds, frames, bands]
     assert model.encode(batch).shape == (4, 2 * size)  # the two thresholds' representations fused
@@ -117,10 +125,18 @@ def test_mlp_cross_validation_scores_separable_features():
 
 def odd_feature_file(folds=(1, 2, 3)) -> FeatureFile:
     """Names that need quoting in CSV and ARFF: commas, quotes, spaces, non-ASCII."""
-    return FeatureFile(kind="representation", task="t", features=np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
-                       / 3, feature_dims=("generated",), filenames=["a b.wav", "it's,odd.wav", "ü/ç.wav"],
-                       labels=np.array([0, 1, 1]), class_names=("dog's bark", "rain, heavy"),
-                       folds=np.array(folds, np.int32), splits=["train", "val", "test"], settings={"x": 1})
+    return FeatureFile(
+        kind="representation",
+        task="t",
+        features=np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4) / 3,
+        feature_dims=("generated",),
+        filenames=["a b.wav", "it's,odd.wav", "ü/ç.wav"],
+        labels=np.array([0, 1, 1]),
+        class_names=("dog's bark", "rain, heavy"),
+        folds=np.array(folds, np.int32),
+        splits=["train", "val", "test"],
+        settings={"x": 1},
+    )
 
 
 def test_feature_file_round_trip_and_other_readers(tmp_path):
@@ -157,13 +173,12 @@ def test_csv_and_arff_round_trip_with_pandas_and_liac_arff(tmp_path, folds):
     assert dict(loaded["attributes"])["label"] == ["dog's bark", "rain, heavy"]  # class order kept
     rows = loaded["data"]
     features = [n for n in names if n.startswith("feature_")]
-    for source in (table[["filename", "fold", "label"]].values.tolist(),
-                   [[r[0], int(r[1]), r[-1]] for r in rows]):
-        assert [list(r) for r in source] == [[f, k, data.class_names[y]]
-                                            for f, k, y in zip(data.filenames, folds, data.labels, strict=True)]
+    for source in (table[["filename", "fold", "label"]].values.tolist(), [[r[0], int(r[1]), r[-1]] for r in rows]):
+        assert [list(r) for r in source] == [
+            [f, k, data.class_names[y]] for f, k, y in zip(data.filenames, folds, data.labels, strict=True)
+        ]
     np.testing.assert_array_equal(table[features].to_numpy(np.float32), data.features)
-    np.testing.assert_array_equal(np.array([r[names.index(features[0]):-1] for r in rows], np.float32),
-                                  data.features)
+    np.testing.assert_array_equal(np.array([r[names.index(features[0]) : -1] for r in rows], np.float32), data.features)
 
 
 def test_objective_sections_are_checked(cli):
@@ -172,13 +187,42 @@ def test_objective_sections_are_checked(cli):
 
     with pytest.raises(ConfigError, match="evaluation section"):
         check_model_args(Experiment(task="esc10", model="mel-stats-mlp", evaluation={"num_units": 10}))
-    out = cli("run", "audeep-esc10", "--preset", "tiny", "--synthetic", "--set", "data.fold=2", "--set",
-              "train.lr=0.01", "--set", "model_args.keep_prob=1", "--set", "evaluation.num_units=8", "--set",
-              "evaluation.keep_prob=1", expect=1).output
+    out = cli(
+        "run",
+        "audeep-esc10",
+        "--preset",
+        "tiny",
+        "--synthetic",
+        "--set",
+        "data.fold=2",
+        "--set",
+        "train.lr=0.01",
+        "--set",
+        "model_args.keep_prob=1",
+        "--set",
+        "evaluation.num_units=8",
+        "--set",
+        "evaluation.keep_prob=1",
+        expect=1,
+    ).output
     assert "data.fold does not apply" in out
-    out = cli("run", "audeep-esc10", "--preset", "tiny", "--synthetic", "--cv", "--set", "train.lr=0.01", "--set",
-              "model_args.keep_prob=1", "--set", "evaluation.num_units=8", "--set", "evaluation.keep_prob=1",
-              expect=1).output
+    out = cli(
+        "run",
+        "audeep-esc10",
+        "--preset",
+        "tiny",
+        "--synthetic",
+        "--cv",
+        "--set",
+        "train.lr=0.01",
+        "--set",
+        "model_args.keep_prob=1",
+        "--set",
+        "evaluation.num_units=8",
+        "--set",
+        "evaluation.keep_prob=1",
+        expect=1,
+    ).output
     assert "without --cv" in out
 
 
@@ -199,8 +243,18 @@ def test_one_sweep_trial_runs_the_pipeline_and_the_stage_commands_repeat_it(cli,
 
     # Stage 1 by hand, on the stand-in's folder, with the trial's (tiny preset's) settings.
     root = Path(os.environ["AVBENCH_DATA"]) / "esc10-tiny"  # where --synthetic wrote it
-    tiny = ("--sample-rate", "8000", "--fixed-length", "2", "--mel-bands", "16", "--clip-below", "-45",
-            "--clip-below", "-60")
+    tiny = (
+        "--sample-rate",
+        "8000",
+        "--fixed-length",
+        "2",
+        "--mel-bands",
+        "16",
+        "--clip-below",
+        "-45",
+        "--clip-below",
+        "-60",
+    )
     out = cli("features", "spectrogram", str(root), "--out", "spec.nc", *tiny).output
     assert "100 clips of esc10" in out
     spectrograms = read_feature_file(workspace / "spec.nc")

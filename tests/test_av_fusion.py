@@ -17,8 +17,12 @@ from avbench.sweep.space import representative, resolve_space
 from avbench.train.optim import build_optimizer
 from tests.test_models import fake_batch, tiny_spec
 
-FROZEN = {"none": set(), "a": {"audio_extractor"}, "v": {"video_extractor"},
-          "av": {"audio_extractor", "video_extractor"}}
+FROZEN = {
+    "none": set(),
+    "a": {"audio_extractor"},
+    "v": {"video_extractor"},
+    "av": {"audio_extractor", "video_extractor"},
+}
 
 
 def build(**args):
@@ -98,15 +102,25 @@ def test_output_is_the_log_of_the_decoders_mean_distribution():
 def _tiny_run_args(workspace) -> list[str]:
     loaded = load_experiment("av-fusion-cremad", preset="tiny")
     values = [f"{k}={json.dumps(representative(p))}" for k, p in resolve_space(loaded).params.items()]
-    return ["run", "av-fusion-cremad", "--preset", "tiny", "--synthetic", "--no-wandb",
-            *[arg for value in values for arg in ("--set", value)]]
+    return [
+        "run",
+        "av-fusion-cremad",
+        "--preset",
+        "tiny",
+        "--synthetic",
+        "--no-wandb",
+        *[arg for value in values for arg in ("--set", value)],
+    ]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("data.max_segment=0", "set data.max_segment to 1 or more"),
-    ("model_args.path_to_model_fv=missing.pt", "model_args.path_to_model_fv: no such file: missing.pt"),
-    ("model_args.encoder_decoder=51", "encoder_decoder must be 1 to 50"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.max_segment=0", "set data.max_segment to 1 or more"),
+        ("model_args.path_to_model_fv=missing.pt", "model_args.path_to_model_fv: no such file: missing.pt"),
+        ("model_args.encoder_decoder=51", "encoder_decoder must be 1 to 50"),
+    ],
+)
 def test_bad_settings_stop_the_run_in_one_line_before_any_data(cli, workspace, override, message):
     result = cli(*_tiny_run_args(workspace), "--set", override, expect=1)
     assert message in result.output and "Traceback" not in result.output

@@ -86,8 +86,17 @@ def test_bad_files_are_skipped_listed_and_the_rest_trains(cli, workspace, source
     broken_video.unlink()
     broken_video.write_bytes(b"FLV\x01\x05" + bytes(400))
     missing_video.unlink()
-    cli(*RUN, "--set", f"data.root={root}", "--set", "data.modalities=[audio, video]",
-        "--set", "data.num_frames=2", "--set", "data.image_size=16")
+    cli(
+        *RUN,
+        "--set",
+        f"data.root={root}",
+        "--set",
+        "data.modalities=[audio, video]",
+        "--set",
+        "data.num_frames=2",
+        "--set",
+        "data.image_size=16",
+    )
     (record,) = list(iter_records(workspace / "results"))
     assert record.status == "completed"
     reasons = {Path(path).name: reason for path, reason in record.skipped_files}
@@ -118,8 +127,19 @@ def test_strict_stops_with_one_line_naming_the_file(cli, workspace, source, kind
 def test_sweep_strict_stops_with_one_line(cli, workspace, source):
     name, content, reason = _bad_files(source)["corrupt"]
     root = _dataset(workspace, source, {name: content})
-    result = cli("sweep", "spectrogram-cnn-cremad", "--preset", "tiny", "--trials", "1", "--no-wandb",
-                 "--set", f"data.root={root}", "--strict", expect=1)
+    result = cli(
+        "sweep",
+        "spectrogram-cnn-cremad",
+        "--preset",
+        "tiny",
+        "--trials",
+        "1",
+        "--no-wandb",
+        "--set",
+        f"data.root={root}",
+        "--strict",
+        expect=1,
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and name in lines[0] and reason in lines[0], result.stderr
 
@@ -127,16 +147,27 @@ def test_sweep_strict_stops_with_one_line(cli, workspace, source):
 def test_audio_only_in_a_video_container(tmp_path):
     """Audio taken from MP4s (as a folder-of-videos task does): a video without an audio track,
     a missing or corrupt video are skipped with their reason; the good ones are used."""
+
     def clip(name: str, audio: bool = True) -> Path:
-        return write_video(tmp_path / name, lambda t: gray(100 + 50 * t), np.arange(10) / 10,
-                           audio=(tone(1, 16000), 16000) if audio else None)
+        return write_video(
+            tmp_path / name,
+            lambda t: gray(100 + 50 * t),
+            np.arange(10) / 10,
+            audio=(tone(1, 16000), 16000) if audio else None,
+        )
 
     good = [clip(f"good{i}.mp4") for i in range(3)]
     silent, broken = clip("silent.mp4", audio=False), tmp_path / "broken.mp4"
     broken.write_bytes(good[0].read_bytes()[:200])
     m4a = write_audio_av(tmp_path / "sound.m4a", tone(1, 16000), 16000, container_format="ipod", codec="aac")
-    rows = [(good[0], good[0], 0, "train"), (good[1], good[1], 1, "val"), (good[2], good[2], 0, "test"),
-            (silent, silent, 1, "train"), (broken, broken, 0, "train"), (m4a, None, 1, "train")]
+    rows = [
+        (good[0], good[0], 0, "train"),
+        (good[1], good[1], 1, "val"),
+        (good[2], good[2], 0, "test"),
+        (silent, silent, 1, "train"),
+        (broken, broken, 0, "train"),
+        (m4a, None, 1, "train"),
+    ]
     data = DataConfig(modalities=["audio", "video"], clip_seconds=1.0, n_mels=16, num_frames=2, image_size=8)
     prepared = prepare_data(ListedTask(rows), tmp_path, data, FeatureCache(tmp_path / "cache"))
     assert prepared.sizes() == {"train": 1, "val": 1, "test": 1}
@@ -145,8 +176,9 @@ def test_audio_only_in_a_video_container(tmp_path):
     assert reasons["sound.m4a"] == "no video file"
     assert "broken.mp4" in reasons
     with pytest.raises(Exception, match="silent.mp4: no audio track"):
-        prepare_data(ListedTask(rows[:4]), tmp_path, data.model_copy(update={"strict": True}),
-                     FeatureCache(tmp_path / "cache"))
+        prepare_data(
+            ListedTask(rows[:4]), tmp_path, data.model_copy(update={"strict": True}), FeatureCache(tmp_path / "cache")
+        )
 
 
 def test_a_modality_the_task_lacks_is_a_config_error(tmp_path):
@@ -195,9 +227,22 @@ def test_unreadable_files_and_folders(workspace, source):
     unreadable = root / "AudioWAV" / name
     unreadable.chmod(0)
     proc = subprocess.run(
-        [*_without_root_powers(), sys.executable, "-c", UNREADABLE_SCRIPT, str(root), str(unreadable),
-         *RUN, "--set", f"data.root={root}"],
-        cwd=workspace, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)},
+        [
+            *_without_root_powers(),
+            sys.executable,
+            "-c",
+            UNREADABLE_SCRIPT,
+            str(root),
+            str(unreadable),
+            *RUN,
+            "--set",
+            f"data.root={root}",
+        ],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

@@ -87,9 +87,16 @@ def test_two_processes_building_the_same_key_get_identical_arrays(wavs, tmp_path
         "print(json.dumps(got.stats.as_dict()))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "c"), str(tmp_path / f"{n}.npy"),
-                               *map(str, wavs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for n in ("a", "b")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / "c"), str(tmp_path / f"{n}.npy"), *map(str, wavs)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in ("a", "b")
+    ]
     outputs = [proc.communicate(timeout=240) for proc in procs]
     assert all(proc.returncode == 0 for proc in procs), outputs
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))

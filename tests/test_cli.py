@@ -62,13 +62,39 @@ BAD_INPUTS = {
     "unknown key": (["run", "spectrogram-cnn-cremad", "--set", "train.lrr=0.1"], "train.lrr"),
     "wrong type": (["run", "spectrogram-cnn-cremad", "--set", "train.epochs=lots"], "train.epochs"),
     "nulls left": (["run", "spectrogram-cnn-cremad"], "train.batch_size, train.lr, train.optimizer"),
-    "missing dataset": (["run", "spectrogram-cnn-cremad", "--set", "train.lr=0.1", "--set", "train.batch_size=4",
-                         "--set", "train.optimizer=adam", "--set", "data.root=nowhere"], "--synthetic"),
+    "missing dataset": (
+        [
+            "run",
+            "spectrogram-cnn-cremad",
+            "--set",
+            "train.lr=0.1",
+            "--set",
+            "train.batch_size=4",
+            "--set",
+            "train.optimizer=adam",
+            "--set",
+            "data.root=nowhere",
+        ],
+        "--synthetic",
+    ),
     "malformed yaml": (["run", "experiments/malformed.yaml"], "malformed"),
     "unknown model": (["run", "experiments/typo-model.yaml"], "did you mean 'spectrogram-cnn'"),
-    "unknown model arg": (["run", "spectrogram-cnn-cremad", "--set", "model_args.widht=2", "--set", "train.lr=0.1",
-                           "--set", "train.batch_size=4", "--set", "train.optimizer=adam", "--synthetic"],
-                          "did you mean 'width'"),
+    "unknown model arg": (
+        [
+            "run",
+            "spectrogram-cnn-cremad",
+            "--set",
+            "model_args.widht=2",
+            "--set",
+            "train.lr=0.1",
+            "--set",
+            "train.batch_size=4",
+            "--set",
+            "train.optimizer=adam",
+            "--synthetic",
+        ],
+        "did you mean 'width'",
+    ),
     "bad preset": (["sweep", "spectrogram-cnn-cremad", "--preset", "huge"], "no preset 'huge'"),
 }
 
@@ -87,19 +113,23 @@ def test_bad_input_is_one_clear_line(case, workspace):
 
 
 def test_import_and_help_do_not_load_heavy_libraries():
-    code = ("import sys, avbench.cli\n"
-            "from click.testing import CliRunner\n"
-            "assert CliRunner().invoke(avbench.cli.cli, ['--help']).exit_code == 0\n"
-            "heavy = [m for m in ('torch', 'optuna', 'wandb', 'timm', 'accelerate') if m in sys.modules]\n"
-            "print(','.join(heavy))")
+    code = (
+        "import sys, avbench.cli\n"
+        "from click.testing import CliRunner\n"
+        "assert CliRunner().invoke(avbench.cli.cli, ['--help']).exit_code == 0\n"
+        "heavy = [m for m in ('torch', 'optuna', 'wandb', 'timm', 'accelerate') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == ""
 
 
 def test_leaderboard_does_not_import_torch(tmp_path):
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom avbench.cli import cli\n"
-            f"r = CliRunner().invoke(cli, ['--results', {str(tmp_path)!r}, 'leaderboard', '--format', 'json'])\n"
-            "assert r.exit_code == 0, r.output\nprint('torch' in sys.modules)")
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom avbench.cli import cli\n"
+        f"r = CliRunner().invoke(cli, ['--results', {str(tmp_path)!r}, 'leaderboard', '--format', 'json'])\n"
+        "assert r.exit_code == 0, r.output\nprint('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"
 

@@ -16,8 +16,12 @@ def write(path, text):
 
 
 def test_find_nulls_reads_the_raw_file_not_defaults():
-    raw = {"task": "cremad", "train": {"lr": None, "epochs": 3}, "data": {"root": "x"},
-           "presets": {"p": {"train": {"batch_size": None}}}}
+    raw = {
+        "task": "cremad",
+        "train": {"lr": None, "epochs": 3},
+        "data": {"root": "x"},
+        "presets": {"p": {"train": {"batch_size": None}}},
+    }
     assert find_nulls(raw) == ["train.lr"]
 
 
@@ -28,9 +32,16 @@ def test_repo_experiment_searches_lr_batch_size_and_optimizer(workspace):
     assert (config.train.lr, config.train.batch_size, config.train.optimizer) == (1e-3, 8, "sgd")
 
 
-@pytest.mark.parametrize("text,value", [("train.lr=3e-4", 3e-4), ("train.epochs=5", 5),
-                                        ("train.optimizer=lion", "lion"), ("data.modalities=[audio]", ["audio"]),
-                                        ("train.lr=null", None)])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("train.lr=3e-4", 3e-4),
+        ("train.epochs=5", 5),
+        ("train.optimizer=lion", "lion"),
+        ("data.modalities=[audio]", ["audio"]),
+        ("train.lr=null", None),
+    ],
+)
 def test_override_values_are_yaml(text, value):
     assert parse_override(text)[1] == value
 

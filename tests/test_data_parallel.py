@@ -49,8 +49,9 @@ def assert_one_run_on_two_ranks(run: Path) -> dict:
 
 
 def test_torchrun_sweep_trains_each_trial_on_both_ranks_with_rank_0s_parameters(workspace):
-    result = torchrun("-m", "avbench", "sweep", EXPERIMENT, *TINY, "--trials", "2", "--no-wandb", *UNEVEN,
-                      cwd=workspace)
+    result = torchrun(
+        "-m", "avbench", "sweep", EXPERIMENT, *TINY, "--trials", "2", "--no-wandb", *UNEVEN, cwd=workspace
+    )
     assert result.returncode == 0, result.output
     assert result.stdout.count("2 finished, 0 failed") == 1  # rank 0 alone reports
     study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{workspace}/results/studies/{EXPERIMENT}.db")
@@ -71,18 +72,28 @@ def test_torchrun_run_writes_one_record_from_both_ranks(workspace):
     assert assert_one_run_on_two_ranks(run)["status"] == "completed"
 
 
-
 def test_torchrun_trains_a_model_whose_layerdrop_skips_parameters(workspace):
     """wav2vec2's layerdrop leaves a skipped layer without gradients; DDP refuses that in the
     next step unless it looks for unused parameters, which the registry's skips_parameters
     asks for."""
-    values = ("--set", "model_args.num_layers=3", "--set", "model_args.layerdrop=0.7", "--set", "train.lr=0.001",
-              "--set", "train.batch_size=8", "--set", "train.epochs=1")
+    values = (
+        "--set",
+        "model_args.num_layers=3",
+        "--set",
+        "model_args.layerdrop=0.7",
+        "--set",
+        "train.lr=0.001",
+        "--set",
+        "train.batch_size=8",
+        "--set",
+        "train.epochs=1",
+    )
     result = torchrun("-m", "avbench", "run", "wav2vec2-cremad", *TINY, *values, "--no-wandb", cwd=workspace)
     assert result.returncode == 0, result.output
     (run,) = (workspace / "results" / "runs" / "wav2vec2-cremad").iterdir()
     record = assert_one_run_on_two_ranks(run)
     assert record["status"] == "completed", record.get("error")
+
 
 PROBE_EXPERIMENT = """\
 task: cremad
@@ -100,8 +111,10 @@ def test_ranks_stop_together_and_a_failure_on_one_rank_ends_the_launch(workspace
     (workspace / "probe.yaml").write_text(PROBE_EXPERIMENT)
     result = torchrun(str(REPO / "tests" / "ranks_probe.py"), "probe.yaml", "results", cwd=workspace)
     assert result.returncode != 0
-    seen = [[json.loads(line) for line in (workspace / "results" / f"probe-rank-{i}.jsonl").read_text().splitlines()]
-            for i in (0, 1)]
+    seen = [
+        [json.loads(line) for line in (workspace / "results" / f"probe-rank-{i}.jsonl").read_text().splitlines()]
+        for i in (0, 1)
+    ]
     nan, stopped = seen[0][0], seen[0][1]
     assert nan["status"] == "failed" and "NonFiniteLoss: training loss became nan" in nan["error"]
     assert stopped["status"] == "pruned" and stopped["epochs_run"] == 1

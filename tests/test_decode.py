@@ -30,14 +30,26 @@ WAV_VARIANTS = {
     "wav-11025": (lambda p: write_wav(p, tone(1, 11025), 11025), 11025),
     "flac-48000": (lambda p: write_wav(p.with_suffix(".flac"), tone(1, 48000), 48000, "PCM_16"), 48000),
     "ogg-vorbis": (lambda p: write_wav(p.with_suffix(".ogg"), tone(1, 22050), 22050, "VORBIS", "OGG"), 22050),
-    "mp3": (lambda p: write_audio_av(p.with_suffix(".mp3"), tone(1, 22050), 22050, container_format="mp3",
-                                     codec="mp3"), 22050),
-    "m4a-aac": (lambda p: write_audio_av(p.with_suffix(".m4a"), tone(1, 44100), 44100, container_format="ipod",
-                                         codec="aac"), 44100),
-    "webm-opus": (lambda p: write_audio_av(p.with_suffix(".webm"), tone(1, 16000), 16000, container_format="webm",
-                                           codec="libopus", stream_rate=48000), 48000),
-    "mp4-video-with-aac": (lambda p: write_video(p.with_suffix(".mp4"), lambda t: gray(128), np.arange(10) / 10,
-                                                 audio=(tone(1, 16000), 16000)), 16000),
+    "mp3": (
+        lambda p: write_audio_av(p.with_suffix(".mp3"), tone(1, 22050), 22050, container_format="mp3", codec="mp3"),
+        22050,
+    ),
+    "m4a-aac": (
+        lambda p: write_audio_av(p.with_suffix(".m4a"), tone(1, 44100), 44100, container_format="ipod", codec="aac"),
+        44100,
+    ),
+    "webm-opus": (
+        lambda p: write_audio_av(
+            p.with_suffix(".webm"), tone(1, 16000), 16000, container_format="webm", codec="libopus", stream_rate=48000
+        ),
+        48000,
+    ),
+    "mp4-video-with-aac": (
+        lambda p: write_video(
+            p.with_suffix(".mp4"), lambda t: gray(128), np.arange(10) / 10, audio=(tone(1, 16000), 16000)
+        ),
+        16000,
+    ),
 }
 
 

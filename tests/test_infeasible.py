@@ -22,8 +22,7 @@ TINY = ("--preset", "tiny", "--synthetic", "--no-wandb")
 # The tiny preset's 32-mel log-mel resized to 32 x 64: patch 8 gives 32 patches; 16 gives 8 and
 # 32 gives 2 (too few), 64 does not divide 32; with head_dim 0, dim 32 splits into 2 heads but not 3. One in four
 # suggestions can be built.
-SMALL = ("--set", "model_args.spectrogram_size=[32, 64]", "--set", "model_args.head_dim=0",
-         "--set", "train.epochs=1")
+SMALL = ("--set", "model_args.spectrogram_size=[32, 64]", "--set", "model_args.head_dim=0", "--set", "train.epochs=1")
 SPACE = """
 method: {method}
 metric: {{name: val/acc, goal: maximize}}
@@ -40,8 +39,16 @@ FEASIBLE = {"model_args.patch_size": 8, "model_args.heads": 2}
 
 
 def vit_args(**changes) -> dict:
-    return {"spectrogram_size": [32, 64], "patch_size": 8, "dim": 32, "heads": 2, "head_dim": 0, "depth": 1,
-            "mlp_dim": 64, **changes}
+    return {
+        "spectrogram_size": [32, 64],
+        "patch_size": 8,
+        "dim": 32,
+        "heads": 2,
+        "head_dim": 0,
+        "depth": 1,
+        "mlp_dim": 64,
+        **changes,
+    }
 
 
 def test_the_vit_check_names_what_cannot_be_built():
@@ -67,8 +74,10 @@ def test_head_dim_and_mlp_dim_are_built_as_asked():
 
 
 def test_run_with_an_infeasible_combination_is_one_line_and_reads_no_data(cli, workspace):
-    sets = [f"--set=model_args.{k}={v}" for k, v in (("patch_size", 16), ("heads", 2), ("depth", 1), ("dim", 32),
-                                                     ("mlp_dim", 64))]
+    sets = [
+        f"--set=model_args.{k}={v}"
+        for k, v in (("patch_size", 16), ("heads", 2), ("depth", 1), ("dim", 32), ("mlp_dim", 64))
+    ]
     result = cli("run", VIT, *TINY, *SMALL, *sets, "--set=train.lr=0.001", "--set=train.batch_size=32", expect=1)
     assert "gives 8 patches; a ViT needs more than 16" in result.output
     assert len(result.output.strip().splitlines()) == 1
@@ -88,8 +97,9 @@ def _records(workspace, sweep: str):
 def test_optuna_sweep_skips_infeasible_suggestions_and_finishes_exactly_n_trials(cli, workspace):
     sweep_file = _sweep_file(workspace, "random")
     out = cli("sweep", VIT, *TINY, *SMALL, "--sweep-config", sweep_file, "--trials", "2").output
-    study = optuna.load_study(study_name=f"{VIT}-tiny-synthetic",
-                              storage=f"sqlite:///{workspace / 'results' / 'studies' / f'{VIT}.db'}")
+    study = optuna.load_study(
+        study_name=f"{VIT}-tiny-synthetic", storage=f"sqlite:///{workspace / 'results' / 'studies' / f'{VIT}.db'}"
+    )
     trials = study.get_trials()
     infeasible = [t for t in trials if "infeasible" in t.user_attrs]
     real = [t for t in trials if "infeasible" not in t.user_attrs]
@@ -115,7 +125,6 @@ def test_optuna_sweep_skips_infeasible_suggestions_and_finishes_exactly_n_trials
     assert len(_records(workspace, f"{VIT}-tiny-synthetic")) == 3
 
 
-
 def test_infeasible_suggestions_neither_break_nor_extend_the_failure_streak():
     """Both backends count with trial_loop.Streaks: 3 failed trials in a row stop a sweep even
     with infeasible suggestions between them; a finished trial ends the streak."""
@@ -128,6 +137,7 @@ def test_infeasible_suggestions_neither_break_nor_extend_the_failure_streak():
     assert (streaks.failures, streaks.infeasible) == (2, 1)
     with pytest.raises(AvbenchError, match="3 trials in a row failed; last: nan loss"):
         streaks.after("failed", "nan loss")
+
 
 def test_a_space_with_nothing_feasible_stops_with_one_line(cli, workspace, monkeypatch):
     from avbench.sweep import trial_loop
@@ -142,8 +152,18 @@ def test_a_space_with_nothing_feasible_stops_with_one_line(cli, workspace, monke
 
 def test_wandb_sweep_skips_infeasible_suggestions_and_finishes_exactly_n_trials(cli, workspace):
     sweep = f"{VIT}-tiny-synthetic-wandb"
-    out = cli("sweep", VIT, *TINY, *SMALL, "--backend", "wandb", "--sweep-config", _sweep_file(workspace, "random"),
-              "--trials", "2").output
+    out = cli(
+        "sweep",
+        VIT,
+        *TINY,
+        *SMALL,
+        "--backend",
+        "wandb",
+        "--sweep-config",
+        _sweep_file(workspace, "random"),
+        "--trials",
+        "2",
+    ).output
     state = json.loads((workspace / "results" / "wandb-sweeps" / f"{sweep}.json").read_text())
     real = [run for run in state["runs"] if run["status"] != "infeasible"]
     infeasible = [run for run in state["runs"] if run["status"] == "infeasible"]
@@ -158,8 +178,11 @@ def test_wandb_sweep_skips_infeasible_suggestions_and_finishes_exactly_n_trials(
 def _experiments_and_presets() -> list[tuple[str, str | None]]:
     import yaml
 
-    return [(path.stem, preset) for path in sorted((REPO / "experiments").glob("*.yaml"))
-            for preset in (None, *(yaml.safe_load(path.read_text()).get("presets") or {}))]
+    return [
+        (path.stem, preset)
+        for path in sorted((REPO / "experiments").glob("*.yaml"))
+        for preset in (None, *(yaml.safe_load(path.read_text()).get("presets") or {}))
+    ]
 
 
 @pytest.mark.parametrize("name, preset", _experiments_and_presets())

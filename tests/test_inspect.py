@@ -50,8 +50,9 @@ def test_synth_then_inspect_through_the_cli(name: str, standin, cli) -> None:
     assert report["classes"] == list(task.classes) and report["files"] == len(items)
     assert {split: summary["files"] for split, summary in report["splits"].items()} == expected
     for label, class_name in enumerate(task.classes):
-        assert report["counts"][class_name] == {s: sum(1 for i in items if i.label == label and i.split == s)
-                                                for s in SPLITS}
+        assert report["counts"][class_name] == {
+            s: sum(1 for i in items if i.label == label and i.split == s) for s in SPLITS
+        }
     rate, formats, video = FORMATS[name]
     assert report["sample_rates"] == {str(rate): len(items)} and report["channels"] == {"1": len(items)}
     assert set(report["formats"]) == formats and set(report["video"]) == video
@@ -136,8 +137,9 @@ def test_missing_files_listed_in_the_esc_csv_are_problems(standin, tmp_path: Pat
         name = line.split(",")[0]
         shutil.copy(source / "audio" / name, tmp_path / "audio" / name)
     report = inspect_dataset(tmp_path, "esc10")
-    assert report.files == 2 and report.problems == [(f"audio/{lines[3].split(',')[0]}",
-                                                      "missing (listed in meta/esc50.csv)")]
+    assert report.files == 2 and report.problems == [
+        (f"audio/{lines[3].split(',')[0]}", "missing (listed in meta/esc50.csv)")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -157,8 +159,10 @@ def test_cli_errors_are_one_line(args: list[str], expected: str, tmp_path: Path)
 
 def test_inspect_does_not_import_torch(standin) -> None:
     """Tasks never import torch, so looking at a dataset starts as fast as `avbench --help`."""
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom avbench.cli import cli\n"
-            f"r = CliRunner().invoke(cli, ['data', 'inspect', {str(standin('audiofolder'))!r}])\n"
-            "assert r.exit_code == 0, r.output\nprint('torch' in sys.modules)")
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom avbench.cli import cli\n"
+        f"r = CliRunner().invoke(cli, ['data', 'inspect', {str(standin('audiofolder'))!r}])\n"
+        "assert r.exit_code == 0, r.output\nprint('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "False"

@@ -12,14 +12,26 @@ from avbench.results.records import RunRecord, iter_records, write_record
 
 
 def record(run_id, val, test, status="completed", data_kind="synthetic", model="m", cv=None):
-    return RunRecord(run_id=run_id, experiment=f"{model}-t", task="t", model=model, status=status,
-                     data_kind=data_kind, val={"acc": val, "uar": val, "macro_f1": val},
-                     test={"acc": test, "uar": test, "macro_f1": test} if test is not None else {}, cv=cv)
+    return RunRecord(
+        run_id=run_id,
+        experiment=f"{model}-t",
+        task="t",
+        model=model,
+        status=status,
+        data_kind=data_kind,
+        val={"acc": val, "uar": val, "macro_f1": val},
+        test={"acc": test, "uar": test, "macro_f1": test} if test is not None else {},
+        cv=cv,
+    )
 
 
 def test_best_validation_run_is_reported_with_its_test_score(tmp_path):
-    for rec in [record("a", 0.7, 0.9), record("b", 0.8, 0.6), record("c", 0.95, None, status="pruned"),
-                record("d", 0.99, 0.99, status="failed")]:
+    for rec in [
+        record("a", 0.7, 0.9),
+        record("b", 0.8, 0.6),
+        record("c", 0.95, None, status="pruned"),
+        record("d", 0.99, 0.99, status="failed"),
+    ]:
         write_record(tmp_path, rec)
     (row,) = leaderboard_rows(tmp_path)
     assert row["run_id"] == "b" and row["test/acc"] == 0.6  # chosen on validation, never on test
@@ -31,14 +43,18 @@ def test_real_synthetic_and_control_runs_are_never_ranked_together(tmp_path):
     write_record(tmp_path, record("syn", 0.9, 0.9, data_kind="synthetic"))
     write_record(tmp_path, record("shuf", 0.2, 0.2, data_kind="synthetic, shuffled train labels"))
     assert sorted(r["data"] for r in leaderboard_rows(tmp_path)) == [
-        "real", "synthetic", "synthetic, shuffled train labels"]
+        "real",
+        "synthetic",
+        "synthetic, shuffled train labels",
+    ]
 
 
 def test_cross_validation_folds_become_one_mean_and_std_row(tmp_path):
     tests = [0.6, 0.7, 0.8]
     for fold, test in enumerate(tests, start=1):
-        write_record(tmp_path, record(f"cv1-fold{fold}", 0.5 + fold / 10, test,
-                                      cv={"group": "cv1", "fold": fold, "folds": 3}))
+        write_record(
+            tmp_path, record(f"cv1-fold{fold}", 0.5 + fold / 10, test, cv={"group": "cv1", "fold": fold, "folds": 3})
+        )
     # A second cross-validation that lost a fold is not a result.
     write_record(tmp_path, record("cv2-fold1", 0.99, 0.99, cv={"group": "cv2", "fold": 1, "folds": 3}))
     (row,) = leaderboard_rows(tmp_path)
@@ -49,17 +65,43 @@ def test_cross_validation_folds_become_one_mean_and_std_row(tmp_path):
 
 
 def test_cv_needs_a_task_with_folds(cli):
-    result = cli("run", "mel-stats-mlp-cremad", "--cv", "--synthetic", "--preset", "tiny", "--no-wandb",
-                 "--set", "train.lr=0.01", "--set", "train.weight_decay=0", "--set", "model_args.dropout=0",
-                 expect=1)
+    result = cli(
+        "run",
+        "mel-stats-mlp-cremad",
+        "--cv",
+        "--synthetic",
+        "--preset",
+        "tiny",
+        "--no-wandb",
+        "--set",
+        "train.lr=0.01",
+        "--set",
+        "train.weight_decay=0",
+        "--set",
+        "model_args.dropout=0",
+        expect=1,
+    )
     assert "no predefined folds" in result.output
 
 
 def test_cv_runs_every_esc10_fold_and_ranks_one_mean_and_std_row(cli, workspace):
     import json
 
-    out = cli("run", "mel-stats-mlp-esc10", "--cv", "--synthetic", "--preset", "tiny", "--no-wandb",
-              "--set", "train.lr=0.01", "--set", "train.weight_decay=0.01", "--set", "model_args.dropout=0.1").output
+    out = cli(
+        "run",
+        "mel-stats-mlp-esc10",
+        "--cv",
+        "--synthetic",
+        "--preset",
+        "tiny",
+        "--no-wandb",
+        "--set",
+        "train.lr=0.01",
+        "--set",
+        "train.weight_decay=0.01",
+        "--set",
+        "model_args.dropout=0.1",
+    ).output
     assert "5-fold cross-validation" in out and "test/acc=" in out and "±" in out
     folds = [r for r in iter_records(workspace / "results") if r.cv]
     assert sorted(r.cv["fold"] for r in folds) == [1, 2, 3, 4, 5]

@@ -18,10 +18,20 @@ TINY_DATA = {"clip_seconds": 1.0, "n_mels": 32, "num_frames": 4, "image_size": 3
 
 def tiny_spec(name: str, num_classes: int = 5) -> TaskSpec:
     factory = MODELS.get(name)
-    data = DataConfig(**{**TINY_DATA, **factory.tiny_data, "modalities": list(factory.modalities),
-                         "audio_feature": factory.audio_input})
-    return TaskSpec(num_classes=num_classes, modalities=factory.modalities, sample_rate=data.sample_rate,
-                    shapes=example_shapes(data))
+    data = DataConfig(
+        **{
+            **TINY_DATA,
+            **factory.tiny_data,
+            "modalities": list(factory.modalities),
+            "audio_feature": factory.audio_input,
+        }
+    )
+    return TaskSpec(
+        num_classes=num_classes,
+        modalities=factory.modalities,
+        sample_rate=data.sample_rate,
+        shapes=example_shapes(data),
+    )
 
 
 def fake_batch(spec: TaskSpec, size: int = 3) -> dict:

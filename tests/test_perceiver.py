@@ -15,8 +15,12 @@ TINY = MODELS.get("perceiver").tiny_args
 
 
 def tiny_spec(frames: int = 2, size: int = 16, samples: int = 1600, num_classes: int = 4) -> TaskSpec:
-    return TaskSpec(num_classes=num_classes, modalities=("audio", "video"), sample_rate=16000,
-                    shapes={"audio": (1, samples), "video": (frames, 3, size, size)})
+    return TaskSpec(
+        num_classes=num_classes,
+        modalities=("audio", "video"),
+        sample_rate=16000,
+        shapes={"audio": (1, samples), "video": (frames, 3, size, size)},
+    )
 
 
 def build(spec: TaskSpec | None = None, **overrides):
@@ -48,14 +52,17 @@ def test_the_label_slot_is_masked_even_when_it_carries_a_one_hot():
     model = build(spec).eval()
     preprocessor = model.autoencoder.perceiver.input_preprocessor
     inputs = batch(spec)
-    hf_inputs = {"image": inputs["video"], "audio": inputs["audio"].reshape(3, -1, 1),
-                 "label": torch.zeros(3, model.label_width)}
+    hf_inputs = {
+        "image": inputs["video"],
+        "audio": inputs["audio"].reshape(3, -1, 1),
+        "label": torch.zeros(3, model.label_width),
+    }
     with torch.no_grad():
         zeros, sizes, _ = preprocessor(hf_inputs)
         one_hot = torch.nn.functional.one_hot(inputs["label"], model.label_width).float()
         leaked, _, _ = preprocessor({**hf_inputs, "label": one_hot})
     assert torch.equal(zeros, leaked)
-    label_token = zeros[:, -sizes["label"]:]  # modalities are concatenated in sorted order: label last
+    label_token = zeros[:, -sizes["label"] :]  # modalities are concatenated in sorted order: label last
     assert torch.equal(label_token, preprocessor.mask["label"].expand_as(label_token))
 
 
@@ -73,13 +80,21 @@ def test_only_the_label_is_decoded():
 
 
 def test_published_defaults_are_the_deepmind_configuration():
-    spec = TaskSpec(num_classes=6, modalities=("audio", "video"), sample_rate=16000,
-                    shapes={"audio": (1, 30720), "video": (16, 3, 224, 224)})
+    spec = TaskSpec(
+        num_classes=6,
+        modalities=("audio", "video"),
+        sample_rate=16000,
+        shapes={"audio": (1, 30720), "video": (16, 3, 224, 224)},
+    )
     model = MODELS.get("perceiver")(spec)
     config = model.autoencoder.config
     assert (config.num_latents, config.d_latents, config.d_model) == (784, 512, 704)
-    assert (config.num_blocks, config.num_self_attends_per_block, config.num_self_attention_heads,
-            config.num_cross_attention_heads) == (1, 8, 8, 1)
+    assert (
+        config.num_blocks,
+        config.num_self_attends_per_block,
+        config.num_self_attention_heads,
+        config.num_cross_attention_heads,
+    ) == (1, 8, 8, 1)
     assert (config.num_frames, config.audio_samples_per_frame, config.samples_per_patch) == (16, 1920, 16)
     assert config.image_size == 56  # HF counts the 4× space-to-depth patch grid: 224 / 4
     assert model.autoencoder.perceiver.input_preprocessor.num_channels == 704

@@ -44,13 +44,23 @@ def _band_hz(band: int) -> float:
 def clip(tmp_path_factory):
     """One MP4 whose audio pitch and video brightness both rise with time."""
     path = tmp_path_factory.mktemp("seg") / "clip.mp4"
-    return write_video(path, lambda t: gray(20 + 100 * t), np.arange(int(SECONDS * 25)) / 25,
-                       audio=(chirp(SECONDS, RATE), RATE))
+    return write_video(
+        path, lambda t: gray(20 + 100 * t), np.arange(int(SECONDS * 25)) / 25, audio=(chirp(SECONDS, RATE), RATE)
+    )
 
 
 def test_segments_cut_audio_and_video_at_the_same_moments(clip, tmp_path):
-    data = DataConfig(modalities=["audio", "video"], clip_seconds=SECONDS, n_mels=MELS, num_frames=4,
-                      image_size=8, max_segment=3, segment_seconds=1.0, video_mean=[0, 0, 0], video_std=[1, 1, 1])
+    data = DataConfig(
+        modalities=["audio", "video"],
+        clip_seconds=SECONDS,
+        n_mels=MELS,
+        num_frames=4,
+        image_size=8,
+        max_segment=3,
+        segment_seconds=1.0,
+        video_mean=[0, 0, 0],
+        video_std=[1, 1, 1],
+    )
     task = ListedTask([(clip, clip, 0, split) for split in ("train", "val", "test")])
     prepared = prepare_data(task, tmp_path, data, FeatureCache(tmp_path / "cache"))
     assert prepared.spec.modalities == ("audio", "video")
@@ -68,8 +78,15 @@ def test_segments_cut_audio_and_video_at_the_same_moments(clip, tmp_path):
 
 
 def test_batches_gain_a_segment_axis(clip, tmp_path):
-    data = DataConfig(modalities=["audio", "video"], clip_seconds=SECONDS, n_mels=16, num_frames=2,
-                      image_size=8, max_segment=4, segment_seconds=0.8)
+    data = DataConfig(
+        modalities=["audio", "video"],
+        clip_seconds=SECONDS,
+        n_mels=16,
+        num_frames=2,
+        image_size=8,
+        max_segment=4,
+        segment_seconds=0.8,
+    )
     task = ListedTask([(clip, clip, label, split) for split in ("train", "val", "test") for label in (0, 1)])
     prepared = prepare_data(task, tmp_path, data, FeatureCache(tmp_path / "cache"))
     batch = next(iter(torch.utils.data.DataLoader(ArrayDataset(prepared.splits["train"]), batch_size=2)))

@@ -22,9 +22,16 @@ def test_repo_sweep_file_is_used(workspace):
     assert space.metric == "val/acc"
 
 
-@pytest.mark.parametrize("spec,kind", [({"values": [1, 2]}, "categorical"), ({"value": 3}, "categorical"),
-                                       ({"min": 1, "max": 4}, "int"), ({"min": 0.1, "max": 0.5}, "float"),
-                                       ({"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}, "float")])
+@pytest.mark.parametrize(
+    "spec,kind",
+    [
+        ({"values": [1, 2]}, "categorical"),
+        ({"value": 3}, "categorical"),
+        ({"min": 1, "max": 4}, "int"),
+        ({"min": 0.1, "max": 0.5}, "float"),
+        ({"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}, "float"),
+    ],
+)
 def test_wandb_distributions(spec, kind):
     assert parse_param("x", spec).kind == kind
 
@@ -32,7 +39,8 @@ def test_wandb_distributions(spec, kind):
 def test_nested_wandb_parameters_are_flattened(workspace):
     (workspace / "sweeps" / "spectrogram-cnn-cremad.yaml").write_text(
         "method: random\nparameters:\n  train:\n    parameters:\n      lr: {min: 0.001, max: 0.01}\n"
-        "      batch_size: {values: [4]}\n      optimizer: {values: [sgd]}\n")
+        "      batch_size: {values: [4]}\n      optimizer: {values: [sgd]}\n"
+    )
     space = resolve_space(load_experiment("spectrogram-cnn-cremad"))
     assert set(space.params) == {"train.lr", "train.batch_size", "train.optimizer"} and space.method == "random"
 
@@ -58,7 +66,8 @@ def test_range_for_a_field_that_is_not_null_is_an_error(workspace):
 def test_a_range_with_an_invalid_value_fails_before_training(workspace):
     (workspace / "sweeps" / "spectrogram-cnn-cremad.yaml").write_text(
         "parameters:\n  train.lr: {min: 0.001, max: 0.01}\n  train.batch_size: {values: [8, 0]}\n"
-        "  train.optimizer: {values: [adam, rmsprop]}\n")
+        "  train.optimizer: {values: [adam, rmsprop]}\n"
+    )
     with pytest.raises(ConfigError, match="batch_size.*allows 0"):
         resolve_space(load_experiment("spectrogram-cnn-cremad"))
 

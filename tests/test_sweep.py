@@ -58,7 +58,8 @@ def test_sweep_resumes_logs_to_wandb_and_feeds_the_leaderboard(cli, workspace):
         assert [h["val/acc"] for h in entry["history"]][: record.epochs_run] == [
             json.loads(line)["val/acc"]
             for line in (workspace / "results" / "runs" / record.experiment / record.run_id / "metrics.jsonl")
-            .read_text().splitlines()
+            .read_text()
+            .splitlines()
         ]
         if record.status == "completed":
             assert entry["summary"]["test/acc"] == record.test["acc"]
@@ -81,15 +82,33 @@ def test_sweep_resumes_logs_to_wandb_and_feeds_the_leaderboard(cli, workspace):
 # --workers parent, which passes it on to each worker process once (a lone worker is the same
 # `avbench sweep --workers 1` command and handles it the same way). A sweep started with
 # `nohup … &` ignores SIGINT (and so would its workers); it is stopped with kill (SIGTERM).
-@pytest.mark.parametrize(("sig", "sigint_at_start"),
-                         [(signal.SIGINT, signal.SIG_DFL), (signal.SIGTERM, signal.SIG_IGN)],
-                         ids=["ctrl-c", "kill-a-background-sweep"])
+@pytest.mark.parametrize(
+    ("sig", "sigint_at_start"),
+    [(signal.SIGINT, signal.SIG_DFL), (signal.SIGTERM, signal.SIG_IGN)],
+    ids=["ctrl-c", "kill-a-background-sweep"],
+)
 def test_a_sweep_killed_mid_trial_resumes_without_losing_or_double_counting(workspace, sig, sigint_at_start):
-    args = ("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "3", "--no-wandb", "--set", "train.epochs=4",
-            "--workers", "2")
-    proc = subprocess.Popen([*AVBENCH, *args], cwd=workspace, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint_at_start))
+    args = (
+        "sweep",
+        "spectrogram-cnn-cremad",
+        *TINY,
+        "--trials",
+        "3",
+        "--no-wandb",
+        "--set",
+        "train.epochs=4",
+        "--workers",
+        "2",
+    )
+    proc = subprocess.Popen(
+        [*AVBENCH, *args],
+        cwd=workspace,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint_at_start),
+    )
     runs = workspace / "results" / "runs" / "spectrogram-cnn-cremad"
     deadline = time.time() + 240
     # Stop it once the second trial has written an epoch checkpoint.
@@ -123,8 +142,9 @@ def test_a_sweep_killed_mid_trial_resumes_without_losing_or_double_counting(work
 
 def test_changing_the_config_under_a_study_is_refused(cli, workspace):
     cli("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "1", "--no-wandb")
-    result = cli("sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "2", "--no-wandb",
-                 "--set", "data.n_mels=16", expect=1)
+    result = cli(
+        "sweep", "spectrogram-cnn-cremad", *TINY, "--trials", "2", "--no-wandb", "--set", "data.n_mels=16", expect=1
+    )
     assert "different config" in result.output and "--study" in result.output
 
 

@@ -37,7 +37,8 @@ def warm_the_feature_cache(workspace: Path) -> None:
     from avbench.registry import TASKS
 
     experiment = load_experiment("spectrogram-cnn-cremad", preset="tiny").resolve(
-        {"train.lr": 0.003, "train.batch_size": 16, "train.optimizer": "adam"})
+        {"train.lr": 0.003, "train.batch_size": 16, "train.optimizer": "adam"}
+    )
     root, _ = resolve_data_root(experiment, synthetic=True)
     cache = FeatureCache(workspace / "results" / "cache" / "features")
     prepare_data(TASKS.get("cremad")(), root, experiment.data, cache)
@@ -55,20 +56,33 @@ def test_dry_run_prints_the_space_and_a_cost_estimate_without_creating_a_study(c
 
     (workspace / "grid.yaml").write_text(GRID)
     warm_the_feature_cache(workspace)  # as a sweep's first trial would
-    out = cli("sweep", "spectrogram-cnn-cremad", *TINY, "--dry-run", "--sweep-config", "grid.yaml",
-              "--trials", "50", "--workers", "2").output
+    out = cli(
+        "sweep",
+        "spectrogram-cnn-cremad",
+        *TINY,
+        "--dry-run",
+        "--sweep-config",
+        "grid.yaml",
+        "--trials",
+        "50",
+        "--workers",
+        "2",
+    ).output
     assert "grid size: 12 combination(s)" in out and "sampler grid" in out
     assert "feature cache warm" in out and "2 workers" in out
     assert not (workspace / "results" / "studies").exists()
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("study.db", "sqlite:///{cwd}/study.db"),
-    ("sqlite:///rel/study.db", "sqlite:///{cwd}/rel/study.db"),
-    ("runs/study.log", "journal://{cwd}/runs/study.log"),
-    ("journal:///tmp/x.log", "journal:///tmp/x.log"),
-    ("postgresql://u@db:5432/avbench", "postgresql+psycopg2://u@db:5432/avbench"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("study.db", "sqlite:///{cwd}/study.db"),
+        ("sqlite:///rel/study.db", "sqlite:///{cwd}/rel/study.db"),
+        ("runs/study.log", "journal://{cwd}/runs/study.log"),
+        ("journal:///tmp/x.log", "journal:///tmp/x.log"),
+        ("postgresql://u@db:5432/avbench", "postgresql+psycopg2://u@db:5432/avbench"),
+    ],
+)
 def test_storage_urls_are_made_absolute_and_explicit(raw, expected, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert resolve_storage_url(raw, tmp_path, "x") == expected.format(cwd=tmp_path.resolve())
@@ -81,7 +95,13 @@ def test_unsupported_storages_are_refused(raw):
 
 
 def test_an_unreachable_storage_is_one_line(cli, workspace):
-    result = cli("sweep", "spectrogram-cnn-cremad", *TINY, "--storage", f"postgresql://nobody@127.0.0.1:{free_port()}/x",
-                 expect=1)
+    result = cli(
+        "sweep",
+        "spectrogram-cnn-cremad",
+        *TINY,
+        "--storage",
+        f"postgresql://nobody@127.0.0.1:{free_port()}/x",
+        expect=1,
+    )
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: cannot open storage postgresql+psycopg2://nobody@127.0.0.1")

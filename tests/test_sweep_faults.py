@@ -89,8 +89,10 @@ def test_failed_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(cli,
     assert records["raise"].status == "failed" and records["raise"].error == "ValueError: probe failure: boom"
     assert records["nan"].status == "failed" and "loss became nan" in records["nan"].error
     storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'probe-cremad.db').resolve()}"
-    trials = {t.params["model_args.failure"]: t for t in
-              optuna.load_study(study_name="probe-cremad-synthetic", storage=storage).trials}
+    trials = {
+        t.params["model_args.failure"]: t
+        for t in optuna.load_study(study_name="probe-cremad-synthetic", storage=storage).trials
+    }
     assert trials["raise"].state.name == "FAIL" and "boom" in trials["raise"].user_attrs["error"]
     assert trials["nan"].state.name == "FAIL" and "nan" in trials["nan"].user_attrs["error"]
     assert trials["oom"].state.name == "COMPLETE" and "retried at 8 x 2" in trials["oom"].user_attrs["oom_retry"]
@@ -105,15 +107,24 @@ def probe_config(**values):
 @pytest.mark.parametrize("oom_kind", sorted(OOM_MESSAGES))
 def test_out_of_memory_is_retried_once_with_half_the_micro_batch(probe_workspace, oom_kind):
     results = probe_workspace / "results"
-    fits = run_experiment(probe_config(**{"model_args.oom_kind": oom_kind}), results=results, synthetic=True,
-                          use_wandb=False)
+    fits = run_experiment(
+        probe_config(**{"model_args.oom_kind": oom_kind}), results=results, synthetic=True, use_wandb=False
+    )
     assert fits.status == "completed" and fits.oom_retry.endswith("retried at 8 x 2")
-    never = run_experiment(probe_config(**{"model_args.oom_kind": oom_kind, "model_args.failure": "oom_always"}),
-                           results=results, synthetic=True, use_wandb=False)
+    never = run_experiment(
+        probe_config(**{"model_args.oom_kind": oom_kind, "model_args.failure": "oom_always"}),
+        results=results,
+        synthetic=True,
+        use_wandb=False,
+    )
     assert never.status == "failed" and never.error.startswith("out of memory")
     assert never.error.endswith("(also after halving the micro-batch)") and never.oom_retry is not None
-    single = run_experiment(probe_config(**{"model_args.oom_kind": oom_kind, "model_args.failure": "oom_always",
-                                            "train.batch_size": 1}), results=results, synthetic=True, use_wandb=False)
+    single = run_experiment(
+        probe_config(**{"model_args.oom_kind": oom_kind, "model_args.failure": "oom_always", "train.batch_size": 1}),
+        results=results,
+        synthetic=True,
+        use_wandb=False,
+    )
     assert single.status == "failed" and single.oom_retry is None  # no smaller micro-batch to try
 
 
@@ -166,12 +177,28 @@ def test_the_same_seed_gives_the_same_suggestions(probe_workspace, sampler):
     (probe_workspace / "sweeps" / "seeded.yaml").write_text(SEEDED_SPACE)
 
     def suggestions(study: str, seed: int) -> list[dict]:
-        loaded = load_experiment("probe-cremad", overrides=[
-            "model_args.failure=none", "train.lr=null", "train.weight_decay=null", "train.optimizer=null",
-            "train.epochs=1", f"sweep.seed={seed}"])
+        loaded = load_experiment(
+            "probe-cremad",
+            overrides=[
+                "model_args.failure=none",
+                "train.lr=null",
+                "train.weight_decay=null",
+                "train.optimizer=null",
+                "train.epochs=1",
+                f"sweep.seed={seed}",
+            ],
+        )
         space = resolve_space(loaded, probe_workspace / "sweeps" / "seeded.yaml")
-        run_sweep(loaded, space, trials=2, results=probe_workspace / "results", synthetic=True, use_wandb=False,
-                  study=study, sampler=sampler)
+        run_sweep(
+            loaded,
+            space,
+            trials=2,
+            results=probe_workspace / "results",
+            synthetic=True,
+            use_wandb=False,
+            study=study,
+            sampler=sampler,
+        )
         storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'probe-cremad.db').resolve()}"
         trials = optuna.load_study(study_name=study, storage=storage).trials
         if sampler == "cmaes":  # CMA-ES, not its fallback, drew the numeric parameters after the first trial

@@ -32,9 +32,14 @@ def sqlite_url(workspace: Path) -> str:
 
 
 def start_sweep(workspace: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([*AVBENCH, "sweep", "spectrogram-cnn-cremad", *TINY, "--no-wandb", *args], cwd=workspace,
-                            env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [*AVBENCH, "sweep", "spectrogram-cnn-cremad", *TINY, "--no-wandb", *args],
+        cwd=workspace,
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def epochs_done(run: Path) -> int:
@@ -49,8 +54,10 @@ def assert_every_trial_accounted_for(workspace: Path, storage: str, trials: int)
     """Exactly `trials` finished trials, none left running, each with its own finished run
     record whose metrics hold every epoch once."""
     study = optuna.load_study(study_name=STUDY, storage=storage)
-    by_state = {state: [t for t in study.trials if t.state.name == state] for state in
-                ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
+    by_state = {
+        state: [t for t in study.trials if t.state.name == state]
+        for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+    }
     finished = by_state["COMPLETE"] + by_state["PRUNED"]
     assert len(finished) == trials and not by_state["RUNNING"] and not by_state["WAITING"]
     records = {r.run_id: r for r in iter_records(workspace / "results") if r.sweep == STUDY}
@@ -58,8 +65,9 @@ def assert_every_trial_accounted_for(workspace: Path, storage: str, trials: int)
     assert len(set(run_ids)) == trials  # none counted twice
     assert {r for r, rec in records.items() if rec.status in ("completed", "pruned")} == set(run_ids)  # none lost
     for run_id in run_ids:
-        epochs = [json.loads(line)["epoch"] for line in (workspace / RUNS / run_id / "metrics.jsonl").read_text()
-                  .splitlines()]
+        epochs = [
+            json.loads(line)["epoch"] for line in (workspace / RUNS / run_id / "metrics.jsonl").read_text().splitlines()
+        ]
         assert epochs == list(range(1, records[run_id].epochs_run + 1))
     # Every failed trial is a killed one that was retried with the same parameters.
     for failed in by_state["FAIL"]:
@@ -108,8 +116,9 @@ def killed_sqlite_sweep(tmp_path_factory, synthetic_data) -> SimpleNamespace:
     for folder in ("experiments", "sweeps"):
         shutil.copytree(REPO / folder, workspace / folder)
     env = {"AVBENCH_RESULTS": str(workspace / "results"), "AVBENCH_DATA": str(synthetic_data), "WANDB_MODE": "offline"}
-    proc = start_sweep(workspace, "--workers", "4", "--trials", "8", "--set", "train.epochs=2", "--pruner", "none",
-                       env=env)
+    proc = start_sweep(
+        workspace, "--workers", "4", "--trials", "8", "--set", "train.epochs=2", "--pruner", "none", env=env
+    )
     storage = sqlite_url(workspace)
     deadline = time.time() + 400
     victim = None
@@ -118,16 +127,20 @@ def killed_sqlite_sweep(tmp_path_factory, synthetic_data) -> SimpleNamespace:
         assert time.time() < deadline, "no trial ever checkpointed an epoch"
         for run in sorted((workspace / RUNS).glob("t*")) if (workspace / RUNS).exists() else []:
             if epochs_done(run) == 1:
-                running = [t for t in optuna.load_study(study_name=STUDY, storage=storage).trials
-                           if t.state.name == "RUNNING" and t.user_attrs.get("run_id") == run.name]
+                running = [
+                    t
+                    for t in optuna.load_study(study_name=STUDY, storage=storage).trials
+                    if t.state.name == "RUNNING" and t.user_attrs.get("run_id") == run.name
+                ]
                 if running:
                     victim = running[0]
                     os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
                     break
         time.sleep(0.05)
     output = proc.communicate(timeout=500)[0]
-    return SimpleNamespace(workspace=workspace, env=env, storage=storage, victim=victim, output=output,
-                           returncode=proc.returncode)
+    return SimpleNamespace(
+        workspace=workspace, env=env, storage=storage, victim=victim, output=output, returncode=proc.returncode
+    )
 
 
 def test_four_workers_on_sqlite_hold_the_trial_count_when_one_is_killed(killed_sqlite_sweep):
@@ -163,21 +176,32 @@ def test_show_reports_best_trials_states_failures_importances_and_plots(killed_s
     out = shown.stdout
     assert shown.returncode == 0, shown.stderr
     assert f"study {STUDY}" in out and "8 complete, 1 fail" in out
-    records = sorted((r for r in iter_records(sweep.workspace / "results") if r.sweep == STUDY),
-                     key=lambda r: (r.val["acc"], -r.trial), reverse=True)
+    records = sorted(
+        (r for r in iter_records(sweep.workspace / "results") if r.sweep == STUDY),
+        key=lambda r: (r.val["acc"], -r.trial),
+        reverse=True,
+    )
     assert records[0].run_id in out and f"{records[0].test['acc']:.4f}" in out  # test metrics from the run record
     assert records[2].run_id not in out  # --top 2
     assert f"trial {sweep.victim.number} failed: its worker died; retried as trial " in out
     assert "parameter importances (PED-ANOVA" in out and all(p in out for p in ("train.lr", "train.batch_size"))
     plots = [Path(line.split("plot: ", 1)[1].strip()) for line in out.splitlines() if line.startswith("plot: ")]
-    assert sorted(p.name for p in plots) == ["optimization_history.png", "parallel_coordinate.png",
-                                             "param_importances.png"]
+    assert sorted(p.name for p in plots) == [
+        "optimization_history.png",
+        "parallel_coordinate.png",
+        "param_importances.png",
+    ]
     for plot in plots:
         assert plot.parent == sweep.workspace / "results" / "studies" / STUDY
         data = plot.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000, plot
-    light = subprocess.run([sys.executable, "-c", SHOW_WITHOUT_TORCH], cwd=sweep.workspace, capture_output=True,
-                           text=True, env={**os.environ, **sweep.env, "PYTHONPATH": str(REPO)})
+    light = subprocess.run(
+        [sys.executable, "-c", SHOW_WITHOUT_TORCH],
+        cwd=sweep.workspace,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **sweep.env, "PYTHONPATH": str(REPO)},
+    )
     assert light.stdout.split() == ["0", "[]"], light.stdout + light.stderr  # a report starts without torch
     wrong = run_avbench("show", "spectrogram-cnn-cremad", "--study", STUDY[:-2], cwd=sweep.workspace, env=sweep.env)
     assert wrong.returncode == 1 and f"did you mean '{STUDY}'" in wrong.stderr
@@ -198,8 +222,12 @@ def get_json(url: str) -> dict:
 
 def test_optuna_dashboard_opens_the_storage(killed_sqlite_sweep):
     port = free_port()
-    server = subprocess.Popen([dashboard_command(), killed_sqlite_sweep.storage, "--host", "127.0.0.1", "--port",
-                               str(port), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [dashboard_command(), killed_sqlite_sweep.storage, "--host", "127.0.0.1", "--port", str(port), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -230,23 +258,65 @@ def postgres_url():
 
 
 def test_four_workers_on_postgresql(workspace, postgres_url):
-    done = run_avbench("sweep", "spectrogram-cnn-cremad", *TINY, "--no-wandb", "--workers", "4", "--trials", "8",
-                       "--set", "train.epochs=1", "--storage", postgres_url, cwd=workspace, timeout=500)
+    done = run_avbench(
+        "sweep",
+        "spectrogram-cnn-cremad",
+        *TINY,
+        "--no-wandb",
+        "--workers",
+        "4",
+        "--trials",
+        "8",
+        "--set",
+        "train.epochs=1",
+        "--storage",
+        postgres_url,
+        cwd=workspace,
+        timeout=500,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     assert "8 finished, 0 failed" in done.stdout
     storage = postgres_url.replace("postgresql://", "postgresql+psycopg2://")
     assert_every_trial_accounted_for(workspace, storage, 8)
     # A fifth worker joining the finished study from "another machine" finds nothing to do.
-    again = run_avbench("sweep", "spectrogram-cnn-cremad", *TINY, "--no-wandb", "--trials", "8", "--set",
-                        "train.epochs=1", "--storage", postgres_url, "--study", STUDY, cwd=workspace, timeout=300)
+    again = run_avbench(
+        "sweep",
+        "spectrogram-cnn-cremad",
+        *TINY,
+        "--no-wandb",
+        "--trials",
+        "8",
+        "--set",
+        "train.epochs=1",
+        "--storage",
+        postgres_url,
+        "--study",
+        STUDY,
+        cwd=workspace,
+        timeout=300,
+    )
     assert again.returncode == 0 and "8 finished" in again.stdout
     assert_every_trial_accounted_for(workspace, storage, 8)
 
 
 def test_two_workers_on_a_journal_file(workspace):
     journal = workspace / "shared" / "study.log"
-    done = run_avbench("sweep", "spectrogram-cnn-cremad", *TINY, "--no-wandb", "--workers", "2", "--trials", "2",
-                       "--set", "train.epochs=1", "--storage", str(journal), cwd=workspace, timeout=400)
+    done = run_avbench(
+        "sweep",
+        "spectrogram-cnn-cremad",
+        *TINY,
+        "--no-wandb",
+        "--workers",
+        "2",
+        "--trials",
+        "2",
+        "--set",
+        "train.epochs=1",
+        "--storage",
+        str(journal),
+        cwd=workspace,
+        timeout=400,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     assert_every_trial_accounted_for(workspace, storage, 2)

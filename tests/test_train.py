@@ -17,8 +17,9 @@ VALUES = {"train.lr": 3e-3, "train.batch_size": 16, "train.optimizer": "adam"}
 
 
 def tiny_config(**overrides):
-    loaded = load_experiment("spectrogram-cnn-cremad", preset="tiny",
-                             overrides=[f"{k}={v}" for k, v in overrides.items()])
+    loaded = load_experiment(
+        "spectrogram-cnn-cremad", preset="tiny", overrides=[f"{k}={v}" for k, v in overrides.items()]
+    )
     return loaded.resolve({k: v for k, v in VALUES.items() if k in loaded.searched})
 
 

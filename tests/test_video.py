@@ -30,10 +30,12 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     return {
         "15fps.mp4": write_video(folder / "15.mp4", ramp, np.arange(int(SECONDS * 15)) / 15),
         "30fps.mp4": write_video(folder / "30.mp4", ramp, np.arange(int(SECONDS * 30)) / 30),
-        "25fps.webm": write_video(folder / "25.webm", ramp, np.arange(int(SECONDS * 25)) / 25,
-                                  container_format="webm", codec="libvpx"),
-        "15fps.flv": write_video(folder / "15.flv", ramp, np.arange(int(SECONDS * 15)) / 15,
-                                 container_format="flv", codec="flv"),
+        "25fps.webm": write_video(
+            folder / "25.webm", ramp, np.arange(int(SECONDS * 25)) / 25, container_format="webm", codec="libvpx"
+        ),
+        "15fps.flv": write_video(
+            folder / "15.flv", ramp, np.arange(int(SECONDS * 15)) / 15, container_format="flv", codec="flv"
+        ),
         # Variable frame rate: 8 fps for the first second, 30 fps after.
         "vfr.mp4": write_video(folder / "vfr.mp4", ramp, [*np.arange(0, 1, 1 / 8), *np.arange(1, SECONDS, 1 / 30)]),
     }
@@ -79,8 +81,12 @@ def quadrants(when: float, size=(80, 60)) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("box", "colour"),
-    [([0.0, 0.0, 0.45, 0.45], (255, 0, 0)), ([0.55, 0.0, 1.0, 0.45], (0, 255, 0)),
-     ([0.05, 0.6, 0.45, 0.95], (0, 0, 255)), ([0.6, 0.6, 0.9, 0.9], (255, 255, 255))],
+    [
+        ([0.0, 0.0, 0.45, 0.45], (255, 0, 0)),
+        ([0.55, 0.0, 1.0, 0.45], (0, 255, 0)),
+        ([0.05, 0.6, 0.45, 0.95], (0, 0, 255)),
+        ([0.6, 0.6, 0.9, 0.9], (255, 255, 255)),
+    ],
 )
 def test_crop_box_selects_a_region(tmp_path, box, colour):
     video = write_video(tmp_path / "q.mp4", quadrants, np.arange(10) / 10, size=(80, 60))
@@ -117,8 +123,15 @@ def test_files_without_frames_are_decode_errors(tmp_path):
         extract(garbage)
 
 
-@pytest.mark.parametrize(("value", "problem"), [("[0.5, 0, 0.2, 1]", "x0 < x1"), ("[0, 0, 1]", "four fractions"),
-                                                ("[0, 0, 1, 1.5]", "y1 <= 1"), ("middle", "crop_box")])
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("[0.5, 0, 0.2, 1]", "x0 < x1"),
+        ("[0, 0, 1]", "four fractions"),
+        ("[0, 0, 1, 1.5]", "y1 <= 1"),
+        ("middle", "crop_box"),
+    ],
+)
 def test_a_bad_crop_box_is_a_config_error(value, problem, workspace):
     from avbench.config import load_experiment
     from avbench.errors import ConfigError

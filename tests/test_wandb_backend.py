@@ -25,16 +25,20 @@ def write_sweep(workspace, text: str):
 
 
 def test_grid_of_2x2_runs_exactly_4_trials_logged_offline(cli, workspace):
-    sweep_file = write_sweep(workspace, """
+    sweep_file = write_sweep(
+        workspace,
+        """
 method: grid
 metric: {name: val/acc, goal: maximize}
 parameters:
   train.lr: {values: [0.001, 0.01]}
   train.weight_decay: {values: [0.0, 0.01]}
   model_args.dropout: {value: 0.1}
-""")
-    out = cli("sweep", "mel-stats-mlp-cremad", *TINY, "--backend", "wandb", "--sweep-config", sweep_file,
-              "--trials", "10").output
+""",
+    )
+    out = cli(
+        "sweep", "mel-stats-mlp-cremad", *TINY, "--backend", "wandb", "--sweep-config", sweep_file, "--trials", "10"
+    ).output
     assert "4 finished" in out
     records = [r for r in iter_records(workspace / "results") if r.sweep == SWEEP]
     assert len(records) == 4
@@ -49,7 +53,9 @@ parameters:
 
 
 def test_bayes_with_hyperband_terminates_some_runs_early(cli, workspace):
-    sweep_file = write_sweep(workspace, """
+    sweep_file = write_sweep(
+        workspace,
+        """
 method: bayes
 metric: {name: val/acc, goal: maximize}
 parameters:
@@ -57,9 +63,22 @@ parameters:
   train.weight_decay: {value: 0.0}
   model_args.dropout: {value: 0.0}
 early_terminate: {type: hyperband, min_iter: 1, eta: 2}
-""")
-    cli("sweep", "mel-stats-mlp-cremad", *TINY, "--backend", "wandb", "--sweep-config", sweep_file,
-        "--trials", "6", "--no-wandb", "--set", "train.epochs=4")
+""",
+    )
+    cli(
+        "sweep",
+        "mel-stats-mlp-cremad",
+        *TINY,
+        "--backend",
+        "wandb",
+        "--sweep-config",
+        sweep_file,
+        "--trials",
+        "6",
+        "--no-wandb",
+        "--set",
+        "train.epochs=4",
+    )
     records = [r for r in iter_records(workspace / "results") if r.sweep == SWEEP]
     assert len(records) == 6
     pruned = [r for r in records if r.status == "pruned"]

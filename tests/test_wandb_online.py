@@ -59,8 +59,12 @@ class FakeServer:
             return
         param_file = self.workspace / "wandb" / f"sweep-{sweep_id}" / "config-run0001.yaml"
         config_util.save_config_file_from_dict(str(param_file), {k: {"value": v} for k, v in PARAMS.items()})
-        for key, value in {"WANDB_SWEEP_PARAM_PATH": str(param_file), "WANDB_SWEEP_ID": sweep_id,
-                           "WANDB_RUN_ID": "run0001", "WANDB_MODE": "offline"}.items():
+        for key, value in {
+            "WANDB_SWEEP_PARAM_PATH": str(param_file),
+            "WANDB_SWEEP_ID": sweep_id,
+            "WANDB_RUN_ID": "run0001",
+            "WANDB_MODE": "offline",
+        }.items():
             self.monkeypatch.setenv(key, value)  # offline: the trial's own W&B run stays on disk
         function()
 
@@ -88,8 +92,21 @@ def test_online_sweep_is_created_on_the_server_and_run_by_a_local_agent(cli, ser
     (created,) = server.sweeps
     config = created["config"]
     assert (created["project"], created["entity"]) == ("avbench", None)  # the experiment's tracking settings
-    assert config["command"] == ["${env}", "${interpreter}", "-m", "avbench", "agent-trial", EXPERIMENT, "--sweep",
-                                 SWEEP, "--preset", "tiny", "--synthetic", "--params", "${args_json}"]
+    assert config["command"] == [
+        "${env}",
+        "${interpreter}",
+        "-m",
+        "avbench",
+        "agent-trial",
+        EXPERIMENT,
+        "--sweep",
+        SWEEP,
+        "--preset",
+        "tiny",
+        "--synthetic",
+        "--params",
+        "${args_json}",
+    ]
     assert config["name"] == SWEEP and config["run_cap"] == 2 and config["method"] == "bayes"
     assert set(config["parameters"]) == set(PARAMS) and config["early_terminate"]["type"] == "hyperband"
     assert schema_violations_from_proposed_config(config) == []  # what W&B's server validates (sweeps >= 0.3)

@@ -196,7 +196,11 @@ def test_defaults_are_base_960h():
     model = MODELS.get("wav2vec2")(spec(samples=32000))
     config = model.model.config
     assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size) == (
-        12, 768, 12, 3072)
+        12,
+        768,
+        12,
+        3072,
+    )
     assert list(config.conv_dim) == [512] * 7 and config.feat_extract_norm == "group"
     assert model.weights_source == "random init from the wav2vec2-base-960h config"
     assert 94e6 < sum(p.numel() for p in model.parameters()) < 96e6

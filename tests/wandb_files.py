@@ -50,14 +50,19 @@ def read_offline_run(run_dir: Path) -> dict:
         record.ParseFromString(payload)
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            out["run"] = {"id": record.run.run_id, "group": record.run.run_group,
-                          "name": record.run.display_name, "tags": list(record.run.tags)}
+            out["run"] = {
+                "id": record.run.run_id,
+                "group": record.run.run_group,
+                "name": record.run.display_name,
+                "tags": list(record.run.tags),
+            }
         elif kind == "config":
             for item in record.config.update:
                 out["config"][item.key] = json.loads(item.value_json)
         elif kind == "history":
-            out["history"].append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                                   for item in record.history.item})
+            out["history"].append(
+                {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            )
         elif kind == "summary":
             for item in record.summary.update:
                 out["summary"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)

@@ -62,8 +62,9 @@ def rotations(folds: np.ndarray, splits: Sequence[str]) -> list[Rotation]:
         for fold in range(1, count + 1):
             val_fold = fold % count + 1
             train = np.flatnonzero((folds != fold) & (folds != val_fold))
-            found.append(Rotation(fold, val_fold, train, np.flatnonzero(folds == val_fold),
-                                  np.flatnonzero(folds == fold)))
+            found.append(
+                Rotation(fold, val_fold, train, np.flatnonzero(folds == val_fold), np.flatnonzero(folds == fold))
+            )
     for rotation in found:
         for name in ("train", "val", "test"):
             if not len(getattr(rotation, name)):
@@ -81,8 +82,13 @@ class CrossValidationResult:
 
     def cv_record(self, group: str) -> dict:
         """What a run record's `cv` field holds: one record that already covers every fold."""
-        return {"group": group, "fold": None, "folds": len(self.per_fold), "repeats": self.repeats,
-                "per_fold": self.per_fold}
+        return {
+            "group": group,
+            "fold": None,
+            "folds": len(self.per_fold),
+            "repeats": self.repeats,
+            "per_fold": self.per_fold,
+        }
 
 
 def make_mlp(inputs: int, num_classes: int, cfg: EvaluationConfig) -> nn.Sequential:
@@ -113,9 +119,17 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: Evaluatio
     return model.eval()
 
 
-def cross_validate(features: np.ndarray, labels: np.ndarray, folds: np.ndarray, splits: Sequence[str],
-                   num_classes: int, cfg: EvaluationConfig, *, seed: int = 0,
-                   device: str | torch.device = "cpu") -> CrossValidationResult:
+def cross_validate(
+    features: np.ndarray,
+    labels: np.ndarray,
+    folds: np.ndarray,
+    splits: Sequence[str],
+    num_classes: int,
+    cfg: EvaluationConfig,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> CrossValidationResult:
     """Repeated cross-validation of auDeep's MLP on `features` [clips, ...] (flattened)."""
     # The MLP's steps are far too small for torch's intra-op threads on a CPU: on the loaded
     # 2-core machine two threads made this cross-validation 3x slower than one (24.6 s vs 8.3 s).

@@ -52,9 +52,13 @@ def _quote(text: str) -> str:
 def export_arff(data: FeatureFile, path: Path) -> Path:
     names, flat, with_partition = _columns(data)
     classes = ",".join(_quote(name) for name in data.class_names)
-    lines = [f"% avbench {data.kind} features of task {data.task}: {len(data)} clips, {flat.shape[1]} features",
-             f"@RELATION {_quote(f'avbench-{data.kind}-{data.task}')}", "",
-             "@ATTRIBUTE filename STRING", "@ATTRIBUTE fold INTEGER"]
+    lines = [
+        f"% avbench {data.kind} features of task {data.task}: {len(data)} clips, {flat.shape[1]} features",
+        f"@RELATION {_quote(f'avbench-{data.kind}-{data.task}')}",
+        "",
+        "@ATTRIBUTE filename STRING",
+        "@ATTRIBUTE fold INTEGER",
+    ]
     if with_partition:
         lines.append("@ATTRIBUTE partition {train,val,test}")
     lines += [f"@ATTRIBUTE {name} NUMERIC" for name in names if name.startswith("feature_")]

@@ -61,9 +61,14 @@ class Clips:
         return len(self.labels)
 
     def split_arrays(self, indices: np.ndarray) -> SplitArrays:
-        return SplitArrays({"audio": self.rows.take(indices)}, self.labels[indices], [""] * len(indices),
-                           dict(self.spec.shapes), paths=[self.paths[i] for i in indices],
-                           folds=[int(self.folds[i]) or None for i in indices])
+        return SplitArrays(
+            {"audio": self.rows.take(indices)},
+            self.labels[indices],
+            [""] * len(indices),
+            dict(self.spec.shapes),
+            paths=[self.paths[i] for i in indices],
+            folds=[int(self.folds[i]) or None for i in indices],
+        )
 
     def spectrograms(self) -> np.ndarray:
         """All of them in memory, float32 [clips, thresholds, bands, frames]."""
@@ -72,26 +77,52 @@ class Clips:
     def filenames(self) -> list[str]:
         return [os.path.relpath(path, self.root) for path in self.paths]
 
-    def feature_file(self, kind: str, features: np.ndarray, dims: tuple[str, ...], task: str,
-                     coordinates: dict | None = None, settings: dict | None = None) -> FeatureFile:
-        return FeatureFile(kind=kind, task=task, features=features, feature_dims=dims, filenames=self.filenames(),
-                           labels=self.labels, class_names=tuple(self.spec.class_names), folds=self.folds,
-                           splits=self.splits, coordinates=coordinates or {}, settings=settings or {})
+    def feature_file(
+        self,
+        kind: str,
+        features: np.ndarray,
+        dims: tuple[str, ...],
+        task: str,
+        coordinates: dict | None = None,
+        settings: dict | None = None,
+    ) -> FeatureFile:
+        return FeatureFile(
+            kind=kind,
+            task=task,
+            features=features,
+            feature_dims=dims,
+            filenames=self.filenames(),
+            labels=self.labels,
+            class_names=tuple(self.spec.class_names),
+            folds=self.folds,
+            splits=self.splits,
+            coordinates=coordinates or {},
+            settings=settings or {},
+        )
 
 
 def spectrogram_file(clips: Clips, settings: SpectrogramSettings, task: str) -> FeatureFile:
     """The spectrograms as auDeep stores them: [clips, clip_below, time, freq]."""
     features = clips.spectrograms().transpose(0, 1, 3, 2)
-    return clips.feature_file("spectrogram", features, ("clip_below", "time", "freq"), task,
-                              {"clip_below": list(settings.clip_below)}, settings.describe())
+    return clips.feature_file(
+        "spectrogram",
+        features,
+        ("clip_below", "time", "freq"),
+        task,
+        {"clip_below": list(settings.clip_below)},
+        settings.describe(),
+    )
 
 
 class AutoencoderData(PreparedData):
     """The clips regrouped for the autoencoder: train on most, monitor the loss on the rest."""
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.splits["train"].labels), "monitor": len(self.splits["val"].labels),
-                "clips": len(self.splits["train"].labels) + len(self.splits["val"].labels)}
+        return {
+            "train": len(self.splits["train"].labels),
+            "monitor": len(self.splits["val"].labels),
+            "clips": len(self.splits["train"].labels) + len(self.splits["val"].labels),
+        }
 
 
 def autoencoder_data(clips: Clips, data: PreparedData, *, seed: int) -> AutoencoderData:
@@ -102,8 +133,11 @@ def autoencoder_data(clips: Clips, data: PreparedData, *, seed: int) -> Autoenco
     monitor, train = np.sort(order[:held_out]), np.sort(order[held_out:])
     if not len(monitor):
         monitor = train
-    splits = {"train": clips.split_arrays(train), "val": clips.split_arrays(monitor),
-              "test": clips.split_arrays(monitor)}
+    splits = {
+        "train": clips.split_arrays(train),
+        "val": clips.split_arrays(monitor),
+        "test": clips.split_arrays(monitor),
+    }
     return AutoencoderData(data.spec, splits, data.skipped, data.cache)
 
 
@@ -115,7 +149,7 @@ def encode_clips(model, spectrograms: np.ndarray, *, batch_size: int = 64) -> np
     model.eval()
     parts = []
     for start in range(0, len(spectrograms), batch_size):
-        batch = {"audio": torch.from_numpy(np.ascontiguousarray(spectrograms[start:start + batch_size])).to(device)}
+        batch = {"audio": torch.from_numpy(np.ascontiguousarray(spectrograms[start : start + batch_size])).to(device)}
         parts.append(model.encode(batch).float().cpu().numpy())
     return np.concatenate(parts) if parts else np.zeros((0, model.representation_size), np.float32)
 
@@ -133,16 +167,32 @@ def score_representations(model, clips: Clips, experiment, out_dir: Path, *, run
 
     representations = encode_clips(model, clips.spectrograms())
     device = next(model.parameters()).device
-    result = cross_validate(representations, clips.labels, clips.folds, clips.splits, clips.spec.num_classes,
-                            experiment.evaluation, seed=experiment.train.seed, device=device)
+    result = cross_validate(
+        representations,
+        clips.labels,
+        clips.folds,
+        clips.splits,
+        clips.spec.num_classes,
+        experiment.evaluation,
+        seed=experiment.train.seed,
+        device=device,
+    )
     if write_files:
-        settings = {"spectrogram": SpectrogramSettings.from_data(experiment.data).describe(),
-                    "model": experiment.model, "model_args": experiment.model_args,
-                    "run": f"{experiment.name}/{run_id}"}
-        write_feature_file(Path(out_dir) / "representations.nc",
-                           representation_file(clips, representations, experiment.task, settings))
+        settings = {
+            "spectrogram": SpectrogramSettings.from_data(experiment.data).describe(),
+            "model": experiment.model,
+            "model_args": experiment.model_args,
+            "run": f"{experiment.name}/{run_id}",
+        }
+        write_feature_file(
+            Path(out_dir) / "representations.nc", representation_file(clips, representations, experiment.task, settings)
+        )
         folds = f"{len(result.per_fold)} folds" if result.per_fold[0]["fold"] else "the task's split"
-        write_confusion(Path(out_dir) / "confusion.png", result.test["confusion"], clips.spec.class_names,
-                        f"{experiment.name} {run_id}\ntest folds, {folds} x {result.repeats} repeat(s), "
-                        f"acc {result.test['acc']:.3f} ± {result.test['acc_std']:.3f}")
+        write_confusion(
+            Path(out_dir) / "confusion.png",
+            result.test["confusion"],
+            clips.spec.class_names,
+            f"{experiment.name} {run_id}\ntest folds, {folds} x {result.repeats} repeat(s), "
+            f"acc {result.test['acc']:.3f} ± {result.test['acc_std']:.3f}",
+        )
     return result

@@ -17,8 +17,9 @@ def _pyplot():
     return plt
 
 
-def write_preview(path: Path, spectrograms: np.ndarray, thresholds: list[float], title: str,
-                  decibels: np.ndarray | None = None) -> Path:
+def write_preview(
+    path: Path, spectrograms: np.ndarray, thresholds: list[float], title: str, decibels: np.ndarray | None = None
+) -> Path:
     """One row per clip-below threshold: the scaled spectrogram [bands, frames] and the
     histogram of its values, which shows how much of the clip the threshold flattens to -1.
     `decibels` (the unclipped dB spectrogram) adds a first row with its own histogram."""
@@ -26,8 +27,9 @@ def write_preview(path: Path, spectrograms: np.ndarray, thresholds: list[float],
     rows = [(f"{t:g} dB clip, scaled", image) for t, image in zip(thresholds, spectrograms, strict=True)]
     if decibels is not None:
         rows.insert(0, ("dB below the loudest bin", decibels))
-    figure, axes = plt.subplots(len(rows), 2, figsize=(10, 2.6 * len(rows)), squeeze=False,
-                                gridspec_kw={"width_ratios": [3, 1]})
+    figure, axes = plt.subplots(
+        len(rows), 2, figsize=(10, 2.6 * len(rows)), squeeze=False, gridspec_kw={"width_ratios": [3, 1]}
+    )
     for (label, image), (left, right) in zip(rows, axes, strict=True):
         shown = left.imshow(image, origin="lower", aspect="auto", cmap="magma", interpolation="nearest")
         left.set_title(label, fontsize=9)
@@ -57,8 +59,15 @@ def write_confusion(path: Path, confusion: list[list[int]], class_names: tuple[s
     if len(class_names) <= 20:
         for (row, col), count in np.ndenumerate(matrix):
             if count:
-                axis.text(col, row, str(count), ha="center", va="center", fontsize=6,
-                          color="white" if recall[row, col] > 0.5 else "black")
+                axis.text(
+                    col,
+                    row,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if recall[row, col] > 0.5 else "black",
+                )
     figure.colorbar(shown, ax=axis, label="fraction of the true class")
     axis.set_title(title, fontsize=9)
     return _save(plt, figure, path, dpi=90)

@@ -14,8 +14,7 @@ from avbench.audeep.store import FeatureFile, read_feature_file
 from avbench.config import DataConfig, Experiment, read_mapping, validate
 from avbench.errors import ConfigError, DatasetError
 
-AUDEEP_SPECTROGRAM_FIELDS = ("sample_rate", "fixed_length", "window_width", "window_overlap", "mel_bands",
-                             "clip_below")
+AUDEEP_SPECTROGRAM_FIELDS = ("sample_rate", "fixed_length", "window_width", "window_overlap", "mel_bands", "clip_below")
 
 
 def resolve_dataset(dataset: str, task: str | None, size: str) -> tuple[str, Path]:
@@ -37,22 +36,37 @@ def resolve_dataset(dataset: str, task: str | None, size: str) -> tuple[str, Pat
     raise DatasetError(f"{dataset} is neither a dataset folder nor a task (tasks: {', '.join(TASKS.names())})")
 
 
-def spectrogram_data(sample_rate: int, fixed_length: float, window_width: float, window_overlap: float,
-                     mel_bands: int, clip_below: list[float], strict: bool = False) -> DataConfig:
+def spectrogram_data(
+    sample_rate: int,
+    fixed_length: float,
+    window_width: float,
+    window_overlap: float,
+    mel_bands: int,
+    clip_below: list[float],
+    strict: bool = False,
+) -> DataConfig:
     """auDeep's options (seconds) as an experiment's data section (win_ms, hop_ms)."""
     from pydantic import ValidationError
 
     try:
-        return DataConfig(audio_feature="spectrogram", sample_rate=sample_rate, clip_seconds=fixed_length,
-                          win_ms=round(window_width * 1000, 6), hop_ms=round((window_width - window_overlap) * 1000, 6),
-                          n_mels=mel_bands, clip_below=list(clip_below), strict=strict)
+        return DataConfig(
+            audio_feature="spectrogram",
+            sample_rate=sample_rate,
+            clip_seconds=fixed_length,
+            win_ms=round(window_width * 1000, 6),
+            hop_ms=round((window_width - window_overlap) * 1000, 6),
+            n_mels=mel_bands,
+            clip_below=list(clip_below),
+            strict=strict,
+        )
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
 
-def extract_spectrograms(task_name: str, root: Path, data: DataConfig, *, results: Path,
-                         progress: Callable[[int, int], None] | None = None) -> FeatureFile:
+def extract_spectrograms(
+    task_name: str, root: Path, data: DataConfig, *, results: Path, progress: Callable[[int, int], None] | None = None
+) -> FeatureFile:
     """Every usable clip's spectrograms, through the shared feature cache (so a later run
     with the same settings decodes nothing), with labels, folds and file names."""
     from avbench.audeep.pipeline import Clips, spectrogram_file
@@ -84,8 +98,11 @@ def write_previews(task_name: str, root: Path, data: DataConfig, count: int, out
         scaled = np.stack([row.astype(np.float32) for row in extractor(item.audio)])
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", item.audio.stem)
         title = f"{item.audio.name}: {task.classes[item.label]}" + (f", fold {item.fold}" if item.fold else "")
-        written.append(write_preview(Path(out_dir) / f"{index:03d}-{name}.png", scaled,
-                                     list(extractor.settings.clip_below), title, decibels))
+        written.append(
+            write_preview(
+                Path(out_dir) / f"{index:03d}-{name}.png", scaled, list(extractor.settings.clip_below), title, decibels
+            )
+        )
     return written
 
 
@@ -96,8 +113,10 @@ def load_run(run: Path) -> tuple[Experiment, Path]:
     run = Path(run)
     config, weights = run / "config.yaml", run / "best.pt"
     if not config.is_file() or not weights.is_file():
-        raise ConfigError(f"{run} is not a finished run folder (needs config.yaml and best.pt, e.g. "
-                          "results/runs/audeep-esc10/<run_id>)")
+        raise ConfigError(
+            f"{run} is not a finished run folder (needs config.yaml and best.pt, e.g. "
+            "results/runs/audeep-esc10/<run_id>)"
+        )
     experiment = validate(read_mapping(config), str(config))
     if MODELS.get(experiment.model).objective != "reconstruction":
         raise ConfigError(f"{run} trained '{experiment.model}', a classifier; generate needs an autoencoder (audeep)")
@@ -124,19 +143,34 @@ def generate_representations(run: Path, spectrograms: FeatureFile) -> FeatureFil
         shown = ", ".join(f"{k} {spectrograms.settings.get(k)} (trained on {trained[k]})" for k in differing)
         raise ConfigError(f"the spectrograms differ from the run's: {shown}")
     images = np.ascontiguousarray(spectrograms.features.transpose(0, 1, 3, 2))  # → [clips, thresholds, bands, time]
-    spec = TaskSpec(num_classes=len(spectrograms.class_names), shapes={"audio": images.shape[1:]},
-                    class_names=spectrograms.class_names)
+    spec = TaskSpec(
+        num_classes=len(spectrograms.class_names),
+        shapes={"audio": images.shape[1:]},
+        class_names=spectrograms.class_names,
+    )
     model = MODELS.get(experiment.model)(spec, **check_model_args(experiment))
     model.load_state_dict(load_checkpoint(weights)["model"])
     from avbench.audeep.pipeline import encode_clips
 
     with torch.no_grad():
         representations = encode_clips(model, images)
-    return FeatureFile(kind="representation", task=spectrograms.task, features=representations,
-                       feature_dims=("generated",), filenames=spectrograms.filenames, labels=spectrograms.labels,
-                       class_names=spectrograms.class_names, folds=spectrograms.folds, splits=spectrograms.splits,
-                       settings={"spectrogram": {k: trained[k] for k in AUDEEP_SPECTROGRAM_FIELDS},
-                                 "model": experiment.model, "model_args": experiment.model_args, "run": str(run)})
+    return FeatureFile(
+        kind="representation",
+        task=spectrograms.task,
+        features=representations,
+        feature_dims=("generated",),
+        filenames=spectrograms.filenames,
+        labels=spectrograms.labels,
+        class_names=spectrograms.class_names,
+        folds=spectrograms.folds,
+        splits=spectrograms.splits,
+        settings={
+            "spectrogram": {k: trained[k] for k in AUDEEP_SPECTROGRAM_FIELDS},
+            "model": experiment.model,
+            "model_args": experiment.model_args,
+            "run": str(run),
+        },
+    )
 
 
 def evaluate_file(path: Path, cfg, *, seed: int = 0):
@@ -144,5 +178,6 @@ def evaluate_file(path: Path, cfg, *, seed: int = 0):
     from avbench.audeep.evaluate import cross_validate
 
     data = read_feature_file(path)
-    return data, cross_validate(data.features, data.labels, data.folds, data.splits, len(data.class_names), cfg,
-                                seed=seed)
+    return data, cross_validate(
+        data.features, data.labels, data.folds, data.splits, len(data.class_names), cfg, seed=seed
+    )

@@ -89,14 +89,16 @@ def write_feature_file(path: Path, data: FeatureFile) -> Path:
         for name, values in data.coordinates.items():
             out.createVariable(name, "f8", (name,))[:] = np.asarray(values, np.float64)
         out.createVariable("features", "f4", ("instance", *data.feature_dims))[:] = data.features.astype(np.float32)
-        out.setncatts({
-            "feature_dims": json.dumps(list(data.feature_dims)),
-            "label_map": json.dumps({name: i for i, name in enumerate(data.class_names)}),
-            "avbench_format": FORMAT,
-            "avbench_kind": data.kind,
-            "avbench_task": data.task,
-            "avbench_settings": json.dumps(data.settings),
-        })
+        out.setncatts(
+            {
+                "feature_dims": json.dumps(list(data.feature_dims)),
+                "label_map": json.dumps({name: i for i, name in enumerate(data.class_names)}),
+                "avbench_format": FORMAT,
+                "avbench_kind": data.kind,
+                "avbench_task": data.task,
+                "avbench_settings": json.dumps(data.settings),
+            }
+        )
     tmp.replace(path)
     return path
 

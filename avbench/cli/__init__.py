@@ -30,10 +30,15 @@ class _Group(click.Group):
             sys.exit(130)
 
 
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--results", type=click.Path(file_okay=False, path_type=Path), envvar="AVBENCH_RESULTS",
-              default=Path("results"), show_default=True, help="Where run records, studies and caches go.")
+@click.option(
+    "--results",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="AVBENCH_RESULTS",
+    default=Path("results"),
+    show_default=True,
+    help="Where run records, studies and caches go.",
+)
 @click.version_option(package_name="avbench")
 @click.pass_context
 def cli(ctx: click.Context, results: Path) -> None:
@@ -71,8 +76,13 @@ def _list_models() -> None:
     table = Table(*fixed, "what it is", box=None)
     for info in describe_models():
         reads = " + ".join(f"audio ({info.audio_input})" if m == "audio" else m for m in info.modalities)
-        table.add_row(info.name, reads, format_count(info.params), info.counted_in or "-",
-                      Text(info.summary, no_wrap=True, overflow="ellipsis"))
+        table.add_row(
+            info.name,
+            reads,
+            format_count(info.params),
+            info.counted_in or "-",
+            Text(info.summary, no_wrap=True, overflow="ellipsis"),
+        )
     make_console().print(table)
 
 
@@ -103,7 +113,6 @@ def validate(experiments: tuple[str, ...]) -> None:
         raise click.ClickException(f"{problems} of {len(names)} experiment(s) have problems")
 
 
-
 @cli.command()
 @common_run_options
 @click.option("--cv", is_flag=True, help="Cross-validate over the task's predefined folds (esc50, esc10).")
@@ -130,8 +139,14 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, cv) -> 
     console = make_console()
     main_rank = join_ranks().is_main  # under torchrun every rank trains; rank 0 speaks for them
     with feature_progress(console) as on_features:
-        record = run_experiment(config, results=results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb,
-                                preset=preset, progress=on_features if main_rank else None)
+        record = run_experiment(
+            config,
+            results=results_dir(ctx),
+            synthetic=synthetic,
+            use_wandb=not no_wandb,
+            preset=preset,
+            progress=on_features if main_rank else None,
+        )
     if main_rank:
         console.print(f"{loaded.name} {record.run_id}: {summarize(record)}")
         click.echo(f"record: {results_dir(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
@@ -149,8 +164,12 @@ def _cross_validate(ctx, name: str, config, **run_kwargs) -> None:
     group = f"cv-{new_run_id()}"
     console.print(f"{name}: {folds}-fold cross-validation ({group})")
     outcome = run_cross_validation(
-        config, results=results_dir(ctx), run=run_experiment, group=group,
-        on_fold_end=lambda fold, record: console.print(f"fold {fold}: {summarize(record)}"), **run_kwargs,
+        config,
+        results=results_dir(ctx),
+        run=run_experiment,
+        group=group,
+        on_fold_end=lambda fold, record: console.print(f"fold {fold}: {summarize(record)}"),
+        **run_kwargs,
     )
     for split in ("val", "test"):
         shown = ", ".join(f"{split}/{m}={mean:.4f} ± {std:.4f}" for m, (mean, std) in outcome.summary(split).items())
@@ -191,8 +210,12 @@ def data() -> None:
 
 @data.command()
 @click.argument("task")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output directory [default: the folder --synthetic uses, data/synthetic/<task>[-<size>]].")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory [default: the folder --synthetic uses, data/synthetic/<task>[-<size>]].",
+)
 @click.option("--size", type=click.Choice(["tiny", "small", "medium", "full"]), default="small", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth(task: str, out: Path | None, size: str, seed: int) -> None:
@@ -209,13 +232,17 @@ def synth(task: str, out: Path | None, size: str, seed: int) -> None:
 @data.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--task", default=None, help="The dataset's task [default: detected from the marker or the layout].")
-@click.option("--fold", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Test fold, for tasks with predefined folds (esc50, esc10).")
+@click.option(
+    "--fold",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Test fold, for tasks with predefined folds (esc50, esc10).",
+)
 @click.option("--speaker-regex", default=None, help="Regex with one group: the speaker in a file name.")
 @click.option("--split-seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON instead of tables.")
-def inspect(path: Path, task: str | None, fold: int, speaker_regex: str | None, split_seed: int,
-            as_json: bool) -> None:
+def inspect(path: Path, task: str | None, fold: int, speaker_regex: str | None, split_seed: int, as_json: bool) -> None:
     """Files, classes per split, durations, formats and every problem in a dataset folder."""
     from avbench.config import DataConfig
     from avbench.data.inspection import inspect_dataset
@@ -235,8 +262,10 @@ def _render_inspection(report, console) -> None:
     from rich.table import Table
 
     kind = "synthetic stand-in" if report.synthetic else "dataset"
-    console.print(f"{report.root}: {report.task} {kind} (task from {report.detected_by}), {report.files} files, "
-                  f"{len(report.classes)} classes")
+    console.print(
+        f"{report.root}: {report.task} {kind} (task from {report.detected_by}), {report.files} files, "
+        f"{len(report.classes)} classes"
+    )
     splits = Table("split", "files", "speakers", "duration min / mean / max (s)", title="Splits")
     for name, split in report.splits.items():
         spread = split.durations
@@ -248,8 +277,13 @@ def _render_inspection(report, console) -> None:
         classes.add_row(name, *(str(counts[split]) for split in report.splits), str(sum(counts.values())))
     console.print(classes)
     formats = Table("property", "value", "files", title="Formats")
-    tallies = [("sample rate (Hz)", report.sample_rates), ("channels", report.channels),
-               ("container / codecs", report.formats), ("video", report.video), ("fold", report.folds or {})]
+    tallies = [
+        ("sample rate (Hz)", report.sample_rates),
+        ("channels", report.channels),
+        ("container / codecs", report.formats),
+        ("video", report.video),
+        ("fold", report.folds or {}),
+    ]
     for label, tally in tallies:
         for value, count in tally.items():
             formats.add_row(label, str(value), str(count))

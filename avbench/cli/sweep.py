@@ -19,28 +19,75 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
 
 @click.command()
 @common_run_options
-@click.option("--trials", type=click.IntRange(min=1), default=None,
-              help="Finished trials in total, counting earlier runs and all workers [default: sweep.trials].")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes training trials at once against the same storage.")
-@click.option("--storage", default=None,
-              help="A .db file or sqlite:///… (SQLite), a .log file or journal:///… (Optuna journal file), "
-                   "or postgresql://… [default: results/studies/<experiment>.db].")
-@click.option("--study", default=None,
-              help="Study name; join an existing study [default: experiment-preset-synthetic].")
-@click.option("--sweep-config", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Search-space file [default: sweeps/<experiment>.yaml].")
-@click.option("--sampler", type=click.Choice(SAMPLERS), default=None,
-              help="[default: from the sweep file's method: bayes → tpe, random, grid]")
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Finished trials in total, counting earlier runs and all workers [default: sweep.trials].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes training trials at once against the same storage.",
+)
+@click.option(
+    "--storage",
+    default=None,
+    help="A .db file or sqlite:///… (SQLite), a .log file or journal:///… (Optuna journal file), "
+    "or postgresql://… [default: results/studies/<experiment>.db].",
+)
+@click.option(
+    "--study", default=None, help="Study name; join an existing study [default: experiment-preset-synthetic]."
+)
+@click.option(
+    "--sweep-config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Search-space file [default: sweeps/<experiment>.yaml].",
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(SAMPLERS),
+    default=None,
+    help="[default: from the sweep file's method: bayes → tpe, random, grid]",
+)
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default=None)
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch CPU threads per worker [default: torch's own for one worker, cores // N for N workers].")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch CPU threads per worker [default: torch's own for one worker, cores // N for N workers].",
+)
 @click.option("--dry-run", is_flag=True, help="Print the search space and a cost estimate; create no study.")
-@click.option("--backend", type=click.Choice(["optuna", "wandb"]), default="optuna", show_default=True,
-              help="wandb: W&B Sweeps, on W&B's server when logged in, else W&B's own sweep engine run locally.")
+@click.option(
+    "--backend",
+    type=click.Choice(["optuna", "wandb"]),
+    default="optuna",
+    show_default=True,
+    help="wandb: W&B Sweeps, on W&B's server when logged in, else W&B's own sweep engine run locally.",
+)
 @click.pass_context
-def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trials, workers, storage, study,
-          sweep_config, sampler, pruner, threads, dry_run, backend):
+def sweep(
+    ctx,
+    experiment,
+    overrides,
+    preset,
+    synthetic,
+    no_wandb,
+    strict,
+    trials,
+    workers,
+    storage,
+    study,
+    sweep_config,
+    sampler,
+    pruner,
+    threads,
+    dry_run,
+    backend,
+):
     """Search the null fields of an experiment; re-run to resume."""
     from avbench.config import load_experiment
     from avbench.distributed import join_ranks
@@ -59,39 +106,93 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
     if not ranks.is_main:
         from avbench.sweep.data_parallel import follow_trials
 
-        follow_trials(ranks, loaded, results=results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb,
-                      preset=preset)
+        follow_trials(
+            ranks, loaded, results=results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb, preset=preset
+        )
         return
     if dry_run:
         from avbench.sweep.estimate import dry_run
 
-        dry_run(loaded, space, console=console, trials=target, workers=workers, results=results_dir(ctx),
-                synthetic=synthetic, sampler=sampler, pruner=pruner, storage=storage, study=study, preset=preset)
+        dry_run(
+            loaded,
+            space,
+            console=console,
+            trials=target,
+            workers=workers,
+            results=results_dir(ctx),
+            synthetic=synthetic,
+            sampler=sampler,
+            pruner=pruner,
+            storage=storage,
+            study=study,
+            preset=preset,
+        )
         return
     if online:
         from avbench.sweep.wandb_online import run_online_sweep
 
-        outcome = run_online_sweep(loaded, space, experiment=experiment, trials=target, results=results_dir(ctx),
-                                   synthetic=synthetic, preset=preset, overrides=overrides, study=study,
-                                   say=lambda line: console.print(line, soft_wrap=True))
+        outcome = run_online_sweep(
+            loaded,
+            space,
+            experiment=experiment,
+            trials=target,
+            results=results_dir(ctx),
+            synthetic=synthetic,
+            preset=preset,
+            overrides=overrides,
+            study=study,
+            say=lambda line: console.print(line, soft_wrap=True),
+        )
         _report_sweep(ctx, loaded, outcome, console)
         return
     if backend == "wandb":
-        outcome = _sweep_with_wandb(ctx, loaded, space, console, target=target, synthetic=synthetic,
-                                    use_wandb=not no_wandb, preset=preset, study=study, ranks=ranks)
+        outcome = _sweep_with_wandb(
+            ctx,
+            loaded,
+            space,
+            console,
+            target=target,
+            synthetic=synthetic,
+            use_wandb=not no_wandb,
+            preset=preset,
+            study=study,
+            ranks=ranks,
+        )
         _report_sweep(ctx, loaded, outcome, console)
         return
     from avbench.sweep.optuna_backend import open_study
 
-    handle = open_study(loaded, space, trials=target, results=results_dir(ctx), preset=preset, synthetic=synthetic,
-                        storage_url=storage, study=study, sampler=sampler, pruner=pruner)
+    handle = open_study(
+        loaded,
+        space,
+        trials=target,
+        results=results_dir(ctx),
+        preset=preset,
+        synthetic=synthetic,
+        storage_url=storage,
+        study=study,
+        sampler=sampler,
+        pruner=pruner,
+    )
     for note in handle.notes:
         console.print(f"note: {note}")
-    console.print(f"sweep {loaded.name}: {handle.target} trials over {', '.join(space.params)} ({space.source}), "
-                  f"sampler {handle.sampler}, {workers} worker(s), study {handle.name}")
+    console.print(
+        f"sweep {loaded.name}: {handle.target} trials over {', '.join(space.params)} ({space.source}), "
+        f"sampler {handle.sampler}, {workers} worker(s), study {handle.name}"
+    )
     if workers == 1:
-        outcome = _sweep_in_process(ctx, loaded, space, handle, console, synthetic=synthetic, use_wandb=not no_wandb,
-                                    preset=preset, threads=threads, ranks=ranks)
+        outcome = _sweep_in_process(
+            ctx,
+            loaded,
+            space,
+            handle,
+            console,
+            synthetic=synthetic,
+            use_wandb=not no_wandb,
+            preset=preset,
+            threads=threads,
+            ranks=ranks,
+        )
     else:
         from avbench.sweep.workers import prepare_features_once, run_workers, threads_per_worker
 
@@ -100,10 +201,19 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, trial
                 console.print("features ready in the cache for every worker")
 
         per_worker = threads or threads_per_worker(workers)
-        argv = _worker_argv(ctx, experiment, overrides, preset, synthetic, no_wandb, handle, sweep_config, pruner,
-                            per_worker)
-        outcome = run_workers(handle, argv, workers=workers, threads=per_worker, results=results_dir(ctx),
-                              experiment=loaded.name, console=console, while_starting=prepare_features)
+        argv = _worker_argv(
+            ctx, experiment, overrides, preset, synthetic, no_wandb, handle, sweep_config, pruner, per_worker
+        )
+        outcome = run_workers(
+            handle,
+            argv,
+            workers=workers,
+            threads=per_worker,
+            results=results_dir(ctx),
+            experiment=loaded.name,
+            console=console,
+            while_starting=prepare_features,
+        )
     _report_sweep(ctx, loaded, outcome, console)
 
 
@@ -120,14 +230,18 @@ def _refuse_under_launcher(*, workers: int, dry_run: bool, online: bool) -> None
     if launched == 1:
         return
     if workers > 1:
-        raise AvbenchError(f"--workers {workers} under torchrun / accelerate launch: the {launched} launched processes "
-                           "already train each trial together; drop --workers (for trials at once, start several "
-                           "launches with the same --storage)")
+        raise AvbenchError(
+            f"--workers {workers} under torchrun / accelerate launch: the {launched} launched processes "
+            "already train each trial together; drop --workers (for trials at once, start several "
+            "launches with the same --storage)"
+        )
     if dry_run:
         raise AvbenchError("--dry-run runs in one process: run it without torchrun / accelerate launch")
     if online:
-        raise AvbenchError("an online W&B sweep runs each trial as its agent's command, one process each: run it "
-                           "without torchrun / accelerate launch (or locally with --no-wandb or WANDB_MODE=offline)")
+        raise AvbenchError(
+            "an online W&B sweep runs each trial as its agent's command, one process each: run it "
+            "without torchrun / accelerate launch (or locally with --no-wandb or WANDB_MODE=offline)"
+        )
 
 
 def _hooks(display, ranks):
@@ -140,8 +254,9 @@ def _hooks(display, ranks):
         from avbench.sweep.data_parallel import announcing
 
         trial_start = announcing(ranks, trial_start)
-    return SweepHooks(trial_start=trial_start, epoch=display.epoch, trial_end=display.trial_end,
-                      features=display.features)
+    return SweepHooks(
+        trial_start=trial_start, epoch=display.epoch, trial_end=display.trial_end, features=display.features
+    )
 
 
 def _release_ranks(ranks) -> None:
@@ -155,12 +270,21 @@ def _sweep_with_wandb(ctx, loaded, space, console, *, target, synthetic, use_wan
     from avbench.display import SweepDisplay
     from avbench.sweep.wandb_backend import run_wandb_sweep
 
-    console.print(f"sweep {loaded.name}: {target} trials over {', '.join(space.params)} ({space.source}), "
-                  "W&B sweep engine (local)")
+    console.print(
+        f"sweep {loaded.name}: {target} trials over {', '.join(space.params)} ({space.source}), "
+        "W&B sweep engine (local)"
+    )
     with SweepDisplay(console, target, 0, loaded.config.train.epochs) as display:
         outcome = run_wandb_sweep(
-            loaded, space, trials=target, results=results_dir(ctx), synthetic=synthetic, use_wandb=use_wandb,
-            preset=preset, study=study, hooks=_hooks(display, ranks),
+            loaded,
+            space,
+            trials=target,
+            results=results_dir(ctx),
+            synthetic=synthetic,
+            use_wandb=use_wandb,
+            preset=preset,
+            study=study,
+            hooks=_hooks(display, ranks),
         )
     _release_ranks(ranks)
     return outcome
@@ -175,23 +299,52 @@ def _sweep_in_process(ctx, loaded, space, handle, console, *, synthetic, use_wan
     finished = count_finished(handle.study.get_trials(deepcopy=False))
     with SweepDisplay(console, handle.target, finished, loaded.config.train.epochs) as display:
         outcome = run_worker(
-            handle, loaded, space, results=results_dir(ctx), synthetic=synthetic, use_wandb=use_wandb, preset=preset,
-            threads=threads, hooks=_hooks(display, ranks),
+            handle,
+            loaded,
+            space,
+            results=results_dir(ctx),
+            synthetic=synthetic,
+            use_wandb=use_wandb,
+            preset=preset,
+            threads=threads,
+            hooks=_hooks(display, ranks),
         )
     _release_ranks(ranks)
     return outcome
 
 
-def _worker_argv(ctx, experiment, overrides, preset, synthetic, no_wandb, handle, sweep_config, pruner,
-                 threads) -> list[str]:
+def _worker_argv(
+    ctx, experiment, overrides, preset, synthetic, no_wandb, handle, sweep_config, pruner, threads
+) -> list[str]:
     """The command each worker runs: this sweep, pinned to the parent's study and storage."""
-    argv = [sys.executable, "-m", "avbench", "--results", str(Path(results_dir(ctx)).resolve()), "sweep", experiment,
-            "--trials", str(handle.target), "--storage", handle.url, "--study", handle.name,
-            "--sampler", handle.sampler, "--workers", "1", "--threads", str(threads)]
+    argv = [
+        sys.executable,
+        "-m",
+        "avbench",
+        "--results",
+        str(Path(results_dir(ctx)).resolve()),
+        "sweep",
+        experiment,
+        "--trials",
+        str(handle.target),
+        "--storage",
+        handle.url,
+        "--study",
+        handle.name,
+        "--sampler",
+        handle.sampler,
+        "--workers",
+        "1",
+        "--threads",
+        str(threads),
+    ]
     for override in overrides:
         argv += ["--set", override]
-    for flag, value in (("--preset", preset), ("--pruner", pruner),
-                        ("--sweep-config", sweep_config and str(Path(sweep_config).resolve()))):
+    for flag, value in (
+        ("--preset", preset),
+        ("--pruner", pruner),
+        ("--sweep-config", sweep_config and str(Path(sweep_config).resolve())),
+    ):
         if value:
             argv += [flag, value]
     return argv + (["--synthetic"] if synthetic else []) + (["--no-wandb"] if no_wandb else [])
@@ -205,16 +358,21 @@ def _report_sweep(ctx, loaded, outcome, console) -> None:
     from avbench.sweep.workers import PARENT_ENV
 
     skipped = f", {outcome.infeasible} infeasible (skipped untrained)" if outcome.infeasible else ""
-    console.print(f"study {outcome.study}: {outcome.finished} finished, {outcome.failed} failed{skipped} "
-                  f"({outcome.storage})")
+    console.print(
+        f"study {outcome.study}: {outcome.finished} finished, {outcome.failed} failed{skipped} ({outcome.storage})"
+    )
     if outcome.finished < outcome.target:
         short = f"{outcome.target - outcome.finished} trial(s) short of {outcome.target}"
-        console.print(f"{short}: every grid point was tried; failed and infeasible ones are not retried"
-                      if outcome.grid_exhausted
-                      else f"{short}: re-run the same command to resume")
+        console.print(
+            f"{short}: every grid point was tried; failed and infeasible ones are not retried"
+            if outcome.grid_exhausted
+            else f"{short}: re-run the same command to resume"
+        )
     if outcome.best_value is not None:
-        console.print(f"best val/{loaded.config.train.metric}={outcome.best_value:.4f} "
-                      f"{escape(f'[{format_values(outcome.best_params)}]')} run {outcome.best_run_id}")
+        console.print(
+            f"best val/{loaded.config.train.metric}={outcome.best_value:.4f} "
+            f"{escape(f'[{format_values(outcome.best_params)}]')} run {outcome.best_run_id}"
+        )
     if os.environ.get(PARENT_ENV):
         return  # a worker: its parent shows the leaderboard once
     rows = [r for r in leaderboard_rows(results_dir(ctx), loaded.config.task) if r["model"] == loaded.config.model]
@@ -225,8 +383,9 @@ def _report_sweep(ctx, loaded, outcome, console) -> None:
 @click.command()
 @click.argument("experiment")
 @click.option("--study", default=None, help="Study name [default: the only study of EXPERIMENT in the storage].")
-@click.option("--storage", default=None,
-              help="Storage URL or file, as for `sweep` [default: results/studies/<experiment>.db].")
+@click.option(
+    "--storage", default=None, help="Storage URL or file, as for `sweep` [default: results/studies/<experiment>.db]."
+)
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="How many best trials to list.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.pass_context
@@ -257,8 +416,9 @@ def agent_trial(ctx, experiment, params_json, sweep_name, overrides, preset, syn
     from avbench.sweep.wandb_online import run_agent_trial
 
     loaded = load_experiment(experiment, preset=preset, overrides=overrides)
-    record = run_agent_trial(loaded, params_json, results=results_dir(ctx), synthetic=synthetic, preset=preset,
-                             sweep=sweep_name)
+    record = run_agent_trial(
+        loaded, params_json, results=results_dir(ctx), synthetic=synthetic, preset=preset, sweep=sweep_name
+    )
     make_console().print(f"{loaded.name} {record.run_id}: {summarize(record)}")
     if record.status == "failed":
         sys.exit(1)

@@ -66,8 +66,13 @@ class CacheStats:
 
     def as_dict(self) -> dict:
         lookups = self.hits + self.misses
-        return {"hits": self.hits, "misses": self.misses, "decoded": self.decoded, "failed": self.failed,
-                "hit_rate": round(self.hits / lookups, 4) if lookups else 1.0}
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "decoded": self.decoded,
+            "failed": self.failed,
+            "hit_rate": round(self.hits / lookups, 4) if lookups else 1.0,
+        }
 
 
 class CachedRows:
@@ -239,8 +244,11 @@ class FeatureCache:
                 stack.enter_context(_build_lock(directory))
             for job in jobs:
                 index = self._scan(job.directory)  # another process may have filled some meanwhile
-                pending = [(p, k) for p, k in zip(job.paths, job.keys, strict=True)
-                           if k not in index.rows and k not in index.failures]
+                pending = [
+                    (p, k)
+                    for p, k in zip(job.paths, job.keys, strict=True)
+                    if k not in index.rows and k not in index.failures
+                ]
                 stats[job.name].hits += len(job.paths) - len(pending)
                 job.paths, job.keys = [p for p, _ in pending], [k for _, k in pending]
                 self._raise_if_strict(strict, dict(zip(job.paths, job.keys, strict=True)), index)
@@ -259,8 +267,14 @@ class FeatureCache:
                         size = chunk_rows(job.extractor, len(job.paths), workers=1)
                         for start in range(0, len(job.paths), size):
                             chunk = slice(start, start + size)
-                            result = build_chunk(job.extractor, job.directory, job.paths[chunk], job.keys[chunk],
-                                                 stop_at_failure=strict, on_file=tracker.advance)
+                            result = build_chunk(
+                                job.extractor,
+                                job.directory,
+                                job.paths[chunk],
+                                job.keys[chunk],
+                                stop_at_failure=strict,
+                                on_file=tracker.advance,
+                            )
                             self._record(job, result, stats, strict)
 
     def _worth_a_pool(self, jobs: list[_Job]) -> bool:
@@ -283,8 +297,9 @@ class FeatureCache:
             stamps.append(time.perf_counter())
             tracker.advance()
 
-        result = build_chunk(job.extractor, job.directory, job.paths[:count], job.keys[:count],
-                             stop_at_failure=strict, on_file=on_file)
+        result = build_chunk(
+            job.extractor, job.directory, job.paths[:count], job.keys[:count], stop_at_failure=strict, on_file=on_file
+        )
         timed = stamps[2:] and (stamps[-1] - stamps[1]) / (len(stamps) - 2)
         job.seconds_per_file = timed or (stamps[-1] - stamps[0])
         self._record(job, result, stats, strict)

@@ -67,8 +67,12 @@ def logmel_settings(data: DataConfig) -> LogMelSettings:
 
 
 def waveform_settings(data: DataConfig) -> WaveformSettings:
-    return WaveformSettings(sample_rate=data.sample_rate, clip_seconds=data.clip_seconds,
-                            segments=data.max_segment, segment_seconds=data.segment_seconds)
+    return WaveformSettings(
+        sample_rate=data.sample_rate,
+        clip_seconds=data.clip_seconds,
+        segments=data.max_segment,
+        segment_seconds=data.segment_seconds,
+    )
 
 
 def frame_settings(data: DataConfig) -> FrameSettings:
@@ -129,8 +133,9 @@ def prepare_data(
     modalities = tuple(dict.fromkeys(data.modalities))
     absent = [m for m in modalities if m not in task.modalities]
     if absent:
-        raise ConfigError(f"task '{task.name}' has no {absent[0]} (data.modalities may use: "
-                          f"{', '.join(task.modalities)})")
+        raise ConfigError(
+            f"task '{task.name}' has no {absent[0]} (data.modalities may use: {', '.join(task.modalities)})"
+        )
     extractors = feature_extractors(data)
     try:
         items = task.items(root, data)
@@ -168,9 +173,15 @@ def prepare_data(
         if name == "train" and data.shuffle_train_labels:
             labels = np.random.default_rng(data.split_seed).permutation(labels)
         features = {m: fetched[m].rows.take([position[m][_source(item, m)] for item in members]) for m in modalities}
-        splits[name] = SplitArrays(features, labels, [item.speaker for item in members], shapes,
-                                   (list(data.video_mean), list(data.video_std)),
-                                   paths=[item.audio for item in members], folds=[item.fold for item in members])
+        splits[name] = SplitArrays(
+            features,
+            labels,
+            [item.speaker for item in members],
+            shapes,
+            (list(data.video_mean), list(data.video_std)),
+            paths=[item.audio for item in members],
+            folds=[item.fold for item in members],
+        )
     spec = TaskSpec(
         num_classes=len(task.classes),
         modalities=modalities,

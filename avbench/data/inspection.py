@@ -184,8 +184,11 @@ def inspect_dataset(root: Path, task_name: str | None = None, data: DataConfig |
                 durations[item.split].append(audio.duration)
             _tally(tallies, audio)
         if item.video is not None:
-            video = audio if item.video == item.audio else _usable(headers[item.video], item.video, root, problems,
-                                                                    want="video")
+            video = (
+                audio
+                if item.video == item.audio
+                else _usable(headers[item.video], item.video, root, problems, want="video")
+            )
             if video is not None and video.width is not None:
                 tallies["video"][f"{video.width}×{video.height} @ {video.fps:g} fps"] += 1
             if video is not None and item.video != item.audio:

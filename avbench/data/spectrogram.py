@@ -43,12 +43,18 @@ class SpectrogramSettings:
         """An experiment's data section in auDeep's terms: win_ms is the window width and
         win_ms - hop_ms its overlap, clip_seconds the fixed length, n_mels the mel bands."""
         if data.hop_ms > data.win_ms:
-            raise ConfigError(f"data.hop_ms ({data.hop_ms}) exceeds data.win_ms ({data.win_ms}): spectrogram "
-                              "windows would skip samples")
-        return cls(sample_rate=data.sample_rate, fixed_length=data.clip_seconds,
-                   window_width=round(data.win_ms / 1000, 9),
-                   window_overlap=round((data.win_ms - data.hop_ms) / 1000, 9), mel_bands=data.n_mels,
-                   clip_below=tuple(float(t) for t in data.clip_below))
+            raise ConfigError(
+                f"data.hop_ms ({data.hop_ms}) exceeds data.win_ms ({data.win_ms}): spectrogram "
+                "windows would skip samples"
+            )
+        return cls(
+            sample_rate=data.sample_rate,
+            fixed_length=data.clip_seconds,
+            window_width=round(data.win_ms / 1000, 9),
+            window_overlap=round((data.win_ms - data.hop_ms) / 1000, 9),
+            mel_bands=data.n_mels,
+            clip_below=tuple(float(t) for t in data.clip_below),
+        )
 
     @property
     def num_samples(self) -> int:
@@ -76,11 +82,15 @@ class SpectrogramSettings:
     def check(self) -> SpectrogramSettings:
         """One clear line for settings that give no spectrogram at all."""
         if self.window_overlap < 0 or self.hop_samples < 1:
-            raise ConfigError(f"window overlap {self.window_overlap} s must be at least 0 and below the window "
-                              f"width {self.window_width} s")
+            raise ConfigError(
+                f"window overlap {self.window_overlap} s must be at least 0 and below the window "
+                f"width {self.window_width} s"
+            )
         if self.window_samples < 2 or self.num_samples < self.window_samples:
-            raise ConfigError(f"a {self.window_width} s window needs a fixed length of at least that "
-                              f"(got {self.fixed_length} s) and at least 2 samples at {self.sample_rate} Hz")
+            raise ConfigError(
+                f"a {self.window_width} s window needs a fixed length of at least that "
+                f"(got {self.fixed_length} s) and at least 2 samples at {self.sample_rate} Hz"
+            )
         if not self.clip_below or max(self.clip_below) >= 0:
             raise ConfigError("clip-below thresholds must be negative dB values (the loudest bin is 0 dB)")
         return self
@@ -130,8 +140,14 @@ class SpectrogramExtractor:
         settings = self.settings
         if self._mel is None:
             self._mel = torchaudio.transforms.MelSpectrogram(
-                sample_rate=settings.sample_rate, n_fft=settings.window_samples, hop_length=settings.hop_samples,
-                n_mels=settings.mel_bands, center=False, power=2.0, mel_scale="htk", f_min=0.0,
+                sample_rate=settings.sample_rate,
+                n_fft=settings.window_samples,
+                hop_length=settings.hop_samples,
+                n_mels=settings.mel_bands,
+                center=False,
+                power=2.0,
+                mel_scale="htk",
+                f_min=0.0,
             )
         clip = fit_length(load_audio(path, settings.sample_rate), settings.num_samples)
         with torch.no_grad():

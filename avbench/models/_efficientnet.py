@@ -8,8 +8,15 @@ from torch import nn
 from avbench.errors import ConfigError
 
 
-def efficientnet(num_classes: int, *, arch: str = "efficientnet_b0", drop_rate: float = 0.2, width: float = 1.0,
-                 depth: float = 1.0, pretrained: bool = False) -> nn.Module:
+def efficientnet(
+    num_classes: int,
+    *,
+    arch: str = "efficientnet_b0",
+    drop_rate: float = 0.2,
+    width: float = 1.0,
+    depth: float = 1.0,
+    pretrained: bool = False,
+) -> nn.Module:
     """`arch` is any timm EfficientNet; `width`/`depth` scale B0's channels and blocks
     (EfficientNet's compound-scaling multipliers; 1.0 = the published B0), which is how the
     CPU presets and tests shrink it. `pretrained` reads timm weights from the local HF cache

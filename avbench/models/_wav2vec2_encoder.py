@@ -21,21 +21,46 @@ SAMPLE_RATE = 16000  # what wav2vec2 was pretrained on; its conv strides assume 
 # facebook/wav2vec2-base-960h's config.json, written out so that "the published architecture"
 # does not hang on a library's defaults (transformers' own default feat_proj_dropout is 0.0).
 BASE_960H = {
-    "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
-    "hidden_act": "gelu", "hidden_dropout": 0.1, "activation_dropout": 0.1, "attention_dropout": 0.1,
-    "feat_proj_dropout": 0.1, "final_dropout": 0.1, "layerdrop": 0.1, "layer_norm_eps": 1e-5,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu",
+    "hidden_dropout": 0.1,
+    "activation_dropout": 0.1,
+    "attention_dropout": 0.1,
+    "feat_proj_dropout": 0.1,
+    "final_dropout": 0.1,
+    "layerdrop": 0.1,
+    "layer_norm_eps": 1e-5,
     "initializer_range": 0.02,
-    "feat_extract_norm": "group", "feat_extract_activation": "gelu", "conv_bias": False,
-    "conv_dim": [512] * 7, "conv_kernel": [10, 3, 3, 3, 3, 2, 2], "conv_stride": [5, 2, 2, 2, 2, 2, 2],
-    "num_conv_pos_embeddings": 128, "num_conv_pos_embedding_groups": 16, "do_stable_layer_norm": False,
-    "apply_spec_augment": True, "mask_time_prob": 0.05, "mask_time_length": 10, "mask_time_min_masks": 2,
-    "mask_feature_prob": 0.0, "classifier_proj_size": 256,
+    "feat_extract_norm": "group",
+    "feat_extract_activation": "gelu",
+    "conv_bias": False,
+    "conv_dim": [512] * 7,
+    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+    "num_conv_pos_embeddings": 128,
+    "num_conv_pos_embedding_groups": 16,
+    "do_stable_layer_norm": False,
+    "apply_spec_augment": True,
+    "mask_time_prob": 0.05,
+    "mask_time_length": 10,
+    "mask_time_min_masks": 2,
+    "mask_feature_prob": 0.0,
+    "classifier_proj_size": 256,
 }
 
 # The encoder of every wav2vec2 model's tiny variant (tests on a CPU): layerdrop off so that
 # every layer runs and gets a gradient.
-TINY_ENCODER = {"num_layers": 1, "hidden_size": 32, "num_heads": 2, "intermediate_size": 64, "conv_channels": 16,
-                "layerdrop": 0.0}
+TINY_ENCODER = {
+    "num_layers": 1,
+    "hidden_size": 32,
+    "num_heads": 2,
+    "intermediate_size": 64,
+    "conv_channels": 16,
+    "layerdrop": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -61,8 +86,12 @@ class EncoderOptions:
 
     def sizes(self) -> dict[str, int]:
         """The size knobs that were set, under their Wav2Vec2Config names."""
-        named = {"num_hidden_layers": self.num_layers, "hidden_size": self.hidden_size,
-                 "num_attention_heads": self.num_heads, "intermediate_size": self.intermediate_size}
+        named = {
+            "num_hidden_layers": self.num_layers,
+            "hidden_size": self.hidden_size,
+            "num_attention_heads": self.num_heads,
+            "intermediate_size": self.intermediate_size,
+        }
         sizes = {key: value for key, value in named.items() if value is not None}
         if self.conv_channels is not None:
             sizes["conv_dim"] = [self.conv_channels] * len(BASE_960H["conv_dim"])
@@ -142,12 +171,15 @@ def normalize_waveform(audio: torch.Tensor) -> torch.Tensor:
     return (wave - mean) / torch.sqrt(variance + 1e-7)
 
 
-def two_rate_groups(wav2vec2: nn.Module, head: nn.Module, lr: float, head_lr: float | None,
-                    head_name: str) -> list[dict]:
+def two_rate_groups(
+    wav2vec2: nn.Module, head: nn.Module, lr: float, head_lr: float | None, head_name: str
+) -> list[dict]:
     """Optimizer groups: wav2vec2 at `lr` (train.lr, the seed's base_lr), the head at
     `head_lr` (train.lr when unset); a frozen wav2vec2 has no group."""
-    groups = [{"name": "base_lr", "params": _trainable(wav2vec2), "lr": lr},
-              {"name": head_name, "params": _trainable(head), "lr": head_lr or lr}]
+    groups = [
+        {"name": "base_lr", "params": _trainable(wav2vec2), "lr": lr},
+        {"name": head_name, "params": _trainable(head), "lr": head_lr or lr},
+    ]
     return [group for group in groups if group["params"]]
 
 
@@ -167,11 +199,15 @@ def _samples_for(config, frames: int) -> int:
 def _check_input(spec: TaskSpec) -> None:
     shape = spec.shapes.get("audio", ())
     if len(shape) != 2:
-        raise ConfigError(f"wav2vec2 models read one waveform [1, samples] per example, not {shape}; "
-                          "set data.max_segment: 0 and data.audio_feature: waveform (or auto)")
+        raise ConfigError(
+            f"wav2vec2 models read one waveform [1, samples] per example, not {shape}; "
+            "set data.max_segment: 0 and data.audio_feature: waveform (or auto)"
+        )
     if spec.sample_rate != SAMPLE_RATE:
-        raise ConfigError(f"wav2vec2 reads {SAMPLE_RATE} Hz audio (its conv strides and weights assume it); "
-                          f"set data.sample_rate: {SAMPLE_RATE} (now {spec.sample_rate})")
+        raise ConfigError(
+            f"wav2vec2 reads {SAMPLE_RATE} Hz audio (its conv strides and weights assume it); "
+            f"set data.sample_rate: {SAMPLE_RATE} (now {spec.sample_rate})"
+        )
 
 
 def _check_options(options: EncoderOptions) -> None:
@@ -182,18 +218,24 @@ def _check_options(options: EncoderOptions) -> None:
         if not 0.0 <= getattr(options, name) < 1.0:
             raise ConfigError(f"model_args.{name} must be in [0, 1), got {getattr(options, name)}")
     if options.pretrained and set(options.sizes()) - {"num_hidden_layers"}:
-        raise ConfigError("with model_args.pretrained the checkpoint sets hidden_size, num_heads, intermediate_size "
-                          "and conv_channels; only num_layers may be given (to keep the first layers)")
+        raise ConfigError(
+            "with model_args.pretrained the checkpoint sets hidden_size, num_heads, intermediate_size "
+            "and conv_channels; only num_layers may be given (to keep the first layers)"
+        )
 
 
 def _check_shape(config) -> None:
     if config.hidden_size % config.num_attention_heads:
-        raise ConfigError(f"model_args.hidden_size ({config.hidden_size}) must be divisible by num_heads "
-                          f"({config.num_attention_heads})")
+        raise ConfigError(
+            f"model_args.hidden_size ({config.hidden_size}) must be divisible by num_heads "
+            f"({config.num_attention_heads})"
+        )
     groups = config.num_conv_pos_embedding_groups
     if config.hidden_size % groups:
-        raise ConfigError(f"model_args.hidden_size ({config.hidden_size}) must be divisible by {groups}, "
-                          "the groups of wav2vec2's convolutional position embedding")
+        raise ConfigError(
+            f"model_args.hidden_size ({config.hidden_size}) must be divisible by {groups}, "
+            "the groups of wav2vec2's convolutional position embedding"
+        )
 
 
 def _load(model_class: type, options: EncoderOptions, overrides: dict) -> nn.Module:
@@ -205,8 +247,10 @@ def _load(model_class: type, options: EncoderOptions, overrides: dict) -> nn.Mod
     try:
         config = Wav2Vec2Config.from_pretrained(where, local_files_only=True, **overrides)
     except OSError:
-        raise ConfigError(f"model_args.pretrained '{where}': no wav2vec2 checkpoint there, nor in the local Hugging "
-                          "Face cache (nothing is downloaded); give a directory written by save_pretrained") from None
+        raise ConfigError(
+            f"model_args.pretrained '{where}': no wav2vec2 checkpoint there, nor in the local Hugging "
+            "Face cache (nothing is downloaded); give a directory written by save_pretrained"
+        ) from None
     if config.model_type != "wav2vec2":
         raise ConfigError(f"model_args.pretrained '{where}' is a {config.model_type} checkpoint, not wav2vec2")
     layers = options.num_layers
@@ -218,7 +262,8 @@ def _load(model_class: type, options: EncoderOptions, overrides: dict) -> nn.Mod
     # A classification checkpoint made for another number of classes gets a fresh classifier.
     mismatched = "num_labels" in overrides
     try:
-        return model_class.from_pretrained(where, config=config, local_files_only=True, dtype=torch.float32,
-                                           ignore_mismatched_sizes=mismatched)
+        return model_class.from_pretrained(
+            where, config=config, local_files_only=True, dtype=torch.float32, ignore_mismatched_sizes=mismatched
+        )
     except OSError as exc:
         raise ConfigError(f"model_args.pretrained '{where}': {str(exc).splitlines()[0]}") from None

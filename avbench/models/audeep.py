@@ -33,17 +33,27 @@ CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 class ThresholdAutoencoder(nn.Module):
     """The autoencoder of one spectrogram set: frames [B, T, bands] in, [B, T, bands] out."""
 
-    def __init__(self, bands: int, cell: str, num_layers: int, num_units: int, bidirectional_encoder: bool,
-                 bidirectional_decoder: bool, keep_prob: float):
+    def __init__(
+        self,
+        bands: int,
+        cell: str,
+        num_layers: int,
+        num_units: int,
+        bidirectional_encoder: bool,
+        bidirectional_decoder: bool,
+        keep_prob: float,
+    ):
         super().__init__()
         rnn, drop = CELLS[cell], 1.0 - keep_prob
         between_layers = drop if num_layers > 1 else 0.0  # torch warns about dropout on a single layer
         self.num_units = num_units
         self.is_lstm = cell == "lstm"
-        self.encoder = rnn(bands, num_units, num_layers, batch_first=True, dropout=between_layers,
-                           bidirectional=bidirectional_encoder)
-        self.decoder = rnn(bands, num_units, num_layers, batch_first=True, dropout=between_layers,
-                           bidirectional=bidirectional_decoder)
+        self.encoder = rnn(
+            bands, num_units, num_layers, batch_first=True, dropout=between_layers, bidirectional=bidirectional_encoder
+        )
+        self.decoder = rnn(
+            bands, num_units, num_layers, batch_first=True, dropout=between_layers, bidirectional=bidirectional_decoder
+        )
         states = 2 if self.is_lstm else 1
         encoder_state = num_layers * (2 if bidirectional_encoder else 1) * num_units * states
         self.representation_size = num_layers * (2 if bidirectional_decoder else 1) * num_units * states
@@ -107,9 +117,14 @@ class RecurrentAutoencoder(nn.Module):
 # step's thread barrier waits for a descheduled thread on a busy machine. A GRU (8 units, 49
 # steps, batch 16) took 0.52 s per forward with 2 threads against 0.011 s with 1 on the shared
 # 2-core machine (load 13).
-@register_model("audeep", tiny={"num_layers": 1, "num_units": 8}, audio_input="spectrogram",
-                objective="reconstruction", tiny_data={"win_ms": 80.0, "hop_ms": 40.0, "clip_below": [-45.0, -60.0]},
-                cpu_threads=1)
+@register_model(
+    "audeep",
+    tiny={"num_layers": 1, "num_units": 8},
+    audio_input="spectrogram",
+    objective="reconstruction",
+    tiny_data={"win_ms": 80.0, "hop_ms": 40.0, "clip_below": [-45.0, -60.0]},
+    cpu_threads=1,
+)
 def audeep(
     spec: TaskSpec,
     cell: Literal["gru", "lstm"] = "gru",
@@ -120,6 +135,13 @@ def audeep(
     keep_prob: Annotated[float, Field(gt=0, le=1)] = 0.8,
 ) -> nn.Module:
     thresholds, bands, _ = spec.shapes["audio"]
-    return RecurrentAutoencoder(thresholds, bands, cell=cell, num_layers=num_layers, num_units=num_units,
-                                bidirectional_encoder=bidirectional_encoder,
-                                bidirectional_decoder=bidirectional_decoder, keep_prob=keep_prob)
+    return RecurrentAutoencoder(
+        thresholds,
+        bands,
+        cell=cell,
+        num_layers=num_layers,
+        num_units=num_units,
+        bidirectional_encoder=bidirectional_encoder,
+        bidirectional_decoder=bidirectional_decoder,
+        keep_prob=keep_prob,
+    )

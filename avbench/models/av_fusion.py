@@ -40,8 +40,12 @@ from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
 # requires_grad → the extractors it freezes (the seed's meaning of each value).
-FREEZE = {"none": (), "a": ("audio_extractor",), "v": ("video_extractor",),
-          "av": ("audio_extractor", "video_extractor")}
+FREEZE = {
+    "none": (),
+    "a": ("audio_extractor",),
+    "v": ("video_extractor",),
+    "av": ("audio_extractor", "video_extractor"),
+}
 
 
 class ResNet18Trunk(nn.Module):
@@ -63,8 +67,11 @@ class ResNet18Trunk(nn.Module):
             downsample = None
             if stride != 1 or channels != planes:
                 downsample = nn.Sequential(conv1x1(channels, planes, stride), nn.BatchNorm2d(planes))
-            setattr(self, f"layer{index}",
-                    nn.Sequential(BasicBlock(channels, planes, stride, downsample), BasicBlock(planes, planes)))
+            setattr(
+                self,
+                f"layer{index}",
+                nn.Sequential(BasicBlock(channels, planes, stride, downsample), BasicBlock(planes, planes)),
+            )
             channels = planes
         self.out_features = channels
         for module in self.modules():  # torchvision's ResNet initialisation
@@ -133,9 +140,20 @@ class FusionEncoder(nn.Module):
 
 
 class AVFusion(nn.Module):
-    def __init__(self, spec: TaskSpec, *, audio_width: int, video_width: int, lstm_size: int, input_dim: int,
-                 hidden_units: int, hidden_features: int, encoder_decoder: int, dropout: float,
-                 frozen: tuple[str, ...]):
+    def __init__(
+        self,
+        spec: TaskSpec,
+        *,
+        audio_width: int,
+        video_width: int,
+        lstm_size: int,
+        input_dim: int,
+        hidden_units: int,
+        hidden_features: int,
+        encoder_decoder: int,
+        dropout: float,
+        frozen: tuple[str, ...],
+    ):
         super().__init__()
         segments, channels = spec.shapes["audio"][:2]
         self.audio_extractor = ResNet18Trunk(channels, audio_width)
@@ -166,8 +184,13 @@ class AVFusion(nn.Module):
         size, segments = audio.shape[:2]
         audio_features = self.audio_proj(self.audio_extractor(audio.flatten(0, 1)).view(size, segments, -1))
         video_features = self.video_proj(self.video_extractor(video.flatten(0, 1)).view(size, segments, -1))
-        tokens = torch.cat([self.audio_tokens(audio_features.transpose(1, 2)).transpose(1, 2),
-                            self.video_tokens(video_features.transpose(1, 2)).transpose(1, 2)], dim=1)
+        tokens = torch.cat(
+            [
+                self.audio_tokens(audio_features.transpose(1, 2)).transpose(1, 2),
+                self.video_tokens(video_features.transpose(1, 2)).transpose(1, 2),
+            ],
+            dim=1,
+        )
         log_probs, previous = [], None
         for encoder, decoder in zip(self.encoders, self.decoders, strict=True):
             previous = encoder(tokens, previous)
@@ -189,20 +212,24 @@ def load_extractor(module: nn.Module, path: str, name: str) -> None:
         state = state["model"]  # an avbench checkpoint
     prefix = f"{name}."
     if any(key.startswith(prefix) for key in state):
-        state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+        state = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise ConfigError(f"{path} does not fit the {name.replace('_', ' ')} (same widths needed): "
-                          f"{first[1].strip() if len(first) > 1 else first[0]}") from None
+        raise ConfigError(
+            f"{path} does not fit the {name.replace('_', ' ')} (same widths needed): "
+            f"{first[1].strip() if len(first) > 1 else first[0]}"
+        ) from None
 
 
-def check_av_fusion(spec: TaskSpec, *, encoder_decoder: int, path_to_model_fa: str | None,
-                    path_to_model_fv: str | None, **sizes) -> None:
+def check_av_fusion(
+    spec: TaskSpec, *, encoder_decoder: int, path_to_model_fa: str | None, path_to_model_fv: str | None, **sizes
+) -> None:
     if len(spec.shapes.get("audio", ())) != 4 or len(spec.shapes.get("video", ())) != 5:
-        raise ConfigError("av-fusion reads data.max_segment segments per clip (OpenAV: 2); set data.max_segment "
-                          "to 1 or more")
+        raise ConfigError(
+            "av-fusion reads data.max_segment segments per clip (OpenAV: 2); set data.max_segment to 1 or more"
+        )
     if not 1 <= encoder_decoder <= 50:
         raise ConfigError(f"model_args.encoder_decoder must be 1 to 50 (got {encoder_decoder})")
     for name in ("audio_width", "video_width", "lstm_size", "input_dim", "hidden_units", "hidden_features"):
@@ -215,8 +242,15 @@ def check_av_fusion(spec: TaskSpec, *, encoder_decoder: int, path_to_model_fa: s
 
 @register_model(
     "av-fusion",
-    tiny={"audio_width": 8, "video_width": 8, "lstm_size": 16, "input_dim": 16, "hidden_units": 16,
-          "hidden_features": 4, "encoder_decoder": 2},
+    tiny={
+        "audio_width": 8,
+        "video_width": 8,
+        "lstm_size": 16,
+        "input_dim": 16,
+        "hidden_units": 16,
+        "hidden_features": 4,
+        "encoder_decoder": 2,
+    },
     modalities=("audio", "video"),
     tiny_data={"max_segment": 2, "segment_seconds": 0.5, "num_frames": 4, "image_size": 32},
     check=check_av_fusion,
@@ -241,14 +275,31 @@ def av_fusion(
     without them the extractors start from random weights, and freezing them freezes random
     features. `audio_width` / `video_width` (ResNet base width, 64 = resnet18) and
     `lstm_size` (512 in the seed) shrink the model for CPUs."""
-    args = dict(encoder_decoder=encoder_decoder, path_to_model_fa=path_to_model_fa, path_to_model_fv=path_to_model_fv,
-                audio_width=audio_width, video_width=video_width, lstm_size=lstm_size, input_dim=input_dim,
-                hidden_units=hidden_units, hidden_features=hidden_features)
+    args = dict(
+        encoder_decoder=encoder_decoder,
+        path_to_model_fa=path_to_model_fa,
+        path_to_model_fv=path_to_model_fv,
+        audio_width=audio_width,
+        video_width=video_width,
+        lstm_size=lstm_size,
+        input_dim=input_dim,
+        hidden_units=hidden_units,
+        hidden_features=hidden_features,
+    )
     check_av_fusion(spec, **args)
     frozen = FREEZE[requires_grad]
-    model = AVFusion(spec, audio_width=audio_width, video_width=video_width, lstm_size=lstm_size, input_dim=input_dim,
-                     hidden_units=hidden_units, hidden_features=hidden_features, encoder_decoder=encoder_decoder,
-                     dropout=dropout, frozen=frozen)
+    model = AVFusion(
+        spec,
+        audio_width=audio_width,
+        video_width=video_width,
+        lstm_size=lstm_size,
+        input_dim=input_dim,
+        hidden_units=hidden_units,
+        hidden_features=hidden_features,
+        encoder_decoder=encoder_decoder,
+        dropout=dropout,
+        frozen=frozen,
+    )
     sources = []
     for name, path in (("audio_extractor", path_to_model_fa), ("video_extractor", path_to_model_fv)):
         if path is not None:

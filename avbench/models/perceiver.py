@@ -23,9 +23,19 @@ from avbench.spec import TaskSpec
 PUBLISHED = "deepmind/multimodal-perceiver"
 # Its configuration, in this model's argument names (HF's conversion script; image_size in pixels).
 PUBLISHED_VALUES = {
-    "num_latents": 784, "d_latents": 512, "d_model": 704, "num_blocks": 1, "num_self_attends_per_block": 8,
-    "num_self_attention_heads": 8, "num_cross_attention_heads": 1, "samples_per_patch": 16, "qk_channels": None,
-    "num_frames": 16, "image_size": 224, "audio_samples_per_frame": 1920, "initializer_range": 0.02,
+    "num_latents": 784,
+    "d_latents": 512,
+    "d_model": 704,
+    "num_blocks": 1,
+    "num_self_attends_per_block": 8,
+    "num_self_attention_heads": 8,
+    "num_cross_attention_heads": 1,
+    "samples_per_patch": 16,
+    "qk_channels": None,
+    "num_frames": 16,
+    "image_size": 224,
+    "audio_samples_per_frame": 1920,
+    "initializer_range": 0.02,
 }
 # HF pads every modality to the widest one plus this many channels (hard-coded in
 # PerceiverForMultimodalAutoencoding), so the published d_model 704 = 700 Kinetics labels + 4.
@@ -35,10 +45,13 @@ SPATIAL_DOWNSAMPLE = 4  # 4×4 space-to-depth image patches
 AUDIO_BANDS, IMAGE_BANDS = 192, 32
 # Arguments that shape weights: a checkpoint must agree with them (model_args name → config field).
 ARCHITECTURE = {
-    "num_latents": "num_latents", "d_latents": "d_latents", "num_blocks": "num_blocks",
+    "num_latents": "num_latents",
+    "d_latents": "d_latents",
+    "num_blocks": "num_blocks",
     "num_self_attends_per_block": "num_self_attends_per_block",
     "num_self_attention_heads": "num_self_attention_heads",
-    "num_cross_attention_heads": "num_cross_attention_heads", "samples_per_patch": "samples_per_patch",
+    "num_cross_attention_heads": "num_cross_attention_heads",
+    "samples_per_patch": "samples_per_patch",
     "qk_channels": "qk_channels",
 }
 
@@ -75,39 +88,56 @@ class PerceiverClassifier(nn.Module):
         return out.logits["label"]
 
 
-def check_inputs(spec: TaskSpec, num_frames: int, image_size: int, audio_samples_per_frame: int,
-                 samples_per_patch: int) -> None:
+def check_inputs(
+    spec: TaskSpec, num_frames: int, image_size: int, audio_samples_per_frame: int, samples_per_patch: int
+) -> None:
     """The data must give exactly the frames, image size and samples the model is built for;
     each mismatch names the data field to change."""
     if image_size % SPATIAL_DOWNSAMPLE:
-        raise ConfigError(f"perceiver: model_args.image_size {image_size} must be a multiple of "
-                          f"{SPATIAL_DOWNSAMPLE} (4×4 space-to-depth patches)")
+        raise ConfigError(
+            f"perceiver: model_args.image_size {image_size} must be a multiple of "
+            f"{SPATIAL_DOWNSAMPLE} (4×4 space-to-depth patches)"
+        )
     if (num_frames * audio_samples_per_frame) % samples_per_patch:
-        raise ConfigError(f"perceiver: num_frames × audio_samples_per_frame = {num_frames * audio_samples_per_frame} "
-                          f"must be a multiple of model_args.samples_per_patch {samples_per_patch}")
+        raise ConfigError(
+            f"perceiver: num_frames × audio_samples_per_frame = {num_frames * audio_samples_per_frame} "
+            f"must be a multiple of model_args.samples_per_patch {samples_per_patch}"
+        )
     video, audio = spec.shapes.get("video"), spec.shapes.get("audio")
     if video is None or audio is None:
         raise ConfigError("perceiver reads audio + video: set data.modalities: [audio, video]")
     if len(video) != 4:
-        raise ConfigError(f"perceiver: video must be [frames, 3, H, W] per clip, got {list(video)}; "
-                          "set data.max_segment: 0")
+        raise ConfigError(
+            f"perceiver: video must be [frames, 3, H, W] per clip, got {list(video)}; set data.max_segment: 0"
+        )
     if video[0] != num_frames:
-        raise ConfigError(f"perceiver: model_args.num_frames is {num_frames} but the video has {video[0]} "
-                          f"frames; set data.num_frames: {num_frames}")
+        raise ConfigError(
+            f"perceiver: model_args.num_frames is {num_frames} but the video has {video[0]} "
+            f"frames; set data.num_frames: {num_frames}"
+        )
     if video[2:] != (image_size, image_size):
-        raise ConfigError(f"perceiver: model_args.image_size is {image_size} but frames are "
-                          f"{video[2]}×{video[3]}; set data.image_size: {image_size}")
+        raise ConfigError(
+            f"perceiver: model_args.image_size is {image_size} but frames are "
+            f"{video[2]}×{video[3]}; set data.image_size: {image_size}"
+        )
     if len(audio) != 2 or audio[0] != 1:
-        raise ConfigError(f"perceiver reads one raw waveform [1, samples] per clip, got {list(audio)}; "
-                          "set data.audio_feature: waveform and data.max_segment: 0")
+        raise ConfigError(
+            f"perceiver reads one raw waveform [1, samples] per clip, got {list(audio)}; "
+            "set data.audio_feature: waveform and data.max_segment: 0"
+        )
     wanted = num_frames * audio_samples_per_frame
     if audio[1] != wanted:
         per_frame = audio[1] / num_frames
-        hint = (f" or model_args.audio_samples_per_frame: {int(per_frame)}"
-                if per_frame.is_integer() and audio[1] % samples_per_patch == 0 else "")
-        raise ConfigError(f"perceiver: the audio has {audio[1]} samples but num_frames × audio_samples_per_frame = "
-                          f"{num_frames} × {audio_samples_per_frame} = {wanted}; set data.clip_seconds: "
-                          f"{wanted / spec.sample_rate:g} (at data.sample_rate {spec.sample_rate}){hint}")
+        hint = (
+            f" or model_args.audio_samples_per_frame: {int(per_frame)}"
+            if per_frame.is_integer() and audio[1] % samples_per_patch == 0
+            else ""
+        )
+        raise ConfigError(
+            f"perceiver: the audio has {audio[1]} samples but num_frames × audio_samples_per_frame = "
+            f"{num_frames} × {audio_samples_per_frame} = {wanted}; set data.clip_seconds: "
+            f"{wanted / spec.sample_rate:g} (at data.sample_rate {spec.sample_rate}){hint}"
+        )
 
 
 def published_config(**args):
@@ -133,9 +163,11 @@ def check_input_width(samples_per_patch: int, d_model: int) -> None:
     image = 3 * SPATIAL_DOWNSAMPLE**2 + 3 * (2 * IMAGE_BANDS + 1)
     widest = max(audio, image)
     if d_model - MIN_PADDING < widest:
-        raise ConfigError(f"perceiver: model_args.d_model {d_model} is below the widest input modality + "
-                          f"{MIN_PADDING} = {widest + MIN_PADDING} (audio patches of {samples_per_patch} samples "
-                          f"with {AUDIO_BANDS} Fourier bands); raise it")
+        raise ConfigError(
+            f"perceiver: model_args.d_model {d_model} is below the widest input modality + "
+            f"{MIN_PADDING} = {widest + MIN_PADDING} (audio patches of {samples_per_patch} samples "
+            f"with {AUDIO_BANDS} Fourier bands); raise it"
+        )
 
 
 def load_pretrained(path: str, architecture: dict, attention_dropout: float):
@@ -145,17 +177,24 @@ def load_pretrained(path: str, architecture: dict, attention_dropout: float):
 
     try:
         model = PerceiverForMultimodalAutoencoding.from_pretrained(
-            path, local_files_only=True, attention_probs_dropout_prob=attention_dropout)
+            path, local_files_only=True, attention_probs_dropout_prob=attention_dropout
+        )
     except (OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"perceiver: cannot load model_args.pretrained '{path}' from disk or the local HF "
-                          f"cache (nothing is downloaded): {reason}") from None
+        raise ConfigError(
+            f"perceiver: cannot load model_args.pretrained '{path}' from disk or the local HF "
+            f"cache (nothing is downloaded): {reason}"
+        ) from None
     config = model.config
-    wrong = [f"model_args.{arg} is {architecture[arg]} but the checkpoint has {getattr(config, field)}"
-             for arg, field in ARCHITECTURE.items() if getattr(config, field) != architecture[arg]]
+    wrong = [
+        f"model_args.{arg} is {architecture[arg]} but the checkpoint has {getattr(config, field)}"
+        for arg, field in ARCHITECTURE.items()
+        if getattr(config, field) != architecture[arg]
+    ]
     if config.num_labels + MIN_PADDING != architecture["d_model"]:
-        wrong.append(f"model_args.d_model is {architecture['d_model']} but the checkpoint has "
-                     f"{config.num_labels + MIN_PADDING}")
+        wrong.append(
+            f"model_args.d_model is {architecture['d_model']} but the checkpoint has {config.num_labels + MIN_PADDING}"
+        )
     if wrong:
         raise ConfigError(f"perceiver: {path}: " + "; ".join(wrong))
     return model
@@ -167,9 +206,11 @@ def adapt_for_classes(autoencoder: nn.Module, num_classes: int, head_hidden: int
     if perceiver.input_preprocessor.mask_probs.get("label") != 1.0:
         raise RuntimeError("the label input must always be masked (HF changed PerceiverForMultimodalAutoencoding?)")
     width = autoencoder.config.output_num_channels
-    head: nn.Module = (nn.Sequential(nn.Linear(width, head_hidden), nn.Dropout(head_dropout),
-                                     nn.Linear(head_hidden, num_classes))
-                       if head_hidden else nn.Linear(width, num_classes))
+    head: nn.Module = (
+        nn.Sequential(nn.Linear(width, head_hidden), nn.Dropout(head_dropout), nn.Linear(head_hidden, num_classes))
+        if head_hidden
+        else nn.Linear(width, num_classes)
+    )
     perceiver.output_postprocessor.modalities["label"].classifier = head
     # Image/audio reconstruction heads and query paddings only see zero decoded points, and the
     # label input's padding is always replaced by the mask token: frozen, they keep their
@@ -183,9 +224,17 @@ def adapt_for_classes(autoencoder: nn.Module, num_classes: int, head_hidden: int
 
 @register_model(
     "perceiver",
-    tiny={"num_latents": 8, "d_latents": 32, "d_model": 408, "num_self_attends_per_block": 1,
-          "num_self_attention_heads": 2, "num_frames": 2, "image_size": 16, "audio_samples_per_frame": 800,
-          "head_hidden": 16},
+    tiny={
+        "num_latents": 8,
+        "d_latents": 32,
+        "d_model": 408,
+        "num_self_attends_per_block": 1,
+        "num_self_attention_heads": 2,
+        "num_frames": 2,
+        "image_size": 16,
+        "audio_samples_per_frame": 800,
+        "head_hidden": 16,
+    },
     modalities=("audio", "video"),
     audio_input="waveform",
     tiny_data={"num_frames": 2, "image_size": 16, "clip_seconds": 0.1, "sample_rate": 16000},
@@ -224,32 +273,51 @@ def perceiver(
 
     check_inputs(spec, num_frames, image_size, audio_samples_per_frame, samples_per_patch)
     check_input_width(samples_per_patch, d_model)
-    args = {"num_latents": num_latents, "d_latents": d_latents, "num_blocks": num_blocks,
-            "num_self_attends_per_block": num_self_attends_per_block,
-            "num_self_attention_heads": num_self_attention_heads,
-            "num_cross_attention_heads": num_cross_attention_heads, "samples_per_patch": samples_per_patch,
-            "qk_channels": qk_channels or None}
-    attention_widths = {"num_self_attention_heads": qk_channels or d_latents,
-                        "num_cross_attention_heads": qk_channels or d_model}
+    args = {
+        "num_latents": num_latents,
+        "d_latents": d_latents,
+        "num_blocks": num_blocks,
+        "num_self_attends_per_block": num_self_attends_per_block,
+        "num_self_attention_heads": num_self_attention_heads,
+        "num_cross_attention_heads": num_cross_attention_heads,
+        "samples_per_patch": samples_per_patch,
+        "qk_channels": qk_channels or None,
+    }
+    attention_widths = {
+        "num_self_attention_heads": qk_channels or d_latents,
+        "num_cross_attention_heads": qk_channels or d_model,
+    }
     for heads, width in attention_widths.items():
         if width % args[heads]:
             fallback = "d_latents" if "self" in heads else "d_model"
-            raise ConfigError(f"perceiver: attention width {width} (model_args.qk_channels, else {fallback}) must "
-                              f"be divisible by model_args.{heads}")
+            raise ConfigError(
+                f"perceiver: attention width {width} (model_args.qk_channels, else {fallback}) must "
+                f"be divisible by model_args.{heads}"
+            )
     if pretrained:
         autoencoder = load_pretrained(pretrained, {**args, "d_model": d_model}, attention_dropout)
         source = f"loaded from {pretrained}"
     else:
-        config = published_config(**args, d_model=d_model, image_size=image_size, num_frames=num_frames,
-                                  audio_samples_per_frame=audio_samples_per_frame,
-                                  attention_probs_dropout_prob=attention_dropout,
-                                  initializer_range=initializer_range)
+        config = published_config(
+            **args,
+            d_model=d_model,
+            image_size=image_size,
+            num_frames=num_frames,
+            audio_samples_per_frame=audio_samples_per_frame,
+            attention_probs_dropout_prob=attention_dropout,
+            initializer_range=initializer_range,
+        )
         autoencoder = PerceiverForMultimodalAutoencoding(config)
-        requested = {**args, "d_model": d_model, "num_frames": num_frames, "image_size": image_size,
-                     "audio_samples_per_frame": audio_samples_per_frame, "initializer_range": initializer_range}
+        requested = {
+            **args,
+            "d_model": d_model,
+            "num_frames": num_frames,
+            "image_size": image_size,
+            "audio_samples_per_frame": audio_samples_per_frame,
+            "initializer_range": initializer_range,
+        }
         changed = [f"{key} {value}" for key, value in requested.items() if value != PUBLISHED_VALUES[key]]
         scaled = f" ({', '.join(changed)})" if changed else ""
         source = f"random init from the {PUBLISHED} config{scaled}"
     adapt_for_classes(autoencoder, spec.num_classes, head_hidden, head_dropout)
     return PerceiverClassifier(autoencoder, source, normalize_audio)
-

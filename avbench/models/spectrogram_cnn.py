@@ -33,5 +33,6 @@ def spectrogram_cnn(
     pretrained: bool = False,
 ) -> nn.Module:
     """EfficientNet-B0 by default; `width`/`depth` scale it (see avbench.models._efficientnet)."""
-    return SpectrogramCNN(efficientnet(spec.num_classes, arch=arch, drop_rate=drop_rate, width=width, depth=depth,
-                                       pretrained=pretrained))
+    return SpectrogramCNN(
+        efficientnet(spec.num_classes, arch=arch, drop_rate=drop_rate, width=width, depth=depth, pretrained=pretrained)
+    )

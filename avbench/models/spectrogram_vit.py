@@ -28,15 +28,31 @@ def image_size(spectrogram_size: int | tuple[int, int]) -> tuple[int, int]:
     return int(spectrogram_size[0]), int(spectrogram_size[1])
 
 
-def check_spectrogram_vit(spec: TaskSpec, *, spectrogram_size, patch_size: int, dim: int, heads: int,
-                          head_dim: int, depth: int, mlp_dim: int, **_) -> None:
+def check_spectrogram_vit(
+    spec: TaskSpec,
+    *,
+    spectrogram_size,
+    patch_size: int,
+    dim: int,
+    heads: int,
+    head_dim: int,
+    depth: int,
+    mlp_dim: int,
+    **_,
+) -> None:
     """Refuse what cannot be built, before any data is read: ConfigError for values that are
     wrong on their own, InfeasibleConfig for combinations (a sweep skips those untrained)."""
     if len(spec.shapes.get("audio", ())) != 3:
         raise ConfigError("spectrogram-vit reads one log-mel image per clip; set data.max_segment: 0")
     height, width = image_size(spectrogram_size)
-    for name, value in (("spectrogram_size", min(height, width)), ("patch_size", patch_size), ("dim", dim),
-                        ("heads", heads), ("depth", depth), ("mlp_dim", mlp_dim)):
+    for name, value in (
+        ("spectrogram_size", min(height, width)),
+        ("patch_size", patch_size),
+        ("dim", dim),
+        ("heads", heads),
+        ("depth", depth),
+        ("mlp_dim", mlp_dim),
+    ):
         if value <= 0:
             raise ConfigError(f"model_args.{name} must be positive (got {value})")
     if head_dim < 0:
@@ -45,8 +61,10 @@ def check_spectrogram_vit(spec: TaskSpec, *, spectrogram_size, patch_size: int, 
         raise InfeasibleConfig(f"spectrogram_size {height}x{width} is not divisible by patch_size {patch_size}")
     patches = (height // patch_size) * (width // patch_size)
     if patches <= MIN_PATCHES:
-        raise InfeasibleConfig(f"spectrogram_size {height}x{width} with patch_size {patch_size} gives {patches} "
-                               f"patches; a ViT needs more than {MIN_PATCHES}")
+        raise InfeasibleConfig(
+            f"spectrogram_size {height}x{width} with patch_size {patch_size} gives {patches} "
+            f"patches; a ViT needs more than {MIN_PATCHES}"
+        )
     if head_dim == 0 and dim % heads:
         raise InfeasibleConfig(f"dim {dim} is not divisible by heads {heads} (or set head_dim)")
 
@@ -102,18 +120,33 @@ def spectrogram_vit(
     as in vit-pytorch."""
     from timm.models.vision_transformer import VisionTransformer
 
-    args = dict(spectrogram_size=spectrogram_size, patch_size=patch_size, dim=dim, heads=heads, head_dim=head_dim,
-                depth=depth, mlp_dim=mlp_dim)
+    args = dict(
+        spectrogram_size=spectrogram_size,
+        patch_size=patch_size,
+        dim=dim,
+        heads=heads,
+        head_dim=head_dim,
+        depth=depth,
+        mlp_dim=mlp_dim,
+    )
     check_spectrogram_vit(spec, **args)
     size = image_size(spectrogram_size)
     extra = {"attn_layer": _attention_with_head_dim(head_dim)} if head_dim else {}
     vit = VisionTransformer(
-        img_size=size, patch_size=patch_size, in_chans=spec.shapes["audio"][0], num_classes=spec.num_classes,
-        embed_dim=dim, depth=depth, num_heads=heads,
+        img_size=size,
+        patch_size=patch_size,
+        in_chans=spec.shapes["audio"][0],
+        num_classes=spec.num_classes,
+        embed_dim=dim,
+        depth=depth,
+        num_heads=heads,
         # timm takes the MLP width as a ratio and truncates dim * ratio; the half keeps float
         # rounding from landing one unit short of mlp_dim.
         mlp_ratio=(mlp_dim + 0.5) / dim,
-        attn_drop_rate=dropout, proj_drop_rate=dropout, pos_drop_rate=emb_dropout, **extra,
+        attn_drop_rate=dropout,
+        proj_drop_rate=dropout,
+        pos_drop_rate=emb_dropout,
+        **extra,
     )
     assert vit.blocks[0].mlp.fc1.out_features == mlp_dim
     return SpectrogramViT(vit, size)

@@ -32,8 +32,9 @@ class Wav2Vec2Classifier(Wav2Vec2Based):
         return self.model(normalize_waveform(batch["audio"])).logits
 
 
-@register_model("wav2vec2", tiny=TINY_ENCODER, modalities=("audio",), audio_input="waveform",
-                skips_parameters=True)  # layerdrop
+@register_model(
+    "wav2vec2", tiny=TINY_ENCODER, modalities=("audio",), audio_input="waveform", skips_parameters=True
+)  # layerdrop
 def wav2vec2(
     spec: TaskSpec,
     pretrained: str | None = None,

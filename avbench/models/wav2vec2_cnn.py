@@ -34,8 +34,9 @@ from avbench.spec import TaskSpec
 
 
 class Wav2Vec2CNN(Wav2Vec2Based):
-    def __init__(self, encoder: nn.Module, backbone: nn.Module, cnn_lr: float | None, weights_source: str,
-                 base_frozen: bool):
+    def __init__(
+        self, encoder: nn.Module, backbone: nn.Module, cnn_lr: float | None, weights_source: str, base_frozen: bool
+    ):
         super().__init__()
         self.encoder = encoder
         self.backbone = backbone

@@ -43,21 +43,35 @@ from avbench.spec import TaskSpec
 
 
 def _pointwise_conv(in_channels: int, out_channels: int) -> nn.Module:
-    return nn.Sequential(nn.Conv1d(in_channels, out_channels, kernel_size=1), nn.BatchNorm1d(out_channels),
-                         nn.ReLU())
+    return nn.Sequential(nn.Conv1d(in_channels, out_channels, kernel_size=1), nn.BatchNorm1d(out_channels), nn.ReLU())
 
 
 class ConvFnHead(nn.Module):
-    def __init__(self, frames: int, hidden: int, num_classes: int, *, conv_h_count: int, conv_w_count: int,
-                 time_mean: bool, feature_mean: bool, layer_1_size: int, layer_2_size: int):
+    def __init__(
+        self,
+        frames: int,
+        hidden: int,
+        num_classes: int,
+        *,
+        conv_h_count: int,
+        conv_w_count: int,
+        time_mean: bool,
+        feature_mean: bool,
+        layer_1_size: int,
+        layer_2_size: int,
+    ):
         super().__init__()
         self.over_features = _pointwise_conv(frames, conv_h_count) if conv_h_count else None
         self.over_time = _pointwise_conv(hidden, conv_w_count) if conv_w_count else None
         self.time_mean, self.feature_mean = time_mean, feature_mean
         width = hidden * (conv_h_count + time_mean) + frames * (conv_w_count + feature_mean)
         self.classifier = nn.Sequential(
-            nn.Linear(width, layer_1_size), nn.LayerNorm(layer_1_size), nn.ReLU(),
-            nn.Linear(layer_1_size, layer_2_size), nn.LayerNorm(layer_2_size), nn.ReLU(),
+            nn.Linear(width, layer_1_size),
+            nn.LayerNorm(layer_1_size),
+            nn.ReLU(),
+            nn.Linear(layer_1_size, layer_2_size),
+            nn.LayerNorm(layer_2_size),
+            nn.ReLU(),
             nn.Linear(layer_2_size, num_classes),
         )
 
@@ -76,8 +90,9 @@ class ConvFnHead(nn.Module):
 
 
 class Wav2Vec2Fn(Wav2Vec2Based):
-    def __init__(self, encoder: nn.Module, head: ConvFnHead, conv_lr: float | None, weights_source: str,
-                 base_frozen: bool):
+    def __init__(
+        self, encoder: nn.Module, head: ConvFnHead, conv_lr: float | None, weights_source: str, base_frozen: bool
+    ):
         super().__init__()
         self.encoder = encoder
         self.head = head
@@ -98,8 +113,14 @@ class Wav2Vec2Fn(Wav2Vec2Based):
 
 @register_model(
     "wav2vec2-fn",
-    tiny={**TINY_ENCODER, "conv_h_count": 2, "conv_w_count": 1, "feature_mean": True, "layer_1_size": 16,
-          "layer_2_size": 8},
+    tiny={
+        **TINY_ENCODER,
+        "conv_h_count": 2,
+        "conv_w_count": 1,
+        "feature_mean": True,
+        "layer_1_size": 16,
+        "layer_2_size": 8,
+    },
     modalities=("audio",),
     audio_input="waveform",
     skips_parameters=True,  # layerdrop
@@ -133,13 +154,23 @@ def wav2vec2_fn(
     if min(conv_h_count, conv_w_count) < 0 or min(layer_1_size, layer_2_size) < 1:
         raise ConfigError("wav2vec2-fn: conv counts must be >= 0 and layer sizes >= 1")
     if not (conv_h_count or conv_w_count or time_mean or feature_mean):
-        raise ConfigError("wav2vec2-fn has no features to classify: set conv_h_count or conv_w_count above 0, "
-                          "or time_mean / feature_mean to true")
+        raise ConfigError(
+            "wav2vec2-fn has no features to classify: set conv_h_count or conv_w_count above 0, "
+            "or time_mean / feature_mean to true"
+        )
     if conv_lr is not None and conv_lr <= 0:
         raise ConfigError(f"model_args.conv_lr must be positive, got {conv_lr}")
     encoder, source = build_wav2vec2(Wav2Vec2Model, spec, options)
     frames = frame_count(encoder.config, spec.shapes["audio"][-1])
-    head = ConvFnHead(frames, encoder.config.hidden_size, spec.num_classes, conv_h_count=conv_h_count,
-                      conv_w_count=conv_w_count, time_mean=time_mean, feature_mean=feature_mean,
-                      layer_1_size=layer_1_size, layer_2_size=layer_2_size)
+    head = ConvFnHead(
+        frames,
+        encoder.config.hidden_size,
+        spec.num_classes,
+        conv_h_count=conv_h_count,
+        conv_w_count=conv_w_count,
+        time_mean=time_mean,
+        feature_mean=feature_mean,
+        layer_1_size=layer_1_size,
+        layer_2_size=layer_2_size,
+    )
     return Wav2Vec2Fn(encoder, head, conv_lr, source, freeze_base_model)

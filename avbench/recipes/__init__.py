@@ -16,12 +16,29 @@ OnEval = Callable[[int, dict], bool | None]  # (epoch, metrics) -> stop?
 Progress = Callable[[int, int], None]  # (done, total) while the feature cache fills
 
 
-def run_recipe(experiment: Experiment, ctx: RunContext, *, trial: TrialInfo = TrialInfo(),
-               on_eval: OnEval | None = None, progress: Progress | None = None) -> RunRecord:
+def run_recipe(
+    experiment: Experiment,
+    ctx: RunContext,
+    *,
+    trial: TrialInfo = TrialInfo(),
+    on_eval: OnEval | None = None,
+    progress: Progress | None = None,
+) -> RunRecord:
     """Train and evaluate once. User errors (config, data) raise; a failure during training
     is returned as a record with status 'failed' and its reason."""
     from avbench.runner import run_experiment
 
-    return run_experiment(experiment, results=ctx.results, synthetic=ctx.synthetic, use_wandb=ctx.use_wandb,
-                          preset=ctx.preset, sweep=trial.sweep, trial=trial.number, searched=trial.searched,
-                          on_eval=on_eval, run_id=trial.run_id, progress=progress, cv=trial.cv)
+    return run_experiment(
+        experiment,
+        results=ctx.results,
+        synthetic=ctx.synthetic,
+        use_wandb=ctx.use_wandb,
+        preset=ctx.preset,
+        sweep=trial.sweep,
+        trial=trial.number,
+        searched=trial.searched,
+        on_eval=on_eval,
+        run_id=trial.run_id,
+        progress=progress,
+        cv=trial.cv,
+    )

@@ -71,8 +71,15 @@ def leaderboard_rows(results: Path, task: str | None = None) -> list[dict[str, A
         if best.cv:
             row["folds"] = best.cv["folds"]
             row.update({f"test/{m}_std": best.test.get(f"{m}_std") for m in METRICS})
-        row.update({"params": best.params, "best_epoch": best.best_epoch, "run_id": best.run_id,
-                    "searched": best.searched, "weights": best.weights})
+        row.update(
+            {
+                "params": best.params,
+                "best_epoch": best.best_epoch,
+                "run_id": best.run_id,
+                "searched": best.searched,
+                "weights": best.weights,
+            }
+        )
         rows.append(row)
     rows.sort(key=lambda r: (r["task"], r["data"], -(r[f"val/{r['metric']}"] or 0.0)))
     return rows
@@ -96,8 +103,19 @@ def _cell(row: dict[str, Any], column: str) -> str:
     return f"{row[column]:.4f} ± {std:.4f}" if std is not None else _fmt(row.get(column))
 
 
-TABLE_COLUMNS = ("experiment", "task", "model", "data", "n_trials", "val/acc", "test/acc",
-                 "test/uar", "test/macro_f1", "params", "searched")
+TABLE_COLUMNS = (
+    "experiment",
+    "task",
+    "model",
+    "data",
+    "n_trials",
+    "val/acc",
+    "test/acc",
+    "test/uar",
+    "test/macro_f1",
+    "params",
+    "searched",
+)
 
 
 def render_markdown(rows: list[dict[str, Any]]) -> str:

@@ -39,8 +39,9 @@ def end_of_sweep(ranks: Ranks) -> None:
     ranks.announce(_NO_MORE_TRIALS)
 
 
-def follow_trials(ranks: Ranks, loaded: LoadedExperiment, *, results: Path, synthetic: bool, use_wandb: bool,
-                  preset: str | None) -> int:
+def follow_trials(
+    ranks: Ranks, loaded: LoadedExperiment, *, results: Path, synthetic: bool, use_wandb: bool, preset: str | None
+) -> int:
     """A rank other than 0: train each trial rank 0 announces until it says there are no
     more; returns how many it trained. Its runs write nothing but their rank-<i>.json (rank 0
     writes the record), so they need no sweep name."""
@@ -49,7 +50,14 @@ def follow_trials(ranks: Ranks, loaded: LoadedExperiment, *, results: Path, synt
     trained = 0
     while (trial := ranks.announce(None)) is not _NO_MORE_TRIALS:
         values = trial["values"]
-        run_experiment(loaded.resolve(values), results=results, synthetic=synthetic, use_wandb=use_wandb,
-                       preset=preset, trial=trial["trial"], searched=values)
+        run_experiment(
+            loaded.resolve(values),
+            results=results,
+            synthetic=synthetic,
+            use_wandb=use_wandb,
+            preset=preset,
+            trial=trial["trial"],
+            searched=values,
+        )
         trained += 1
     return trained

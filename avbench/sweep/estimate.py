@@ -58,9 +58,21 @@ class _SampledTask:
         return kept
 
 
-def dry_run(loaded: LoadedExperiment, space: SearchSpace, *, console: Console, trials: int, workers: int,
-            results: Path, synthetic: bool, sampler: str | None, pruner: str | None, storage: str | None,
-            study: str | None, preset: str | None) -> None:
+def dry_run(
+    loaded: LoadedExperiment,
+    space: SearchSpace,
+    *,
+    console: Console,
+    trials: int,
+    workers: int,
+    results: Path,
+    synthetic: bool,
+    sampler: str | None,
+    pruner: str | None,
+    storage: str | None,
+    study: str | None,
+    preset: str | None,
+) -> None:
     _print_space(loaded, space, console)
     from avbench.sweep.optuna_backend import study_name
     from avbench.sweep.samplers import check_sampler, sampler_name
@@ -70,9 +82,11 @@ def dry_run(loaded: LoadedExperiment, space: SearchSpace, *, console: Console, t
     for note in check_sampler(space, chosen):
         console.print(f"note: {note}")
     url = resolve_storage_url(storage, results, loaded.name)
-    console.print(f"sampler {chosen} (seed {loaded.config.sweep.seed}), pruner {pruner or loaded.config.sweep.pruner}, "
-                  f"{trials} trials, {workers} worker(s); study {study or study_name(loaded, preset, synthetic)} in "
-                  f"{display_url(url)} (dry run: not created)")
+    console.print(
+        f"sampler {chosen} (seed {loaded.config.sweep.seed}), pruner {pruner or loaded.config.sweep.pruner}, "
+        f"{trials} trials, {workers} worker(s); study {study or study_name(loaded, preset, synthetic)} in "
+        f"{display_url(url)} (dry run: not created)"
+    )
     _print_cost(loaded, space, console, trials=trials, workers=workers, results=results, synthetic=synthetic)
 
 
@@ -93,8 +107,16 @@ def _print_space(loaded: LoadedExperiment, space: SearchSpace, console: Console)
         console.print(f"grid size: {size} combination(s)")
 
 
-def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, *, trials: int, workers: int,
-                results: Path, synthetic: bool) -> None:
+def _print_cost(
+    loaded: LoadedExperiment,
+    space: SearchSpace,
+    console: Console,
+    *,
+    trials: int,
+    workers: int,
+    results: Path,
+    synthetic: bool,
+) -> None:
     from avbench.data.dataset import prepare_data
     from avbench.preflight import check_feasible, resolve_data_root, with_model_inputs
     from avbench.registry import MODELS, TASKS
@@ -136,8 +158,10 @@ def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, 
             elapsed = time.perf_counter() - started
         sampled = sum(data.sizes().values())
         per_file = elapsed / sampled
-        console.print(f"data: {total_files} files ({split_sizes}); feature cache cold: decoding them once takes "
-                      f"~{_duration(per_file * total_files)} (timed on {sampled} files), then trials read the cache")
+        console.print(
+            f"data: {total_files} files ({split_sizes}); feature cache cold: decoding them once takes "
+            f"~{_duration(per_file * total_files)} (timed on {sampled} files), then trials read the cache"
+        )
     try:
         train_s, eval_s = time_batches(experiment, data)
     finally:
@@ -146,14 +170,20 @@ def _print_cost(loaded: LoadedExperiment, space: SearchSpace, console: Console, 
     batch = experiment.train.batch_size
     epoch = math.ceil(trained["train"] / batch) * train_s + math.ceil(trained["val"] / batch) * eval_s
     trial = experiment.train.epochs * epoch + math.ceil(trained["test"] / batch) * eval_s
-    console.print(f"one training step at batch {batch} ({_format(values)}): {train_s * 1000:.0f} ms, "
-                  f"one evaluation batch {eval_s * 1000:.0f} ms")
-    console.print(f"→ ~{_duration(epoch)} per epoch, ~{_duration(trial)} per trial of {experiment.train.epochs} "
-                  f"epochs, ~{_duration(trial * trials)} for {trials} trials in one process "
-                  "(an upper bound: pruning and early stopping only shorten it)")
+    console.print(
+        f"one training step at batch {batch} ({_format(values)}): {train_s * 1000:.0f} ms, "
+        f"one evaluation batch {eval_s * 1000:.0f} ms"
+    )
+    console.print(
+        f"→ ~{_duration(epoch)} per epoch, ~{_duration(trial)} per trial of {experiment.train.epochs} "
+        f"epochs, ~{_duration(trial * trials)} for {trials} trials in one process "
+        "(an upper bound: pruning and early stopping only shorten it)"
+    )
     if workers > 1:
-        console.print(f"{workers} workers on one CPU share its cores: expect little less than that; "
-                      f"on {workers} GPUs or machines about 1/{workers} of it")
+        console.print(
+            f"{workers} workers on one CPU share its cores: expect little less than that; "
+            f"on {workers} GPUs or machines about 1/{workers} of it"
+        )
 
 
 def time_batches(experiment, data) -> tuple[float, float]:

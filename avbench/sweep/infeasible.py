@@ -42,5 +42,13 @@ def reject_trial(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
 def infeasible_record(loaded: LoadedExperiment, number: int, values: dict, reason: str) -> RunRecord:
     """What the display is told about a rejected suggestion; never written to results/."""
     config = loaded.config
-    return RunRecord(run_id="", experiment=loaded.name, task=config.task, model=config.model, status=INFEASIBLE,
-                     error=reason, trial=number, searched=dict(values))
+    return RunRecord(
+        run_id="",
+        experiment=loaded.name,
+        task=config.task,
+        model=config.model,
+        status=INFEASIBLE,
+        error=reason,
+        trial=number,
+        searched=dict(values),
+    )

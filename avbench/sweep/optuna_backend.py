@@ -103,9 +103,19 @@ def config_fingerprint(loaded: LoadedExperiment, space: SearchSpace) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def open_study(loaded: LoadedExperiment, space: SearchSpace, *, trials: int, results: Path,
-               preset: str | None = None, synthetic: bool = False, storage_url: str | None = None,
-               study: str | None = None, sampler: str | None = None, pruner: str | None = None) -> StudyHandle:
+def open_study(
+    loaded: LoadedExperiment,
+    space: SearchSpace,
+    *,
+    trials: int,
+    results: Path,
+    preset: str | None = None,
+    synthetic: bool = False,
+    storage_url: str | None = None,
+    study: str | None = None,
+    sampler: str | None = None,
+    pruner: str | None = None,
+) -> StudyHandle:
     """Create the study or join it; refuse a study made from another config or space."""
     # Our display reports every trial in one line; optuna would add tracebacks for each failure.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -115,7 +125,10 @@ def open_study(loaded: LoadedExperiment, space: SearchSpace, *, trials: int, res
     notes = check_sampler(space, chosen)
     seed = loaded.config.sweep.seed
     optuna_study = optuna.create_study(
-        study_name=name, storage=open_storage(url), load_if_exists=True, direction="maximize",
+        study_name=name,
+        storage=open_storage(url),
+        load_if_exists=True,
+        direction="maximize",
         sampler=make_sampler(space, chosen, seed),
         pruner=make_pruner(pruner, loaded.config.sweep.pruner, space, loaded.config.train.epochs),
     )
@@ -126,8 +139,10 @@ def open_study(loaded: LoadedExperiment, space: SearchSpace, *, trials: int, res
         optuna_study.set_user_attr("experiment", loaded.name)
         optuna_study.set_user_attr("metric", space.metric)
     elif known != fingerprint:
-        raise ConfigError(f"study '{name}' in {display_url(url)} was made from a different config or search space; "
-                          "pass --study NEW_NAME to start another study")
+        raise ConfigError(
+            f"study '{name}' in {display_url(url)} was made from a different config or search space; "
+            "pass --study NEW_NAME to start another study"
+        )
     if chosen == "grid":
         trials = min(trials, space.grid_size())  # a grid has no more distinct trials to give
     return StudyHandle(optuna_study, name, url, chosen, seed, trials, notes, claim_lock(url, name))
@@ -193,10 +208,29 @@ def run_sweep(
 ) -> SweepOutcome:
     """Open (or join) the study and work on it in this process until it has `trials`
     finished trials."""
-    handle = open_study(loaded, space, trials=trials, results=results, preset=preset, synthetic=synthetic,
-                        storage_url=storage_url, study=study, sampler=sampler, pruner=pruner)
-    return run_worker(handle, loaded, space, results=results, synthetic=synthetic, use_wandb=use_wandb,
-                      preset=preset, threads=threads, hooks=hooks)
+    handle = open_study(
+        loaded,
+        space,
+        trials=trials,
+        results=results,
+        preset=preset,
+        synthetic=synthetic,
+        storage_url=storage_url,
+        study=study,
+        sampler=sampler,
+        pruner=pruner,
+    )
+    return run_worker(
+        handle,
+        loaded,
+        space,
+        results=results,
+        synthetic=synthetic,
+        use_wandb=use_wandb,
+        preset=preset,
+        threads=threads,
+        hooks=hooks,
+    )
 
 
 def run_worker(
@@ -225,15 +259,34 @@ def run_worker(
             time.sleep(IDLE_POLL_S)
             continue
         with Heartbeat(handle.study._storage, trial._trial_id):
-            record = _run_trial(handle, space, trial, loaded=loaded, results=results, synthetic=synthetic,
-                                use_wandb=use_wandb, preset=preset, hooks=hooks)
+            record = _run_trial(
+                handle,
+                space,
+                trial,
+                loaded=loaded,
+                results=results,
+                synthetic=synthetic,
+                use_wandb=use_wandb,
+                preset=preset,
+                hooks=hooks,
+            )
         hooks.trial_end(record)
         streaks.after(record.status, record.error)
     return sweep_outcome(handle)
 
 
-def _run_trial(handle: StudyHandle, space: SearchSpace, trial: optuna.Trial, *, loaded, results, synthetic,
-               use_wandb, preset, hooks: SweepHooks) -> RunRecord:
+def _run_trial(
+    handle: StudyHandle,
+    space: SearchSpace,
+    trial: optuna.Trial,
+    *,
+    loaded,
+    results,
+    synthetic,
+    use_wandb,
+    preset,
+    hooks: SweepHooks,
+) -> RunRecord:
     """Train one trial and tell the study how it ended."""
     from avbench.runner import run_experiment
 
@@ -264,8 +317,16 @@ def _run_trial(handle: StudyHandle, space: SearchSpace, trial: optuna.Trial, *, 
             return trial.should_prune()
 
         record = run_experiment(
-            experiment, results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
-            sweep=handle.name, trial=trial.number, searched=values, on_eval=on_eval, run_id=run_id,
+            experiment,
+            results=results,
+            synthetic=synthetic,
+            use_wandb=use_wandb,
+            preset=preset,
+            sweep=handle.name,
+            trial=trial.number,
+            searched=values,
+            on_eval=on_eval,
+            run_id=run_id,
             progress=hooks.features,
         )
     except KeyboardInterrupt:
@@ -300,10 +361,14 @@ def sweep_outcome(handle: StudyHandle) -> SweepOutcome:
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(completed, key=lambda t: t.value) if completed else None
     return SweepOutcome(
-        study=handle.name, storage=display_url(handle.url), target=handle.target,
-        finished=count_finished(trials), infeasible=sum(map(is_infeasible, trials)),
+        study=handle.name,
+        storage=display_url(handle.url),
+        target=handle.target,
+        finished=count_finished(trials),
+        infeasible=sum(map(is_infeasible, trials)),
         failed=sum(t.state == TrialState.FAIL for t in trials),
-        best_value=best.value if best else None, best_params=dict(best.params) if best else {},
+        best_value=best.value if best else None,
+        best_params=dict(best.params) if best else {},
         best_run_id=best.user_attrs.get("run_id") if best else None,
         grid_exhausted=is_grid_exhausted(handle.study.sampler, handle.study),
     )

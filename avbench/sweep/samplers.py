@@ -51,11 +51,15 @@ def check_sampler(space: SearchSpace, name: str) -> list[str]:
         return []
     categorical = [p.name for p in space.params.values() if p.kind == "categorical"]
     if len(categorical) == len(space.params):
-        raise ConfigError("the cmaes sampler needs at least one numeric (min/max) parameter; "
-                          f"{', '.join(categorical)} are all categorical")
+        raise ConfigError(
+            "the cmaes sampler needs at least one numeric (min/max) parameter; "
+            f"{', '.join(categorical)} are all categorical"
+        )
     if categorical:
-        return [f"cmaes searches the numeric parameters; {', '.join(categorical)} "
-                "(categorical) are drawn by its random fallback sampler"]
+        return [
+            f"cmaes searches the numeric parameters; {', '.join(categorical)} "
+            "(categorical) are drawn by its random fallback sampler"
+        ]
     return []
 
 
@@ -76,7 +80,9 @@ def make_sampler(space: SearchSpace, name: str, seed: int) -> optuna.samplers.Ba
         # CMA-ES handles float and int parameters; Optuna hands categorical ones to the
         # independent sampler (told once by check_sampler, not warned about every trial).
         return optuna.samplers.CmaEsSampler(
-            seed=seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed), warn_independent_sampling=False,
+            seed=seed,
+            independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+            warn_independent_sampling=False,
         )
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
@@ -105,8 +111,9 @@ def make_pruner(name: str | None, default: str, space: SearchSpace, epochs: int 
         return optuna.pruners.NopPruner()
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=int(space.early_terminate.get("min_iter", 1)))
-    return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS,
-                                       n_warmup_steps=median_warmup_epochs(epochs))
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=median_warmup_epochs(epochs)
+    )
 
 
 def is_grid_exhausted(sampler: optuna.samplers.BaseSampler, study: optuna.Study) -> bool:

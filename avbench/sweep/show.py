@@ -59,14 +59,18 @@ def pick_study(names: list[str], experiment: str, requested: str | None, url: st
     if len(mine) == 1:
         return mine[0]
     if not mine:
-        raise StorageError(f"no study of {experiment} in {display_url(url)} (studies there: "
-                           f"{', '.join(names) or 'none'}); run `avbench sweep {experiment}` first")
-    raise StorageError(f"{len(mine)} studies of {experiment} in {display_url(url)}: {', '.join(mine)}; "
-                       "pick one with --study")
+        raise StorageError(
+            f"no study of {experiment} in {display_url(url)} (studies there: "
+            f"{', '.join(names) or 'none'}); run `avbench sweep {experiment}` first"
+        )
+    raise StorageError(
+        f"{len(mine)} studies of {experiment} in {display_url(url)}: {', '.join(mine)}; pick one with --study"
+    )
 
 
-def study_report(experiment: str, *, results: Path, study: str | None = None, storage: str | None = None,
-                 top: int = 5) -> StudyReport:
+def study_report(
+    experiment: str, *, results: Path, study: str | None = None, storage: str | None = None, top: int = 5
+) -> StudyReport:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     name = _experiment_name(experiment)
     url = resolve_storage_url(storage, results, name)
@@ -78,15 +82,21 @@ def study_report(experiment: str, *, results: Path, study: str | None = None, st
     loaded = optuna.load_study(study_name=chosen, storage=opened)
     trials = loaded.get_trials(deepcopy=False)
     report = StudyReport(
-        study=loaded, name=chosen, url=url, experiment=loaded.user_attrs.get("experiment", name),
+        study=loaded,
+        name=chosen,
+        url=url,
+        experiment=loaded.user_attrs.get("experiment", name),
         metric=loaded.user_attrs.get("metric", "val"),
         counts=dict(Counter(INFEASIBLE if is_infeasible(t) else t.state.name.lower() for t in trials)),
     )
     completed = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value, reverse=True)
     report.best = [_best_row(t, results, report.experiment) for t in completed[:top]]
     retried_as = {number: t.number for t in trials for number in t.system_attrs.get("retry_history", [])[-1:]}
-    report.failures = [(t.number, t.user_attrs.get("error") or _died(retried_as.get(t.number)))
-                       for t in trials if t.state == TrialState.FAIL]
+    report.failures = [
+        (t.number, t.user_attrs.get("error") or _died(retried_as.get(t.number)))
+        for t in trials
+        if t.state == TrialState.FAIL
+    ]
     report.infeasible = Counter(t.user_attrs[INFEASIBLE] for t in trials if is_infeasible(t))
     report.importances, report.importance_note = _importances(loaded, len(completed))
     return report
@@ -133,8 +143,13 @@ def render_report(report: StudyReport, console: Console) -> None:
             table.add_column(column)
         for row in report.best:
             tests = [f"{row['test'][m]:.4f}" if m in row["test"] else "-" for m in TEST_METRICS]
-            table.add_row(str(row["trial"]), f"{row['value']:.4f}", *tests, escape(format_values(row["params"])),
-                          row["run_id"] or "-")
+            table.add_row(
+                str(row["trial"]),
+                f"{row['value']:.4f}",
+                *tests,
+                escape(format_values(row["params"])),
+                row["run_id"] or "-",
+            )
         console.print(table)
     if report.importances:
         shown = ", ".join(f"{name} {value:.2f}" for name, value in report.importances.items())

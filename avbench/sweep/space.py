@@ -68,8 +68,15 @@ DEFAULT_RANGES: dict[str, Param] = {
     "model_args.drop_rate": Param("model_args.drop_rate", "float", low=0.0, high=0.5),
 }
 
-DISTRIBUTIONS = ("categorical", "constant", "int_uniform", "uniform", "log_uniform_values",
-                 "q_uniform", "q_log_uniform_values")
+DISTRIBUTIONS = (
+    "categorical",
+    "constant",
+    "int_uniform",
+    "uniform",
+    "log_uniform_values",
+    "q_uniform",
+    "q_log_uniform_values",
+)
 
 
 def _flatten_parameters(parameters: dict[str, Any], prefix: str = "") -> dict[str, dict]:
@@ -97,8 +104,9 @@ def parse_param(name: str, spec: dict) -> Param:
         elif "min" in spec and "max" in spec:
             dist = "uniform"
     if dist not in DISTRIBUTIONS:
-        raise ConfigError(f"sweep parameter '{name}': unsupported distribution {dist!r}"
-                          f"{did_you_mean(str(dist), DISTRIBUTIONS)}")
+        raise ConfigError(
+            f"sweep parameter '{name}': unsupported distribution {dist!r}{did_you_mean(str(dist), DISTRIBUTIONS)}"
+        )
     if dist == "categorical":
         values = spec.get("values")
         if not isinstance(values, list) or not values:
@@ -136,8 +144,10 @@ def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> S
     for name in declared:
         if name not in loaded.searched:
             hint = " (it is not null in the experiment)" if _is_config_path(loaded, name) else ""
-            raise ConfigError(f"{path}: range for '{name}' which is not a searched field{hint}; "
-                              f"searched fields: {', '.join(loaded.searched) or 'none'}")
+            raise ConfigError(
+                f"{path}: range for '{name}' which is not a searched field{hint}; "
+                f"searched fields: {', '.join(loaded.searched) or 'none'}"
+            )
     params: dict[str, Param] = {}
     origins: dict[str, str] = {}
     for name in loaded.searched:
@@ -146,8 +156,10 @@ def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> S
         elif name in DEFAULT_RANGES:
             params[name], origins[name] = DEFAULT_RANGES[name], "built-in default"
         else:
-            raise ConfigError(f"'{name}' is null (searched) but has no range: add it to "
-                              f"{path or SWEEPS_DIR / (loaded.name + '.yaml')} under 'parameters'")
+            raise ConfigError(
+                f"'{name}' is null (searched) but has no range: add it to "
+                f"{path or SWEEPS_DIR / (loaded.name + '.yaml')} under 'parameters'"
+            )
     metric = raw.get("metric") or {}
     space = SearchSpace(
         params=params,
@@ -163,8 +175,10 @@ def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> S
     expected = f"val/{loaded.config.train.metric}"
     if space.metric != expected or space.goal != "maximize":
         # The metric that picks the best epoch must be the one the sweep optimises.
-        raise ConfigError(f"{path}: metric must be {{name: {expected}, goal: maximize}} to match "
-                          f"train.metric, got {{name: {space.metric}, goal: {space.goal}}}")
+        raise ConfigError(
+            f"{path}: metric must be {{name: {expected}, goal: maximize}} to match "
+            f"train.metric, got {{name: {space.metric}, goal: {space.goal}}}"
+        )
     _type_check(loaded, space)
     return space
 

@@ -43,8 +43,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", ExperimentalWarning)
     RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)
 
-USAGE = ("use a .db file or sqlite:///path.db (SQLite), a .log file or journal:///path.log "
-         "(Optuna journal file), or postgresql://user@host:port/database")
+USAGE = (
+    "use a .db file or sqlite:///path.db (SQLite), a .log file or journal:///path.log "
+    "(Optuna journal file), or postgresql://user@host:port/database"
+)
 
 
 def default_storage(results: Path, experiment: str) -> str:
@@ -57,9 +59,9 @@ def resolve_storage_url(raw: str | None, results: Path, experiment: str) -> str:
     if raw is None:
         return default_storage(results, experiment)
     if raw.startswith("journal://"):
-        return f"journal://{Path(raw[len('journal://'):]).expanduser().resolve()}"
+        return f"journal://{Path(raw[len('journal://') :]).expanduser().resolve()}"
     if raw.startswith("sqlite:///"):
-        return f"sqlite:///{Path(raw[len('sqlite:///'):]).expanduser().resolve()}"
+        return f"sqlite:///{Path(raw[len('sqlite:///') :]).expanduser().resolve()}"
     scheme = raw.split("://", 1)[0] if "://" in raw else None
     if scheme == "postgresql":
         # SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://; avbench installs psycopg2.
@@ -89,7 +91,7 @@ def display_url(url: str) -> str:
 def storage_file(url: str) -> Path | None:
     for prefix in ("sqlite:///", "journal://"):
         if url.startswith(prefix):
-            return Path(url[len(prefix):])
+            return Path(url[len(prefix) :])
     return None
 
 
@@ -97,8 +99,9 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     """Optuna's JournalStorage has no heartbeats; this adds them as a trial system attribute
     (a wall-clock time, so hosts sharing the file need synchronised clocks)."""
 
-    def __init__(self, backend: JournalFileBackend, heartbeat_interval: int, grace_period: int,
-                 stale_callback: Callable | None):
+    def __init__(
+        self, backend: JournalFileBackend, heartbeat_interval: int, grace_period: int, stale_callback: Callable | None
+    ):
         super().__init__(backend)
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
@@ -110,8 +113,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         now = time.time()
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return [t._trial_id for t in running
-                if now - t.system_attrs.get(HEARTBEAT_ATTR, now) > self.grace_period]
+        return [t._trial_id for t in running if now - t.system_attrs.get(HEARTBEAT_ATTR, now) > self.grace_period]
 
     def get_heartbeat_interval(self) -> int | None:
         return self.heartbeat_interval
@@ -120,8 +122,9 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         return self.stale_callback
 
 
-def open_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
-                 grace_period: int = GRACE_PERIOD_S) -> BaseStorage:
+def open_storage(
+    url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace_period: int = GRACE_PERIOD_S
+) -> BaseStorage:
     """Open (creating when needed) the storage behind a URL from resolve_storage_url."""
     path = storage_file(url)
     if path is not None:
@@ -138,8 +141,13 @@ def open_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are "experimental" since 2.8
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                              grace_period=grace_period, heartbeat_stale_trial_callback=RETRY)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=RETRY,
+            )
     except Exception as exc:  # the driver's errors vary; the user needs the first line only
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"cannot open storage {display_url(url)}: {reason}") from None
@@ -193,14 +201,16 @@ class _PostgresLock(AbstractContextManager):
 
     def __enter__(self):
         self._connection = self._engine.connect()
-        self._connection.execute(self._text("SELECT pg_advisory_lock(:ns, :key)"),
-                                 {"ns": self.NAMESPACE, "key": self._key})
+        self._connection.execute(
+            self._text("SELECT pg_advisory_lock(:ns, :key)"), {"ns": self.NAMESPACE, "key": self._key}
+        )
         return self
 
     def __exit__(self, *exc) -> None:
         try:
-            self._connection.execute(self._text("SELECT pg_advisory_unlock(:ns, :key)"),
-                                     {"ns": self.NAMESPACE, "key": self._key})
+            self._connection.execute(
+                self._text("SELECT pg_advisory_unlock(:ns, :key)"), {"ns": self.NAMESPACE, "key": self._key}
+            )
         finally:
             self._connection.close()
 

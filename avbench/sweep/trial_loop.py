@@ -47,8 +47,10 @@ class Streaks:
         if status == INFEASIBLE:
             self.infeasible += 1
             if self.infeasible >= MAX_CONSECUTIVE_INFEASIBLE:
-                raise ConfigError(f"{self.infeasible} suggestions in a row could not be built (last: {reason}); "
-                                  "narrow the sweep's ranges to feasible combinations")
+                raise ConfigError(
+                    f"{self.infeasible} suggestions in a row could not be built (last: {reason}); "
+                    "narrow the sweep's ranges to feasible combinations"
+                )
             return
         self.infeasible = 0
         if status != "failed":

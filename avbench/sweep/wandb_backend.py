@@ -43,8 +43,11 @@ def engine_config(space: SearchSpace) -> dict[str, Any]:
             if param.step:
                 spec = {**spec, "distribution": f"q_{dist}", "q": param.step}
             parameters[param.name] = spec
-    config: dict[str, Any] = {"method": space.method, "metric": {"name": space.metric, "goal": space.goal},
-                              "parameters": parameters}
+    config: dict[str, Any] = {
+        "method": space.method,
+        "metric": {"name": space.metric, "goal": space.goal},
+        "parameters": parameters,
+    }
     if space.early_terminate:
         config["early_terminate"] = dict(space.early_terminate)
     return config
@@ -65,8 +68,13 @@ def _engine():
 def _as_sweep_runs(entries: list[dict]) -> list:
     sweeps = _engine()
     return [
-        sweeps.SweepRun(name=e["name"], config=e["config"], state=e["state"], history=e["history"],
-                        summary_metrics=e.get("summary_metrics") or {})
+        sweeps.SweepRun(
+            name=e["name"],
+            config=e["config"],
+            state=e["state"],
+            history=e["history"],
+            summary_metrics=e.get("summary_metrics") or {},
+        )
         for e in entries
     ]
 
@@ -85,8 +93,10 @@ class SweepState:
             raise AvbenchError(f"another process is running the W&B sweep in {path}") from None
         data = json.loads(path.read_text()) if path.exists() else {"fingerprint": fingerprint, "runs": []}
         if data["fingerprint"] != fingerprint:
-            raise ConfigError(f"W&B sweep {path.stem} was made from a different config or search space; "
-                              "pass --study NEW_NAME to start another sweep")
+            raise ConfigError(
+                f"W&B sweep {path.stem} was made from a different config or search space; "
+                "pass --study NEW_NAME to start another sweep"
+            )
         self.config = config
         self.fingerprint = fingerprint
         self.runs: list[dict] = data["runs"]
@@ -131,8 +141,14 @@ def run_wandb_sweep(
                     break
                 index = len(state.runs)
                 suggested = {key: {"value": _native(spec["value"])} for key, spec in suggestion.config.items()}
-                entry = {"name": f"run-{index:04d}", "index": index, "config": suggested,
-                         "state": "running", "history": [], "run_id": f"w{index:04d}-{name}"}
+                entry = {
+                    "name": f"run-{index:04d}",
+                    "index": index,
+                    "config": suggested,
+                    "state": "running",
+                    "history": [],
+                    "run_id": f"w{index:04d}-{name}",
+                }
                 state.runs.append(entry)
                 state.save()
             values = {key: spec["value"] for key, spec in entry["config"].items()}
@@ -161,8 +177,16 @@ def run_wandb_sweep(
                 return any(run.name == entry["name"] for run in stop)
 
             record = run_experiment(
-                experiment, results=results, synthetic=synthetic, use_wandb=use_wandb, preset=preset,
-                sweep=name, trial=entry["index"], searched=values, on_eval=on_eval, run_id=entry["run_id"],
+                experiment,
+                results=results,
+                synthetic=synthetic,
+                use_wandb=use_wandb,
+                preset=preset,
+                sweep=name,
+                trial=entry["index"],
+                searched=values,
+                on_eval=on_eval,
+                run_id=entry["run_id"],
                 progress=hooks.features,
             )
             entry["status"] = record.status
@@ -176,7 +200,11 @@ def run_wandb_sweep(
     completed = [run for run in state.runs if run.get("status") == "completed"]
     best = max(completed, key=lambda run: run["summary_metrics"][metric]) if completed else None
     return SweepOutcome(
-        study=name, storage=str(state.path), target=trials, finished=state.finished(), grid_exhausted=grid_exhausted,
+        study=name,
+        storage=str(state.path),
+        target=trials,
+        finished=state.finished(),
+        grid_exhausted=grid_exhausted,
         failed=sum(run.get("status") == "failed" for run in state.runs),
         infeasible=sum(run.get("status") == INFEASIBLE for run in state.runs),
         best_value=best["summary_metrics"][metric] if best else None,

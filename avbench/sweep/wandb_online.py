@@ -53,8 +53,9 @@ def wandb_online(use_wandb: bool) -> bool:
     return wandb_logged_in()
 
 
-def trial_command(experiment: str, *, sweep: str, preset: str | None, synthetic: bool,
-                  overrides: tuple[str, ...] | list[str]) -> list[str]:
+def trial_command(
+    experiment: str, *, sweep: str, preset: str | None, synthetic: bool, overrides: tuple[str, ...] | list[str]
+) -> list[str]:
     """The sweep config's `command`: what `wandb agent` runs for each trial, on any machine."""
     argv = ["${env}", "${interpreter}", "-m", "avbench", AGENT_TRIAL, experiment, "--sweep", sweep]
     if preset:
@@ -80,9 +81,19 @@ def expand_command(command: list[str], params: dict[str, Any], *, interpreter: s
     return [part for chunk in command for part in macros.get(chunk, [chunk])]
 
 
-def run_online_sweep(loaded: LoadedExperiment, space: SearchSpace, *, experiment: str, trials: int, results: Path,
-                     synthetic: bool, preset: str | None, overrides: tuple[str, ...], study: str | None,
-                     say: Callable[[str], None]) -> SweepOutcome:
+def run_online_sweep(
+    loaded: LoadedExperiment,
+    space: SearchSpace,
+    *,
+    experiment: str,
+    trials: int,
+    results: Path,
+    synthetic: bool,
+    preset: str | None,
+    overrides: tuple[str, ...],
+    study: str | None,
+    say: Callable[[str], None],
+) -> SweepOutcome:
     """Create (or join) the sweep on W&B's server and run `trials` trials here."""
     import wandb
 
@@ -95,8 +106,10 @@ def run_online_sweep(loaded: LoadedExperiment, space: SearchSpace, *, experiment
     if state_file.exists():
         known = json.loads(state_file.read_text())
         if known["fingerprint"] != fingerprint:
-            raise ConfigError(f"W&B sweep {known['path']} was made from a different config or search space; "
-                              "pass --study NEW_NAME to start another sweep")
+            raise ConfigError(
+                f"W&B sweep {known['path']} was made from a different config or search space; "
+                "pass --study NEW_NAME to start another sweep"
+            )
         path = known["path"]
     else:
         sweep_id = wandb.sweep(config, project=tracking.project, entity=tracking.entity)
@@ -106,8 +119,9 @@ def run_online_sweep(loaded: LoadedExperiment, space: SearchSpace, *, experiment
     entity, project, sweep_id = _split_path(path)
     say(f"W&B sweep {path}: on other machines, from this project's folder, run")
     say(f"    wandb agent {path}")
-    wandb.agent(sweep_id, function=lambda: run_local_trial(command, results), entity=entity, project=project,
-                count=trials)
+    wandb.agent(
+        sweep_id, function=lambda: run_local_trial(command, results), entity=entity, project=project, count=trials
+    )
     return _outcome(results, name, path, trials)
 
 
@@ -157,15 +171,20 @@ def _outcome(results: Path, name: str, path: str, trials: int) -> SweepOutcome:
     completed = [r for r in records if r.status == "completed" and r.metric in r.val]
     best = max(completed, key=lambda r: r.val[r.metric]) if completed else None
     return SweepOutcome(
-        study=name, storage=f"W&B sweep {path}, runs of this machine", target=trials,
-        finished=sum(r.status in FINISHED for r in records), failed=sum(r.status == "failed" for r in records),
-        best_value=best.val[best.metric] if best else None, best_params=dict(best.searched) if best else {},
+        study=name,
+        storage=f"W&B sweep {path}, runs of this machine",
+        target=trials,
+        finished=sum(r.status in FINISHED for r in records),
+        failed=sum(r.status == "failed" for r in records),
+        best_value=best.val[best.metric] if best else None,
+        best_params=dict(best.searched) if best else {},
         best_run_id=best.run_id if best else None,
     )
 
 
-def run_agent_trial(loaded: LoadedExperiment, params_json: str, *, results: Path, synthetic: bool,
-                    preset: str | None, sweep: str | None) -> RunRecord:
+def run_agent_trial(
+    loaded: LoadedExperiment, params_json: str, *, results: Path, synthetic: bool, preset: str | None, sweep: str | None
+) -> RunRecord:
     """`avbench agent-trial`: one trial with the parameters W&B's agent passes, logged to the
     sweep's W&B run, recorded like every other run."""
     from avbench.runner import new_run_id, run_experiment
@@ -178,8 +197,10 @@ def run_agent_trial(loaded: LoadedExperiment, params_json: str, *, results: Path
         raise ConfigError("--params must be a JSON object (W&B's ${args_json})")
     unknown = [key for key in params if key not in loaded.searched]
     if unknown:
-        raise ConfigError(f"{loaded.name}: {', '.join(unknown)} is not a searched (null) field; searched: "
-                          f"{', '.join(loaded.searched) or 'none'} (was the sweep made from another config?)")
+        raise ConfigError(
+            f"{loaded.name}: {', '.join(unknown)} is not a searched (null) field; searched: "
+            f"{', '.join(loaded.searched) or 'none'} (was the sweep made from another config?)"
+        )
     stop_requested = False
 
     def on_sigterm(signum, frame) -> None:
@@ -189,6 +210,14 @@ def run_agent_trial(loaded: LoadedExperiment, params_json: str, *, results: Path
     signal.signal(signal.SIGTERM, on_sigterm)
     wandb_run, sweep_id = os.environ.get("WANDB_RUN_ID"), os.environ.get("WANDB_SWEEP_ID")
     run_id = f"{sweep_id}-{wandb_run}" if wandb_run and sweep_id else new_run_id()
-    return run_experiment(loaded.resolve(params), results=results, synthetic=synthetic, use_wandb=True,
-                          preset=preset, sweep=sweep, searched=params, run_id=run_id,
-                          on_eval=lambda epoch, metrics: stop_requested)
+    return run_experiment(
+        loaded.resolve(params),
+        results=results,
+        synthetic=synthetic,
+        use_wandb=True,
+        preset=preset,
+        sweep=sweep,
+        searched=params,
+        run_id=run_id,
+        on_eval=lambda epoch, metrics: stop_requested,
+    )

@@ -94,8 +94,14 @@ class _Worker:
             log.flush()
             # A session of its own: a terminal's Ctrl-C reaches the parent only, which then
             # stops each worker exactly once.
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
 
     def last_line(self) -> str:
         lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
@@ -108,8 +114,14 @@ class _Watch:
     def __init__(self, console: Console, handle: StudyHandle, results: Path, experiment: str):
         self.console, self.handle, self.results, self.experiment = console, handle, results, experiment
         self.reported: set[int] = set()
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+        )
         self.bar = self.progress.add_task("trials", total=handle.target, info="")
 
     def update(self) -> None:
@@ -147,8 +159,17 @@ class _Watch:
             return None  # a worker on another machine, or a record being written
 
 
-def run_workers(handle: StudyHandle, argv: list[str], *, workers: int, threads: int, results: Path,
-                experiment: str, console: Console, while_starting: Callable[[], None] | None = None) -> SweepOutcome:
+def run_workers(
+    handle: StudyHandle,
+    argv: list[str],
+    *,
+    workers: int,
+    threads: int,
+    results: Path,
+    experiment: str,
+    console: Console,
+    while_starting: Callable[[], None] | None = None,
+) -> SweepOutcome:
     """Start `workers` copies of `argv` and watch the study until they are done.
     `while_starting` runs once the workers are started (they take seconds to import and open
     the study), e.g. prepare_features_once: the feature cache's build lock makes the workers
@@ -188,8 +209,10 @@ def _supervise(pool: list[_Worker], watch: _Watch) -> None:
                 # Killed (OOM killer, kill -9): its trial is re-enqueued by whichever worker
                 # claims next; start a fresh worker in its place.
                 worker.restarts += 1
-                watch.console.print(f"worker {worker.index} was killed (signal {-code}); restarting it "
-                                    f"({worker.restarts}/{RESTARTS_PER_WORKER})")
+                watch.console.print(
+                    f"worker {worker.index} was killed (signal {-code}); restarting it "
+                    f"({worker.restarts}/{RESTARTS_PER_WORKER})"
+                )
                 worker.start()
                 active += 1
             elif code > 0:

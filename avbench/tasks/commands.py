@@ -78,8 +78,11 @@ class Commands(Task):
                     if speaker is None:
                         self.skipped.append((group[0], f"data.speaker_regex does not match '{stem}'"))
                         continue
-                out.append(Item(audio=audio or video, label=self.classes.index(name), speaker=speaker,
-                                split=split, video=video))
+                out.append(
+                    Item(
+                        audio=audio or video, label=self.classes.index(name), speaker=speaker, split=split, video=video
+                    )
+                )
         if not out:
             raise self.missing(f"no usable recording under {root}")
         return out
@@ -145,7 +148,13 @@ def _write_clip(job: standin.SpeakerTake) -> None:
         rhythm_seed=job.label,
     )
     face = synth.face_frames(
-        rng, wave, sample_rate=SAMPLE_RATE, profile=profile, n_classes=count, skin=job.speaker.skin,
-        fps=VIDEO_FPS, size=2 * LIP_SIZE,
+        rng,
+        wave,
+        sample_rate=SAMPLE_RATE,
+        profile=profile,
+        n_classes=count,
+        skin=job.speaker.skin,
+        fps=VIDEO_FPS,
+        size=2 * LIP_SIZE,
     )
     synth_av.write_mp4(job.path, synth_av.mouth_crop(face, LIP_SIZE), wave, fps=VIDEO_FPS, sample_rate=SAMPLE_RATE)

@@ -18,8 +18,10 @@ class ESC10(ESC50):
     title = "ESC-10"
     classes = tuple(CATEGORIES[target] for target in ESC10_TARGETS)
     targets = ESC10_TARGETS
-    layout = ("ROOT/audio/<fold>-<src_file>-<take>-<target>.wav (5 s, 44.1 kHz) and ROOT/meta/esc50.csv "
-              "(rows with esc10 True)")
+    layout = (
+        "ROOT/audio/<fold>-<src_file>-<take>-<target>.wav (5 s, 44.1 kHz) and ROOT/meta/esc50.csv "
+        "(rows with esc10 True)"
+    )
     sizes = {"tiny": 2, "small": 4, "medium": 8, "full": 8}
 
     @classmethod

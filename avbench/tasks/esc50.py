@@ -214,7 +214,6 @@ def _write_clip(job: _Clip) -> list[str]:
     return [name, str(job.fold), str(job.target), CATEGORIES[job.target], str(esc10), job.source, job.take]
 
 
-
 def read_meta(path: Path) -> list[MetaRow | str]:
     """The rows of meta/esc50.csv; a row that cannot be parsed becomes the reason it cannot.
     Raises DatasetError when the file cannot be read or is not the ESC-50 CSV."""

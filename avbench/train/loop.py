@@ -142,8 +142,9 @@ def fit(
             seen += len(batch["label"])
         # Checked once per epoch, not per step: a per-step check would sync the GPU every batch.
         # Summed over all ranks first, so every rank takes the same decision at the same point.
-        totals = accelerator.reduce(torch.stack([loss_sum.float(), torch.tensor(float(seen), device=loss_sum.device)]),
-                                    reduction="sum")
+        totals = accelerator.reduce(
+            torch.stack([loss_sum.float(), torch.tensor(float(seen), device=loss_sum.device)]), reduction="sum"
+        )
         train_loss = float(totals[0]) / max(float(totals[1]), 1.0)
         if not np.isfinite(train_loss):
             raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}")
