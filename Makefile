@@ -20,10 +20,13 @@ demo: $(STAMP)
 	$(BIN)/avbench leaderboard
 
 test: $(STAMP)
+	$(BIN)/ruff check avbench tests benchmarks
+	$(BIN)/ruff format --check avbench tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check avbench tests benchmarks
+	$(BIN)/ruff format --check avbench tests benchmarks
 
 clean:
 	rm -rf $(VENV) results/runs results/studies results/cache results/wandb data/synthetic
