@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from avbench.results.records import RunRecord
+
+if TYPE_CHECKING:
+    from avbench.sweep.core import SweepHooks
 
 
 def short_names(keys) -> dict[str, str]:
@@ -80,7 +84,7 @@ class SweepDisplay:
             self.progress.remove_task(self.feature_bar)
             self.feature_bar = None
 
-    def trial_start(self, number: int, values: dict) -> None:
+    def trial_start(self, number: int | None, values: dict) -> None:
         self.progress.reset(self.epoch_bar, total=self.epochs, info=f"trial {number}: {format_values(values)}")
 
     def epoch(self, epoch: int, metrics: dict) -> None:
@@ -119,3 +123,31 @@ def feature_progress(console: Console) -> Iterator[Callable[[int, int], None] | 
         yield update
     finally:
         progress.stop()
+
+
+class ConsoleView:
+    """Where a sweep shows itself: lines, and the live bars while trials train in this process
+    (the --workers parent draws its own from the console)."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    @classmethod
+    def silent(cls) -> ConsoleView:
+        return cls(Console(quiet=True))
+
+    def say(self, line: str) -> None:
+        self.console.print(line, soft_wrap=True)
+
+    @contextlib.contextmanager
+    def trials(self, target: int, finished: int, epochs: int) -> Iterator[SweepHooks]:
+        """The hooks that draw the bars, while they are shown."""
+        from avbench.sweep.core import SweepHooks
+
+        with SweepDisplay(self.console, target, finished, epochs) as display:
+            yield SweepHooks(
+                trial_start=display.trial_start,
+                epoch=display.epoch,
+                trial_end=display.trial_end,
+                features=display.features,
+            )

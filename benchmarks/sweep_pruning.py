@@ -39,10 +39,10 @@ def main() -> None:
     import optuna
     import torch
 
-    from avbench.config import load_experiment
+    from avbench.context import RunContext
     from avbench.results.records import iter_records
-    from avbench.sweep.optuna_backend import run_sweep
-    from avbench.sweep.space import resolve_space
+    from avbench.sweep import run
+    from avbench.sweep.core import SweepRequest
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     torch.set_num_threads(1)  # steadier on a shared CPU; epochs are counted, not timed
@@ -50,32 +50,26 @@ def main() -> None:
         scratch = Path(scratch)
         os.environ.setdefault("AVBENCH_DATA", str(scratch / "data"))
         (scratch / "space.yaml").write_text(SPACE)
-        loaded = load_experiment(
-            str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml"),
-            preset=args.preset,
-            overrides=[
-                f"train.epochs={args.epochs}",
-                "train.patience=0",
-                "train.batch_size=32",
-                f"data.synth_size={args.size}",
-                f"sweep.seed={args.seed}",
-            ],
+        overrides = (
+            f"train.epochs={args.epochs}",
+            "train.patience=0",
+            "train.batch_size=32",
+            f"data.synth_size={args.size}",
+            f"sweep.seed={args.seed}",
         )
-        space = resolve_space(loaded, scratch / "space.yaml")
         rows = {}
         for pruner in ("none", "median", "hyperband"):
             results = scratch / pruner
             started = time.perf_counter()
-            outcome = run_sweep(
-                loaded,
-                space,
+            request = SweepRequest(
+                str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml"),
+                overrides,
                 trials=args.trials,
-                results=results,
-                synthetic=True,
-                use_wandb=False,
+                sweep_config=scratch / "space.yaml",
                 study=pruner,
                 pruner=pruner,
             )
+            outcome = run(request, RunContext(results, synthetic=True, use_wandb=False, preset=args.preset))
             elapsed = time.perf_counter() - started
             records = [r for r in iter_records(results) if r.sweep == pruner]
             rows[pruner] = {

@@ -30,13 +30,17 @@ parameters:
 """
 
 
+EXPERIMENT = str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml")
+
+
+def overrides(epochs: int) -> tuple[str, ...]:
+    return ("train.batch_size=16", "train.optimizer=adam", f"train.epochs={epochs}", "train.patience=0")
+
+
 def load(preset: str, epochs: int):
     from avbench.config import load_experiment
 
-    overrides = ["train.batch_size=16", "train.optimizer=adam", f"train.epochs={epochs}", "train.patience=0"]
-    return load_experiment(
-        str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml"), preset=preset, overrides=overrides
-    )
+    return load_experiment(EXPERIMENT, preset=preset, overrides=overrides(epochs))
 
 
 def plain_optuna(loaded, space, results: Path, trials: int) -> float:
@@ -77,13 +81,16 @@ def plain_optuna(loaded, space, results: Path, trials: int) -> float:
     return time.perf_counter() - started
 
 
-def avbench_sweep(loaded, space, results: Path, trials: int) -> float:
-    from avbench.sweep.optuna_backend import run_sweep
+def avbench_sweep(request, preset: str, results: Path, trials: int) -> float:
+    """What `avbench sweep` runs: the library entry, from the experiment file to the outcome."""
+    from dataclasses import replace
+
+    from avbench.context import RunContext
+    from avbench.sweep import run
 
     started = time.perf_counter()
-    outcome = run_sweep(
-        loaded, space, trials=trials, results=results, synthetic=True, use_wandb=False, study="avbench", pruner="none"
-    )
+    ctx = RunContext(results, synthetic=True, use_wandb=False, preset=preset)
+    outcome = run(replace(request, trials=trials), ctx)
     elapsed = time.perf_counter() - started
     assert outcome.finished == trials, outcome
     return elapsed
@@ -101,6 +108,7 @@ def main() -> None:
     import torch
 
     from avbench.runner import run_experiment
+    from avbench.sweep.core import SweepRequest
     from avbench.sweep.space import resolve_space
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -116,13 +124,19 @@ def main() -> None:
         run_experiment(loaded.resolve({"train.lr": 3e-3}), results=scratch / "warm", synthetic=True, use_wandb=False)
         (scratch / "warm" / "cache").rename(cache)
         plain_times, ours_times = [], []
-        sides = [("plain", plain_optuna, plain_times), ("ours", avbench_sweep, ours_times)]
+        request = SweepRequest(
+            EXPERIMENT, overrides(args.epochs), sweep_config=scratch / "space.yaml", study="avbench", pruner="none"
+        )
+        sides = [
+            ("plain", lambda results: plain_optuna(loaded, space, results, args.trials), plain_times),
+            ("ours", lambda results: avbench_sweep(request, args.preset, results, args.trials), ours_times),
+        ]
         for repeat in range(args.repeats):
             for name, runner, times in sides if repeat % 2 == 0 else sides[::-1]:
                 results = scratch / f"{name}-{repeat}"
                 results.mkdir()
                 (results / "cache").symlink_to(cache)
-                times.append(runner(loaded, space, results, args.trials))
+                times.append(runner(results))
         print(
             f"spectrogram-cnn-cremad --preset {args.preset}: {args.trials} trials x {args.epochs} epochs "
             f"(lr searched, batch 16, adam, no pruning), {args.repeats} interleaved repeats, "

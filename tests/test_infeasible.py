@@ -126,10 +126,10 @@ def test_optuna_sweep_skips_infeasible_suggestions_and_finishes_exactly_n_trials
 
 
 def test_infeasible_suggestions_neither_break_nor_extend_the_failure_streak():
-    """Both backends count with trial_loop.Streaks: 3 failed trials in a row stop a sweep even
+    """Every backend counts with core.Streaks: 3 failed trials in a row stop a sweep even
     with infeasible suggestions between them; a finished trial ends the streak."""
     from avbench.errors import AvbenchError
-    from avbench.sweep.trial_loop import Streaks
+    from avbench.sweep.core import Streaks
 
     streaks = Streaks()
     for status in ("failed", "infeasible", "failed", "completed", "failed", "infeasible", "failed", "infeasible"):
@@ -140,9 +140,9 @@ def test_infeasible_suggestions_neither_break_nor_extend_the_failure_streak():
 
 
 def test_a_space_with_nothing_feasible_stops_with_one_line(cli, workspace, monkeypatch):
-    from avbench.sweep import trial_loop
+    from avbench.sweep import core
 
-    monkeypatch.setattr(trial_loop, "MAX_CONSECUTIVE_INFEASIBLE", 10)  # 100 by default
+    monkeypatch.setattr(core, "MAX_CONSECUTIVE_INFEASIBLE", 10)  # 100 by default
     path = workspace / "sweeps" / "nothing.yaml"
     path.write_text(SPACE.format(method="random").replace("[8, 16, 32, 64]", "[16, 32]"))
     out = cli("sweep", VIT, *TINY, *SMALL, "--sweep-config", str(path), "--trials", "1", expect=1).output

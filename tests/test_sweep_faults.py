@@ -15,12 +15,15 @@ import torch
 from torch import nn
 
 from avbench.config import load_experiment
+from avbench.context import RunContext
 from avbench.registry import register_model
 from avbench.results.records import iter_records
 from avbench.runner import run_experiment
 from avbench.spec import TaskSpec
+from avbench.sweep import run
+from avbench.sweep.backends.optuna import claim_trial, open_study
+from avbench.sweep.core import SweepRequest
 from avbench.sweep.liveness import recover_dead_trials
-from avbench.sweep.optuna_backend import claim_trial, open_study, run_sweep
 from avbench.sweep.space import resolve_space
 from avbench.sweep.storage import open_storage
 
@@ -177,28 +180,17 @@ def test_the_same_seed_gives_the_same_suggestions(probe_workspace, sampler):
     (probe_workspace / "sweeps" / "seeded.yaml").write_text(SEEDED_SPACE)
 
     def suggestions(study: str, seed: int) -> list[dict]:
-        loaded = load_experiment(
-            "probe-cremad",
-            overrides=[
-                "model_args.failure=none",
-                "train.lr=null",
-                "train.weight_decay=null",
-                "train.optimizer=null",
-                "train.epochs=1",
-                f"sweep.seed={seed}",
-            ],
+        overrides = (
+            "model_args.failure=none",
+            "train.lr=null",
+            "train.weight_decay=null",
+            "train.optimizer=null",
+            "train.epochs=1",
+            f"sweep.seed={seed}",
         )
-        space = resolve_space(loaded, probe_workspace / "sweeps" / "seeded.yaml")
-        run_sweep(
-            loaded,
-            space,
-            trials=2,
-            results=probe_workspace / "results",
-            synthetic=True,
-            use_wandb=False,
-            study=study,
-            sampler=sampler,
-        )
+        seeded = probe_workspace / "sweeps" / "seeded.yaml"
+        request = SweepRequest("probe-cremad", overrides, trials=2, sweep_config=seeded, study=study, sampler=sampler)
+        run(request, RunContext(probe_workspace / "results", synthetic=True, use_wandb=False))
         storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'probe-cremad.db').resolve()}"
         trials = optuna.load_study(study_name=study, storage=storage).trials
         if sampler == "cmaes":  # CMA-ES, not its fallback, drew the numeric parameters after the first trial

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 
-from avbench.config import load_experiment
+from avbench.context import RunContext
+from avbench.display import ConsoleView
 from avbench.errors import AvbenchError
 from avbench.results.records import iter_records
-from avbench.sweep.space import resolve_space
-from avbench.sweep.trial_loop import SweepHooks
-from avbench.sweep.wandb_backend import SweepState, run_wandb_sweep
+from avbench.sweep import run
+from avbench.sweep.backends.wandb_local import SweepState
+from avbench.sweep.core import SweepHooks, SweepRequest
 from tests.wandb_files import read_offline_run
 
 TINY = ("--preset", "tiny", "--synthetic")
@@ -86,20 +88,28 @@ early_terminate: {type: hyperband, min_iter: 1, eta: 2}
     assert any(r.status == "completed" and r.epochs_run == 4 for r in records)
 
 
-def test_an_interrupted_wandb_sweep_resumes_the_running_trial(workspace):
-    loaded = load_experiment("mel-stats-mlp-cremad", preset="tiny", overrides=["train.epochs=3"])
-    space = resolve_space(loaded)
-    calls = {"n": 0}
+class InterruptingView(ConsoleView):
+    """Presses Ctrl-C in epoch 2 of trial 1 (trial 0 has 3 epochs)."""
 
-    def interrupt_second_trial(epoch, metrics):
-        calls["n"] += 1
-        if calls["n"] == 5:  # trial 0 has 3 epochs; this is epoch 2 of trial 1
+    def __init__(self):
+        super().__init__(ConsoleView.silent().console)
+        self.epochs_seen = 0
+
+    def trials(self, target, finished, epochs):
+        return contextlib.nullcontext(SweepHooks(epoch=self.epoch))
+
+    def epoch(self, epoch, metrics):
+        self.epochs_seen += 1
+        if self.epochs_seen == 5:
             raise KeyboardInterrupt
 
-    kwargs = {"results": workspace / "results", "synthetic": True, "use_wandb": False, "preset": "tiny"}
+
+def test_an_interrupted_wandb_sweep_resumes_the_running_trial(workspace):
+    request = SweepRequest("mel-stats-mlp-cremad", ("train.epochs=3",), trials=3, backend="wandb")
+    ctx = RunContext(workspace / "results", synthetic=True, use_wandb=False, preset="tiny")
     with pytest.raises(KeyboardInterrupt):
-        run_wandb_sweep(loaded, space, trials=3, hooks=SweepHooks(epoch=interrupt_second_trial), **kwargs)
-    outcome = run_wandb_sweep(loaded, space, trials=3, **kwargs)
+        run(request, ctx, InterruptingView())
+    outcome = run(request, ctx)
     assert outcome.finished == 3
     records = {r.trial: r for r in iter_records(workspace / "results") if r.sweep == SWEEP}
     assert sorted(records) == [0, 1, 2]

@@ -19,8 +19,8 @@ from wandb.sdk.lib import config_util
 
 from avbench.config import load_experiment
 from avbench.results.records import iter_records
+from avbench.sweep.backends.wandb_online import online_sweep_config, trial_command, wandb_online
 from avbench.sweep.space import resolve_space
-from avbench.sweep.wandb_online import online_sweep_config, trial_command, wandb_online
 from tests.conftest import REPO, TINY
 
 EXPERIMENT = "mel-stats-mlp-cremad"

@@ -5,14 +5,13 @@ Only click is imported at module level: optuna, torch and wandb load inside the 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from avbench.cli.support import common_run_options, make_console, results_dir, with_strict
-from avbench.errors import AvbenchError
+from avbench.sweep.backends import BACKENDS
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports optuna; --help must not
 
@@ -63,299 +62,35 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
 @click.option("--dry-run", is_flag=True, help="Print the search space and a cost estimate; create no study.")
 @click.option(
     "--backend",
-    type=click.Choice(["optuna", "wandb"]),
     default="optuna",
     show_default=True,
-    help="wandb: W&B Sweeps, on W&B's server when logged in, else W&B's own sweep engine run locally.",
+    help=f"One of {', '.join(BACKENDS)}. wandb: W&B Sweeps, on W&B's server when logged in, else W&B's own "
+    "sweep engine run locally; wandb-online: on W&B's server only.",
 )
 @click.pass_context
-def sweep(
-    ctx,
-    experiment,
-    overrides,
-    preset,
-    synthetic,
-    no_wandb,
-    strict,
-    trials,
-    workers,
-    storage,
-    study,
-    sweep_config,
-    sampler,
-    pruner,
-    threads,
-    dry_run,
-    backend,
-):
+def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, **options):
     """Search the null fields of an experiment; re-run to resume."""
-    from avbench.config import load_experiment
-    from avbench.distributed import join_ranks
-    from avbench.sweep.space import resolve_space
+    # Every option not named here is the SweepRequest field of the same name.
+    from avbench.context import RunContext
+    from avbench.display import ConsoleView
+    from avbench.sweep import run
+    from avbench.sweep.core import SweepRequest
 
-    overrides = with_strict(overrides, strict)  # workers get it too, through their --set
-    loaded = load_experiment(experiment, preset=preset, overrides=overrides)
-    if not loaded.searched:
-        raise AvbenchError(f"{loaded.name} has no null (searched) fields; use `avbench run`")
-    space = resolve_space(loaded, sweep_config)
+    # Workers get --strict too, through their --set.
+    request = SweepRequest(experiment=experiment, overrides=with_strict(overrides, strict), **options)
+    run_ctx = RunContext(results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb, preset=preset)
     console = make_console()
-    target = trials or loaded.config.sweep.trials
-    online = backend == "wandb" and _wandb_online(not no_wandb)
-    _refuse_under_launcher(workers=workers, dry_run=dry_run, online=online)
-    ranks = join_ranks()  # one rank of one without torchrun / accelerate launch
-    if not ranks.is_main:
-        from avbench.sweep.data_parallel import follow_trials
-
-        follow_trials(
-            ranks, loaded, results=results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb, preset=preset
-        )
-        return
-    if dry_run:
-        from avbench.sweep.estimate import dry_run
-
-        dry_run(
-            loaded,
-            space,
-            console=console,
-            trials=target,
-            workers=workers,
-            results=results_dir(ctx),
-            synthetic=synthetic,
-            sampler=sampler,
-            pruner=pruner,
-            storage=storage,
-            study=study,
-            preset=preset,
-        )
-        return
-    if online:
-        from avbench.sweep.wandb_online import run_online_sweep
-
-        outcome = run_online_sweep(
-            loaded,
-            space,
-            experiment=experiment,
-            trials=target,
-            results=results_dir(ctx),
-            synthetic=synthetic,
-            preset=preset,
-            overrides=overrides,
-            study=study,
-            say=lambda line: console.print(line, soft_wrap=True),
-        )
-        _report_sweep(ctx, loaded, outcome, console)
-        return
-    if backend == "wandb":
-        outcome = _sweep_with_wandb(
-            ctx,
-            loaded,
-            space,
-            console,
-            target=target,
-            synthetic=synthetic,
-            use_wandb=not no_wandb,
-            preset=preset,
-            study=study,
-            ranks=ranks,
-        )
-        _report_sweep(ctx, loaded, outcome, console)
-        return
-    from avbench.sweep.optuna_backend import open_study
-
-    handle = open_study(
-        loaded,
-        space,
-        trials=target,
-        results=results_dir(ctx),
-        preset=preset,
-        synthetic=synthetic,
-        storage_url=storage,
-        study=study,
-        sampler=sampler,
-        pruner=pruner,
-    )
-    for note in handle.notes:
-        console.print(f"note: {note}")
-    console.print(
-        f"sweep {loaded.name}: {handle.target} trials over {', '.join(space.params)} ({space.source}), "
-        f"sampler {handle.sampler}, {workers} worker(s), study {handle.name}"
-    )
-    if workers == 1:
-        outcome = _sweep_in_process(
-            ctx,
-            loaded,
-            space,
-            handle,
-            console,
-            synthetic=synthetic,
-            use_wandb=not no_wandb,
-            preset=preset,
-            threads=threads,
-            ranks=ranks,
-        )
-    else:
-        from avbench.sweep.workers import prepare_features_once, run_workers, threads_per_worker
-
-        def prepare_features() -> None:
-            if prepare_features_once(loaded, space, results=results_dir(ctx), synthetic=synthetic):
-                console.print("features ready in the cache for every worker")
-
-        per_worker = threads or threads_per_worker(workers)
-        argv = _worker_argv(
-            ctx, experiment, overrides, preset, synthetic, no_wandb, handle, sweep_config, pruner, per_worker
-        )
-        outcome = run_workers(
-            handle,
-            argv,
-            workers=workers,
-            threads=per_worker,
-            results=results_dir(ctx),
-            experiment=loaded.name,
-            console=console,
-            while_starting=prepare_features,
-        )
-    _report_sweep(ctx, loaded, outcome, console)
+    outcome = run(request, run_ctx, ConsoleView(console))
+    if outcome is not None:
+        _report_sweep(run_ctx, outcome, console)
 
 
-def _wandb_online(use_wandb: bool) -> bool:
-    from avbench.sweep.wandb_online import wandb_online
-
-    return wandb_online(use_wandb)
-
-
-def _refuse_under_launcher(*, workers: int, dry_run: bool, online: bool) -> None:
-    from avbench.distributed import launched_processes
-
-    launched = launched_processes()
-    if launched == 1:
-        return
-    if workers > 1:
-        raise AvbenchError(
-            f"--workers {workers} under torchrun / accelerate launch: the {launched} launched processes "
-            "already train each trial together; drop --workers (for trials at once, start several "
-            "launches with the same --storage)"
-        )
-    if dry_run:
-        raise AvbenchError("--dry-run runs in one process: run it without torchrun / accelerate launch")
-    if online:
-        raise AvbenchError(
-            "an online W&B sweep runs each trial as its agent's command, one process each: run it "
-            "without torchrun / accelerate launch (or locally with --no-wandb or WANDB_MODE=offline)"
-        )
-
-
-def _hooks(display, ranks):
-    """The display's hooks; under a launcher, rank 0 also announces each trial to the other
-    ranks when it starts."""
-    from avbench.sweep.trial_loop import SweepHooks
-
-    trial_start = display.trial_start
-    if ranks.count > 1:
-        from avbench.sweep.data_parallel import announcing
-
-        trial_start = announcing(ranks, trial_start)
-    return SweepHooks(
-        trial_start=trial_start, epoch=display.epoch, trial_end=display.trial_end, features=display.features
-    )
-
-
-def _release_ranks(ranks) -> None:
-    if ranks.count > 1:
-        from avbench.sweep.data_parallel import end_of_sweep
-
-        end_of_sweep(ranks)
-
-
-def _sweep_with_wandb(ctx, loaded, space, console, *, target, synthetic, use_wandb, preset, study, ranks):
-    from avbench.display import SweepDisplay
-    from avbench.sweep.wandb_backend import run_wandb_sweep
-
-    console.print(
-        f"sweep {loaded.name}: {target} trials over {', '.join(space.params)} ({space.source}), "
-        "W&B sweep engine (local)"
-    )
-    with SweepDisplay(console, target, 0, loaded.config.train.epochs) as display:
-        outcome = run_wandb_sweep(
-            loaded,
-            space,
-            trials=target,
-            results=results_dir(ctx),
-            synthetic=synthetic,
-            use_wandb=use_wandb,
-            preset=preset,
-            study=study,
-            hooks=_hooks(display, ranks),
-        )
-    _release_ranks(ranks)
-    return outcome
-
-
-def _sweep_in_process(ctx, loaded, space, handle, console, *, synthetic, use_wandb, preset, threads, ranks):
-    from avbench.display import SweepDisplay
-    from avbench.sweep.optuna_backend import count_finished, run_worker
-    from avbench.sweep.workers import follow_parent
-
-    follow_parent()  # a no-op unless this process is one of a parent's --workers
-    finished = count_finished(handle.study.get_trials(deepcopy=False))
-    with SweepDisplay(console, handle.target, finished, loaded.config.train.epochs) as display:
-        outcome = run_worker(
-            handle,
-            loaded,
-            space,
-            results=results_dir(ctx),
-            synthetic=synthetic,
-            use_wandb=use_wandb,
-            preset=preset,
-            threads=threads,
-            hooks=_hooks(display, ranks),
-        )
-    _release_ranks(ranks)
-    return outcome
-
-
-def _worker_argv(
-    ctx, experiment, overrides, preset, synthetic, no_wandb, handle, sweep_config, pruner, threads
-) -> list[str]:
-    """The command each worker runs: this sweep, pinned to the parent's study and storage."""
-    argv = [
-        sys.executable,
-        "-m",
-        "avbench",
-        "--results",
-        str(Path(results_dir(ctx)).resolve()),
-        "sweep",
-        experiment,
-        "--trials",
-        str(handle.target),
-        "--storage",
-        handle.url,
-        "--study",
-        handle.name,
-        "--sampler",
-        handle.sampler,
-        "--workers",
-        "1",
-        "--threads",
-        str(threads),
-    ]
-    for override in overrides:
-        argv += ["--set", override]
-    for flag, value in (
-        ("--preset", preset),
-        ("--pruner", pruner),
-        ("--sweep-config", sweep_config and str(Path(sweep_config).resolve())),
-    ):
-        if value:
-            argv += [flag, value]
-    return argv + (["--synthetic"] if synthetic else []) + (["--no-wandb"] if no_wandb else [])
-
-
-def _report_sweep(ctx, loaded, outcome, console) -> None:
+def _report_sweep(run_ctx, outcome, console) -> None:
     from rich.markup import escape
 
     from avbench.display import format_values
     from avbench.results.leaderboard import leaderboard_rows, render_table
-    from avbench.sweep.workers import PARENT_ENV
+    from avbench.sweep.launch import started_by_parent
 
     skipped = f", {outcome.infeasible} infeasible (skipped untrained)" if outcome.infeasible else ""
     console.print(
@@ -370,12 +105,12 @@ def _report_sweep(ctx, loaded, outcome, console) -> None:
         )
     if outcome.best_value is not None:
         console.print(
-            f"best val/{loaded.config.train.metric}={outcome.best_value:.4f} "
+            f"best {outcome.metric}={outcome.best_value:.4f} "
             f"{escape(f'[{format_values(outcome.best_params)}]')} run {outcome.best_run_id}"
         )
-    if os.environ.get(PARENT_ENV):
+    if started_by_parent():
         return  # a worker: its parent shows the leaderboard once
-    rows = [r for r in leaderboard_rows(results_dir(ctx), loaded.config.task) if r["model"] == loaded.config.model]
+    rows = [r for r in leaderboard_rows(run_ctx.results, outcome.task) if r["model"] == outcome.model]
     if rows:
         render_table(rows, console)
 
@@ -401,7 +136,7 @@ def show(ctx, experiment: str, study: str | None, storage: str | None, top: int,
             console.print(f"plot: {path}", soft_wrap=True)
 
 
-@click.command("agent-trial", hidden=True)  # the name is avbench.sweep.wandb_online.AGENT_TRIAL
+@click.command("agent-trial", hidden=True)  # the name is avbench.sweep.backends.wandb_online.AGENT_TRIAL
 @click.argument("experiment")
 @click.option("--params", "params_json", required=True, help="The trial's parameters as JSON (W&B's ${args_json}).")
 @click.option("--sweep", "sweep_name", default=None, help="The sweep's name, for the run record.")
@@ -412,13 +147,13 @@ def show(ctx, experiment: str, study: str | None, storage: str | None, top: int,
 def agent_trial(ctx, experiment, params_json, sweep_name, overrides, preset, synthetic) -> None:
     """One trial of an online W&B sweep: the command `wandb agent` runs, on any machine."""
     from avbench.config import load_experiment
+    from avbench.context import RunContext
     from avbench.display import summarize
-    from avbench.sweep.wandb_online import run_agent_trial
+    from avbench.sweep.backends.wandb_online import run_agent_trial
 
     loaded = load_experiment(experiment, preset=preset, overrides=overrides)
-    record = run_agent_trial(
-        loaded, params_json, results=results_dir(ctx), synthetic=synthetic, preset=preset, sweep=sweep_name
-    )
-    make_console().print(f"{loaded.name} {record.run_id}: {summarize(record)}")
-    if record.status == "failed":
+    run_ctx = RunContext(results_dir(ctx), synthetic=synthetic, preset=preset)
+    record = run_agent_trial(loaded, params_json, run_ctx, sweep=sweep_name)
+    make_console().print(f"{loaded.name} {record.run_id or ''}: {summarize(record)}")
+    if record.status in ("failed", "infeasible"):  # W&B marks the run failed
         sys.exit(1)

@@ -1,1 +1,77 @@
-"""Sweeps: the search space derived from an experiment's nulls, and the backends that search it."""
+"""Sweeps: search the null fields of an experiment. `run` is the one entry (`avbench sweep`
+calls it once per experiment): it resolves the request, picks the backend from the table in
+avbench.sweep.backends and hands it the plan; every backend trains its trials through
+avbench.sweep.core (SweepRequest, SweepOutcome). Nothing is imported here until `run` is
+called: `avbench --help` lists the backends without loading any of them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from avbench.context import RunContext
+    from avbench.sweep.core import SweepOutcome, SweepPlan, SweepRequest
+
+
+def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | None:
+    """Run (or resume) the sweep of one experiment; None where this process only followed
+    rank 0 of a launch or printed a dry run. `view` (avbench.display.ConsoleView) shows
+    progress; nothing is shown without one."""
+    from dataclasses import replace
+
+    from avbench.config import load_experiment
+    from avbench.display import ConsoleView
+    from avbench.distributed import join_ranks
+    from avbench.errors import AvbenchError, ConfigError
+    from avbench.sweep.backends import backend_module, choose_backend
+    from avbench.sweep.launch.torchrun import follow_trials, refuse_under_launcher
+    from avbench.sweep.space import resolve_space
+
+    loaded = load_experiment(request.experiment, preset=ctx.preset, overrides=request.overrides)
+    if not loaded.searched:
+        raise AvbenchError(f"{loaded.name} has no null (searched) fields; use `avbench run`")
+    space = resolve_space(loaded, request.sweep_config)
+    backend = backend_module(choose_backend(request.backend, ctx.use_wandb))
+    if request.workers > 1 and not getattr(backend, "SUPPORTS_WORKERS", False):
+        raise ConfigError(
+            f"--workers {request.workers}: --backend {request.backend} trains one trial at a time here "
+            "(--backend optuna shares a storage between worker processes)"
+        )
+    refuse_under_launcher(request, backend)
+    ranks = join_ranks()  # one rank of one without torchrun / accelerate launch
+    if not ranks.is_main:
+        follow_trials(ranks, loaded, ctx)
+        return None
+    from avbench.sweep.core import SweepPlan
+
+    plan = SweepPlan(request, loaded, space, ctx, view or ConsoleView.silent(), ranks)
+    if request.dry_run:
+        _dry_run(plan)
+        return None
+    if request.threads and request.workers == 1:
+        import torch
+
+        torch.set_num_threads(request.threads)  # this process's share of the cores (see --threads)
+    outcome = backend.sweep(plan)
+    config = loaded.config
+    return replace(outcome, task=config.task, model=config.model, metric=f"val/{config.train.metric}")
+
+
+def _dry_run(plan: SweepPlan) -> None:
+    from avbench.sweep.estimate import dry_run
+
+    request = plan.request
+    dry_run(
+        plan.loaded,
+        plan.space,
+        console=plan.view.console,
+        trials=plan.target,
+        workers=request.workers,
+        results=plan.ctx.results,
+        synthetic=plan.ctx.synthetic,
+        sampler=request.sampler,
+        pruner=request.pruner,
+        storage=request.storage,
+        study=request.study,
+        preset=plan.ctx.preset,
+    )

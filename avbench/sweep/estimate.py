@@ -74,7 +74,7 @@ def dry_run(
     preset: str | None,
 ) -> None:
     _print_space(loaded, space, console)
-    from avbench.sweep.optuna_backend import study_name
+    from avbench.sweep.core import study_name
     from avbench.sweep.samplers import check_sampler, sampler_name
     from avbench.sweep.storage import display_url, resolve_storage_url
 

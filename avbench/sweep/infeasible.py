@@ -1,11 +1,12 @@
-"""Suggestions a model cannot be built with, in both sweep backends.
+"""Suggestions a model cannot be built with, in every sweep backend.
 
 A model may register a `check` (avbench.registry.register_model) that raises
 InfeasibleConfig for a combination of values, e.g. a ViT image not divisible by its patch.
-Sweeps call it on every suggestion before any data is read or weight trained, and reject the
-ones it refuses. A rejected suggestion is not a trial: it does not count toward `--trials`,
-does not break or extend the failure streak, writes no run record (so the leaderboard never
-sees it) and is not retried; the sweep goes on until it has its N real trials.
+The sweep core (avbench.sweep.core) calls it on every suggestion before any data is read or
+weight trained, and tells the backend to reject the ones it refuses. A rejected suggestion is
+not a trial: it does not count toward `--trials`, does not break or extend the failure
+streak, writes no run record (so the leaderboard never sees it) and is not retried; the sweep
+goes on until it has its N real trials.
 
 What each backend's sampler learns from it:
 - Optuna: the trial is told PRUNED with the user attribute "infeasible" (the reason) and a
@@ -20,26 +21,13 @@ What each backend's sampler learns from it:
 
 from __future__ import annotations
 
-import optuna
-from optuna.trial import TrialState
-
 from avbench.config import LoadedExperiment
 from avbench.results.records import RunRecord
 
-INFEASIBLE = "infeasible"  # the Optuna user attribute holding the reason, and the status shown
+INFEASIBLE = "infeasible"  # the status shown and recorded (and Optuna's user attribute holding the reason)
 
 
-def is_infeasible(trial: optuna.trial.FrozenTrial) -> bool:
-    return INFEASIBLE in trial.user_attrs
-
-
-def reject_trial(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
-    trial.set_user_attr(INFEASIBLE, reason)
-    trial.set_constraint(INFEASIBLE, 1.0)  # > 0: violated
-    study.tell(trial, state=TrialState.PRUNED)
-
-
-def infeasible_record(loaded: LoadedExperiment, number: int, values: dict, reason: str) -> RunRecord:
+def infeasible_record(loaded: LoadedExperiment, number: int | None, values: dict, reason: str) -> RunRecord:
     """What the display is told about a rejected suggestion; never written to results/."""
     config = loaded.config
     return RunRecord(

@@ -23,7 +23,8 @@ from avbench.display import format_values
 from avbench.errors import StorageError
 from avbench.registry import did_you_mean
 from avbench.results.records import RunRecord, run_dir
-from avbench.sweep.infeasible import INFEASIBLE, is_infeasible
+from avbench.sweep.backends.optuna import is_infeasible
+from avbench.sweep.infeasible import INFEASIBLE
 from avbench.sweep.storage import display_url, list_study_names, open_storage, resolve_storage_url, storage_file
 
 TEST_METRICS = ("acc", "uar", "macro_f1")

@@ -92,7 +92,8 @@ def _flatten_parameters(parameters: dict[str, Any], prefix: str = "") -> dict[st
     return flat
 
 
-def parse_param(name: str, spec: dict) -> Param:
+def _distribution(name: str, spec: dict) -> str:
+    """The spec's distribution, written or (as W&B does) implied by its keys."""
     dist = spec.get("distribution")
     if dist is None:
         if "values" in spec:
@@ -107,6 +108,11 @@ def parse_param(name: str, spec: dict) -> Param:
         raise ConfigError(
             f"sweep parameter '{name}': unsupported distribution {dist!r}{did_you_mean(str(dist), DISTRIBUTIONS)}"
         )
+    return dist
+
+
+def parse_param(name: str, spec: dict) -> Param:
+    dist = _distribution(name, spec)
     if dist == "categorical":
         values = spec.get("values")
         if not isinstance(values, list) or not values:
@@ -114,6 +120,10 @@ def parse_param(name: str, spec: dict) -> Param:
         return Param(name, "categorical", choices=tuple(values))
     if dist == "constant":
         return Param(name, "categorical", choices=(spec.get("value"),))
+    return _numeric_param(name, spec, dist)
+
+
+def _numeric_param(name: str, spec: dict, dist: str) -> Param:
     try:
         low, high = float(spec["min"]), float(spec["max"])
     except (KeyError, TypeError, ValueError):

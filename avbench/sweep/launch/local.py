@@ -4,7 +4,8 @@ Each worker is the same `avbench sweep … --workers 1` command a user would sta
 another machine, so one code path serves both. The parent only creates the study, starts the
 workers (each in its own session, with its share of the cores), shows progress by reading the
 storage, restarts a worker that was killed, and stops them all on Ctrl-C so each re-enqueues
-its trial. Worker output goes to results/studies/<study>/worker-<i>.log.
+its trial. Worker output goes to results/studies/<study>/worker-<i>.log. Workers share an
+Optuna storage, so this launcher serves the Optuna backend (avbench.sweep.backends.optuna).
 """
 
 from __future__ import annotations
@@ -14,20 +15,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from avbench.context import RunContext
 from avbench.display import format_values, summarize
 from avbench.errors import AvbenchError
 from avbench.results.records import RunRecord, run_dir
-from avbench.sweep.infeasible import INFEASIBLE, is_infeasible
-from avbench.sweep.optuna_backend import StudyHandle, SweepOutcome, count_finished, sweep_outcome
+from avbench.sweep.backends.optuna import StudyHandle, count_finished, is_infeasible, sweep_outcome
+from avbench.sweep.core import SweepOutcome, SweepPlan, SweepRequest
+from avbench.sweep.infeasible import INFEASIBLE
+from avbench.sweep.launch import PARENT_ENV
 
-PARENT_ENV = "AVBENCH_SWEEP_PARENT"
 POLL_S = 1.0  # how often the progress is read from the storage
 EXIT_POLL_S = 0.1  # how often the workers are checked for having exited (a waitpid each: cheap)
 RESTARTS_PER_WORKER = 3
@@ -159,31 +161,23 @@ class _Watch:
             return None  # a worker on another machine, or a record being written
 
 
-def run_workers(
-    handle: StudyHandle,
-    argv: list[str],
-    *,
-    workers: int,
-    threads: int,
-    results: Path,
-    experiment: str,
-    console: Console,
-    while_starting: Callable[[], None] | None = None,
-) -> SweepOutcome:
-    """Start `workers` copies of `argv` and watch the study until they are done.
-    `while_starting` runs once the workers are started (they take seconds to import and open
-    the study), e.g. prepare_features_once: the feature cache's build lock makes the workers
-    wait for it if they get that far first."""
-    log_dir = Path(results) / "studies" / handle.name
+def run_workers(handle: StudyHandle, plan: SweepPlan) -> SweepOutcome:
+    """Start the plan's workers and watch the study until they are done. The feature cache
+    is prepared once the workers are started (they take seconds to import and open the
+    study): its build lock makes them wait for it if they get that far first."""
+    request, ctx, console = plan.request, plan.ctx, plan.view.console
+    threads = request.threads or threads_per_worker(request.workers)
+    argv = worker_argv(request, ctx, handle, threads)
+    log_dir = Path(ctx.results) / "studies" / handle.name
     log_dir.mkdir(parents=True, exist_ok=True)
-    pool = [_Worker(i, argv, log_dir, threads) for i in range(workers)]
-    watch = _Watch(console, handle, results, experiment)
+    pool = [_Worker(i, argv, log_dir, threads) for i in range(request.workers)]
+    watch = _Watch(console, handle, ctx.results, plan.loaded.name)
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         for worker in pool:
             worker.start()
-        if while_starting:
-            while_starting()
+        if prepare_features_once(plan.loaded, plan.space, results=ctx.results, synthetic=ctx.synthetic):
+            console.print("features ready in the cache for every worker")
         with watch.progress:
             _supervise(pool, watch)
     except BaseException:  # Ctrl-C, SIGTERM, a failed worker: stop the others cleanly
@@ -192,6 +186,23 @@ def run_workers(
     finally:
         signal.signal(signal.SIGTERM, previous)
     return sweep_outcome(handle)
+
+
+def worker_argv(request: SweepRequest, ctx: RunContext, handle: StudyHandle, threads: int) -> list[str]:
+    """The command each worker runs: this sweep, pinned to the parent's study and storage."""
+    argv = [sys.executable, "-m", "avbench", "--results", str(Path(ctx.results).resolve()), "sweep"]
+    argv += [request.experiment, "--trials", str(handle.target), "--storage", handle.url, "--study", handle.name]
+    argv += ["--sampler", handle.sampler, "--workers", "1", "--threads", str(threads)]
+    for override in request.overrides:
+        argv += ["--set", override]
+    for flag, value in (
+        ("--preset", ctx.preset),
+        ("--pruner", request.pruner),
+        ("--sweep-config", request.sweep_config and str(Path(request.sweep_config).resolve())),
+    ):
+        if value:
+            argv += [flag, value]
+    return argv + (["--synthetic"] if ctx.synthetic else []) + ([] if ctx.use_wandb else ["--no-wandb"])
 
 
 def _supervise(pool: list[_Worker], watch: _Watch) -> None:

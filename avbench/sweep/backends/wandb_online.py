@@ -13,7 +13,8 @@ values with Python's str() (`1e-05`, `None`), which a YAML override would read b
 Each trial logs to the sweep's W&B run and writes the same run record as the other backends.
 W&B's early termination stops a run with SIGTERM; the trial then ends as pruned after its
 current epoch. Re-running the same command joins the same sweep (kept in
-results/wandb-sweeps/<sweep>.online.json).
+results/wandb-sweeps/<sweep>.online.json). Each agent trial runs through avbench.sweep.core,
+like every other backend's.
 """
 
 from __future__ import annotations
@@ -24,20 +25,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from avbench.config import LoadedExperiment
+from avbench.context import RunContext
 from avbench.errors import AvbenchError, ConfigError
 from avbench.results.records import FINISHED, RunRecord, iter_records, write_json_atomic
-from avbench.sweep.optuna_backend import SweepOutcome, config_fingerprint, study_name
+from avbench.sweep.backends.wandb_local import engine_config
+from avbench.sweep.core import SweepOutcome, SweepPlan, Trial, config_fingerprint, refuse_other_config, run_trial
 from avbench.sweep.space import SearchSpace
-from avbench.sweep.wandb_backend import engine_config
 
 AGENT_TRIAL = "agent-trial"
 OFFLINE_MODES = ("offline", "dryrun", "disabled")
 STOP_POLL_S = 0.5
+# Each trial is its agent's command, one process each: a launch of many ranks cannot share one.
+SUPPORTS_LAUNCHER = False
 
 
 def wandb_online(use_wandb: bool) -> bool:
@@ -81,35 +84,25 @@ def expand_command(command: list[str], params: dict[str, Any], *, interpreter: s
     return [part for chunk in command for part in macros.get(chunk, [chunk])]
 
 
-def run_online_sweep(
-    loaded: LoadedExperiment,
-    space: SearchSpace,
-    *,
-    experiment: str,
-    trials: int,
-    results: Path,
-    synthetic: bool,
-    preset: str | None,
-    overrides: tuple[str, ...],
-    study: str | None,
-    say: Callable[[str], None],
-) -> SweepOutcome:
-    """Create (or join) the sweep on W&B's server and run `trials` trials here."""
+def sweep(plan: SweepPlan) -> SweepOutcome:
+    """Create (or join) the sweep on W&B's server and run the plan's trials here."""
     import wandb
 
-    name = study or study_name(loaded, preset, synthetic) + "-wandb"
-    tracking = loaded.config.tracking
-    command = trial_command(experiment, sweep=name, preset=preset, synthetic=synthetic, overrides=overrides)
-    config = online_sweep_config(space, name=name, command=command, run_cap=trials)
-    state_file = Path(results) / "wandb-sweeps" / f"{name}.online.json"
-    fingerprint = config_fingerprint(loaded, space)
+    name, ctx, trials = plan.name("-wandb"), plan.ctx, plan.target
+    tracking = plan.loaded.config.tracking
+    command = trial_command(
+        plan.request.experiment,
+        sweep=name,
+        preset=ctx.preset,
+        synthetic=ctx.synthetic,
+        overrides=plan.request.overrides,
+    )
+    config = online_sweep_config(plan.space, name=name, command=command, run_cap=trials)
+    state_file = Path(ctx.results) / "wandb-sweeps" / f"{name}.online.json"
+    fingerprint = config_fingerprint(plan.loaded, plan.space)
     if state_file.exists():
         known = json.loads(state_file.read_text())
-        if known["fingerprint"] != fingerprint:
-            raise ConfigError(
-                f"W&B sweep {known['path']} was made from a different config or search space; "
-                "pass --study NEW_NAME to start another sweep"
-            )
+        refuse_other_config(known["fingerprint"], fingerprint, f"W&B sweep {known['path']}")
         path = known["path"]
     else:
         sweep_id = wandb.sweep(config, project=tracking.project, entity=tracking.entity)
@@ -117,12 +110,12 @@ def run_online_sweep(
         path = "/".join(part for part in (entity, tracking.project, sweep_id) if part)
         write_json_atomic(state_file, {"path": path, "fingerprint": fingerprint, "config": config})
     entity, project, sweep_id = _split_path(path)
-    say(f"W&B sweep {path}: on other machines, from this project's folder, run")
-    say(f"    wandb agent {path}")
+    plan.view.say(f"W&B sweep {path}: on other machines, from this project's folder, run")
+    plan.view.say(f"    wandb agent {path}")
     wandb.agent(
-        sweep_id, function=lambda: run_local_trial(command, results), entity=entity, project=project, count=trials
+        sweep_id, function=lambda: run_local_trial(command, ctx.results), entity=entity, project=project, count=trials
     )
-    return _outcome(results, name, path, trials)
+    return _outcome(ctx.results, name, path, trials)
 
 
 def run_local_trial(command: list[str], results: Path) -> None:
@@ -182,12 +175,39 @@ def _outcome(results: Path, name: str, path: str, trials: int) -> SweepOutcome:
     )
 
 
-def run_agent_trial(
-    loaded: LoadedExperiment, params_json: str, *, results: Path, synthetic: bool, preset: str | None, sweep: str | None
-) -> RunRecord:
+class AgentTrial(Trial):
+    """The trial W&B's agent started this process for. W&B's server learns how it went from the
+    run's logged metrics and this process's exit status, so the engine is told nothing here;
+    its early termination (SIGTERM) stops the trial after the current epoch, as pruned."""
+
+    def __init__(self, values: dict, run_id: str):
+        super().__init__(None, values, run_id=run_id)
+        self.stop_requested = False
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self.stop_requested = True
+
+    def report(self, epoch: int, value: float) -> bool:
+        return self.stop_requested
+
+    def reject(self, reason: str) -> None:
+        """The agent-trial command exits non-zero: W&B marks the run failed."""
+
+    def finish(self, record: RunRecord, value: float | None) -> None:
+        """The run's W&B log already holds its metrics."""
+
+    def fail(self, reason: str) -> None:
+        """The error ends the command: W&B marks the run failed."""
+
+    def interrupt(self) -> None:
+        """W&B's agent decides what happens to an interrupted run."""
+
+
+def run_agent_trial(loaded: LoadedExperiment, params_json: str, ctx: RunContext, *, sweep: str | None) -> RunRecord:
     """`avbench agent-trial`: one trial with the parameters W&B's agent passes, logged to the
     sweep's W&B run, recorded like every other run."""
-    from avbench.runner import new_run_id, run_experiment
+    from avbench.runner import new_run_id
 
     try:
         params = json.loads(params_json)
@@ -201,23 +221,6 @@ def run_agent_trial(
             f"{loaded.name}: {', '.join(unknown)} is not a searched (null) field; searched: "
             f"{', '.join(loaded.searched) or 'none'} (was the sweep made from another config?)"
         )
-    stop_requested = False
-
-    def on_sigterm(signum, frame) -> None:
-        nonlocal stop_requested
-        stop_requested = True  # W&B's early termination: stop after this epoch, as pruned
-
-    signal.signal(signal.SIGTERM, on_sigterm)
     wandb_run, sweep_id = os.environ.get("WANDB_RUN_ID"), os.environ.get("WANDB_SWEEP_ID")
     run_id = f"{sweep_id}-{wandb_run}" if wandb_run and sweep_id else new_run_id()
-    return run_experiment(
-        loaded.resolve(params),
-        results=results,
-        synthetic=synthetic,
-        use_wandb=True,
-        preset=preset,
-        sweep=sweep,
-        searched=params,
-        run_id=run_id,
-        on_eval=lambda epoch, metrics: stop_requested,
-    )
+    return run_trial(AgentTrial(params, run_id), loaded, ctx.but(use_wandb=True), sweep=sweep)

@@ -1,0 +1,293 @@
+"""The default backend: Optuna, one worker loop per process against a shared storage.
+
+`trials` counts finished (complete or pruned) trials in total, across restarts and workers.
+Each worker takes a trial only under the storage's claim lock and only while
+finished + running < trials, so workers asking at the same moment never overshoot; a trial
+that fails (or whose worker dies) frees its place for the next claim. A trial whose worker
+died (kill -9, a lost machine, Ctrl-C) is failed and re-enqueued with the same parameters;
+its retry inherits the run_id and so resumes from the dead trial's last epoch checkpoint.
+A suggestion the model cannot be built with is rejected untrained (avbench.sweep.infeasible).
+The trial itself runs in avbench.sweep.core; storage.py, samplers.py and liveness.py are
+this backend's support modules, avbench.sweep.launch.local its `--workers`.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections import Counter
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+from avbench.config import LoadedExperiment
+from avbench.results.records import RunRecord
+from avbench.sweep.core import (
+    Backend,
+    SweepOutcome,
+    SweepPlan,
+    Trial,
+    config_fingerprint,
+    refuse_other_config,
+    run_trials,
+    study_name,
+)
+from avbench.sweep.infeasible import INFEASIBLE
+from avbench.sweep.liveness import Heartbeat, recover_dead_trials, worker_id
+from avbench.sweep.samplers import (
+    check_sampler,
+    is_grid_exhausted,
+    make_pruner,
+    make_sampler,
+    sampler_name,
+    trial_seed,
+)
+from avbench.sweep.space import Param, SearchSpace
+from avbench.sweep.storage import (
+    RETRY,
+    claim_lock,
+    display_url,
+    open_storage,
+    resolve_storage_url,
+    supports_heartbeat,
+)
+
+SUPPORTS_WORKERS = True  # --workers N: N processes against the same storage (avbench.sweep.launch.local)
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+IDLE_POLL_S = 0.5  # how often a worker with no trial to take looks again (the sweep's last trials)
+
+
+@dataclass
+class StudyHandle:
+    """An opened study plus what every worker needs to take part in it."""
+
+    study: optuna.Study
+    name: str
+    url: str
+    sampler: str
+    seed: int
+    target: int
+    notes: list[str]
+    lock: AbstractContextManager  # taken to count trials and ask for one (see claim_trial)
+
+
+def suggest(trial: optuna.Trial, param: Param):
+    if param.kind == "categorical":
+        return trial.suggest_categorical(param.name, list(param.choices))
+    if param.kind == "int":
+        return trial.suggest_int(param.name, int(param.low), int(param.high), log=param.log)
+    return trial.suggest_float(param.name, param.low, param.high, log=param.log, step=param.step)
+
+
+def open_study(
+    loaded: LoadedExperiment,
+    space: SearchSpace,
+    *,
+    trials: int,
+    results: Path,
+    preset: str | None = None,
+    synthetic: bool = False,
+    storage_url: str | None = None,
+    study: str | None = None,
+    sampler: str | None = None,
+    pruner: str | None = None,
+) -> StudyHandle:
+    """Create the study or join it; refuse a study made from another config or space."""
+    # Our display reports every trial in one line; optuna would add tracebacks for each failure.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    name = study or study_name(loaded, preset, synthetic)
+    url = resolve_storage_url(storage_url, results, loaded.name)
+    chosen = sampler_name(space, sampler)
+    notes = check_sampler(space, chosen)
+    seed = loaded.config.sweep.seed
+    optuna_study = optuna.create_study(
+        study_name=name,
+        storage=open_storage(url),
+        load_if_exists=True,
+        direction="maximize",
+        sampler=make_sampler(space, chosen, seed),
+        pruner=make_pruner(pruner, loaded.config.sweep.pruner, space, loaded.config.train.epochs),
+    )
+    fingerprint = config_fingerprint(loaded, space)
+    known = optuna_study.user_attrs.get("config_fingerprint")
+    refuse_other_config(known, fingerprint, f"study '{name}' in {display_url(url)}")
+    if known is None:
+        optuna_study.set_user_attr("config_fingerprint", fingerprint)
+        optuna_study.set_user_attr("experiment", loaded.name)
+        optuna_study.set_user_attr("metric", space.metric)
+    if chosen == "grid":
+        trials = min(trials, space.grid_size())  # a grid has no more distinct trials to give
+    return StudyHandle(optuna_study, name, url, chosen, seed, trials, notes, claim_lock(url, name))
+
+
+def is_infeasible(trial: optuna.trial.FrozenTrial) -> bool:
+    return INFEASIBLE in trial.user_attrs
+
+
+def count_finished(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Trials that count toward `--trials`: complete or pruned, not rejected as infeasible."""
+    return sum(t.state in FINISHED_STATES and not is_infeasible(t) for t in trials)
+
+
+def state_counts(study: optuna.Study) -> Counter:
+    """Trials by state; infeasible ones (told PRUNED) under INFEASIBLE instead."""
+    return Counter(INFEASIBLE if is_infeasible(t) else t.state for t in study.get_trials(deepcopy=False))
+
+
+class _Done:
+    """claim_trial's answer when the study needs no more trials."""
+
+
+def claim_trial(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[_Done] | None:
+    """Under the claim lock: a new trial if the budget allows one, None to wait and look
+    again (the running trials may still fail), _Done when the study is finished."""
+    study = handle.study
+    with handle.lock:
+        recover_dead_trials(study)
+        counts = state_counts(study)
+        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+        if finished >= handle.target:
+            return _Done
+        # A grid's seed fixes the order of its points (their grid ids), so it must stay the same.
+        seed = handle.seed if handle.sampler == "grid" else trial_seed(handle.seed, sum(counts.values()))
+        study.sampler = make_sampler(space, handle.sampler, seed)
+        if is_grid_exhausted(study.sampler, study) and not counts[TrialState.WAITING]:
+            return _Done
+        if finished + counts[TrialState.RUNNING] >= handle.target:
+            return None
+        with warnings.catch_warnings():
+            # Optuna warns that heartbeats are meant for Study.optimize; this loop beats itself.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()  # a re-enqueued (WAITING) trial comes first
+        # Before the lock is released, so no other worker can take this trial for a dead one.
+        trial.set_user_attr("worker", worker_id())
+        if supports_heartbeat(study._storage):
+            study._storage.record_heartbeat(trial._trial_id)
+        return trial
+
+
+class OptunaTrial(Trial):
+    """An asked trial: its values suggested, told how it ended."""
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial, space: SearchSpace):
+        values = {p.name: suggest(trial, p) for p in space.params.values()}
+        super().__init__(trial.number, values, run_id=trial.user_attrs.get("run_id"))
+        self.study, self.trial = study, trial
+
+    def keep_alive(self) -> AbstractContextManager:
+        return Heartbeat(self.study._storage, self.trial._trial_id)
+
+    def started(self, run_id: str) -> None:
+        self.trial.set_user_attr("run_id", run_id)
+
+    def report(self, epoch: int, value: float) -> bool:
+        self.trial.report(value, epoch)
+        return self.trial.should_prune()
+
+    def reject(self, reason: str) -> None:
+        self.trial.set_user_attr(INFEASIBLE, reason)
+        # PRUNED, not FAIL: TPE learns only from complete and pruned trials; the violated
+        # constraint (> 0) puts it among TPE's worst.
+        self.trial.set_constraint(INFEASIBLE, 1.0)
+        self.study.tell(self.trial, state=TrialState.PRUNED)
+
+    def finish(self, record: RunRecord, value: float | None) -> None:
+        try:
+            if record.oom_retry:
+                self.trial.set_user_attr("oom_retry", record.oom_retry)
+            if record.status == "failed":
+                self.trial.set_user_attr("error", record.error or "failed")
+                self.study.tell(self.trial, state=TrialState.FAIL)
+            elif record.status == "pruned":
+                self.study.tell(self.trial, state=TrialState.PRUNED)
+            else:
+                self.study.tell(self.trial, float(value))
+        except UpdateFinishedTrialError:
+            # Another worker took this trial for dead (no heartbeat within the grace period) and
+            # re-enqueued it; its retry owns the result now.
+            record.status, record.error = "failed", "declared dead by another worker (heartbeat missed)"
+
+    def fail(self, reason: str) -> None:
+        self.trial.set_user_attr("error", reason)
+        self.study.tell(self.trial, state=TrialState.FAIL)
+
+    def interrupt(self) -> None:
+        self.study.tell(self.trial, state=TrialState.FAIL)
+        RETRY(self.study, self.study._storage.get_trial(self.trial._trial_id))
+
+
+class OptunaBackend(Backend):
+    """One worker of the study: claims trials until the study needs no more."""
+
+    def __init__(self, handle: StudyHandle, space: SearchSpace):
+        self.handle, self.space = handle, space
+        self.name, self.target = handle.name, handle.target
+
+    def next_trial(self) -> OptunaTrial | None:
+        while (trial := claim_trial(self.handle, self.space)) is None:
+            time.sleep(IDLE_POLL_S)  # the last trials run elsewhere; one may fail and need replacing
+        return None if trial is _Done else OptunaTrial(self.handle.study, trial, self.space)
+
+    def finished(self) -> int:
+        return count_finished(self.handle.study.get_trials(deepcopy=False))
+
+    def outcome(self) -> SweepOutcome:
+        return sweep_outcome(self.handle)
+
+
+def open_plan(plan: SweepPlan) -> StudyHandle:
+    """The study a plan asks for, created or joined."""
+    request = plan.request
+    return open_study(
+        plan.loaded,
+        plan.space,
+        trials=plan.target,
+        results=plan.ctx.results,
+        preset=plan.ctx.preset,
+        synthetic=plan.ctx.synthetic,
+        storage_url=request.storage,
+        study=request.study,
+        sampler=request.sampler,
+        pruner=request.pruner,
+    )
+
+
+def sweep(plan: SweepPlan) -> SweepOutcome:
+    """Open (or join) the study and work on it here, or in --workers processes, until it has
+    its finished trials."""
+    from avbench.sweep.launch.local import follow_parent, run_workers
+
+    handle = open_plan(plan)
+    for note in handle.notes:
+        plan.view.say(f"note: {note}")
+    plan.view.say(
+        f"sweep {plan.loaded.name}: {handle.target} trials over {', '.join(plan.space.params)} "
+        f"({plan.space.source}), sampler {handle.sampler}, {plan.request.workers} worker(s), study {handle.name}"
+    )
+    if plan.request.workers > 1:
+        return run_workers(handle, plan)
+    follow_parent()  # a no-op unless this process is one of a parent's --workers
+    return run_trials(OptunaBackend(handle, plan.space), plan)
+
+
+def sweep_outcome(handle: StudyHandle) -> SweepOutcome:
+    trials = handle.study.get_trials(deepcopy=False)
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(completed, key=lambda t: t.value) if completed else None
+    return SweepOutcome(
+        study=handle.name,
+        storage=display_url(handle.url),
+        target=handle.target,
+        finished=count_finished(trials),
+        infeasible=sum(map(is_infeasible, trials)),
+        failed=sum(t.state == TrialState.FAIL for t in trials),
+        best_value=best.value if best else None,
+        best_params=dict(best.params) if best else {},
+        best_run_id=best.user_attrs.get("run_id") if best else None,
+        grid_exhausted=is_grid_exhausted(handle.study.sampler, handle.study),
+    )
