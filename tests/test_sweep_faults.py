@@ -147,7 +147,8 @@ def test_a_trial_whose_heartbeat_stopped_is_failed_and_requeued_by_any_worker(pr
     space = resolve_space(loaded)
     studies = (probe_workspace / "results" / "studies").resolve()
     url = f"sqlite:///{studies / 's.db'}" if kind == "sqlite" else f"journal://{studies / 's.log'}"
-    handle = open_study(loaded, space, trials=4, results=probe_workspace / "results", storage_url=url, study="hb")
+    ctx = RunContext(probe_workspace / "results")
+    handle = open_study(loaded, space, ctx, trials=4, storage_url=url, study="hb")
     short = optuna.load_study(study_name="hb", storage=open_storage(handle.url, heartbeat_interval=1, grace_period=2))
     handle.study = short
     lost = claim_trial(handle, space)

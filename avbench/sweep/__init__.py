@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from avbench.context import RunContext
-    from avbench.sweep.core import SweepOutcome, SweepPlan, SweepRequest
+    from avbench.sweep.core import SweepOutcome, SweepRequest
 
 
 def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | None:
@@ -24,6 +24,7 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
     from avbench.distributed import join_ranks
     from avbench.errors import AvbenchError, ConfigError
     from avbench.sweep.backends import backend_module, choose_backend
+    from avbench.sweep.core import SweepPlan
     from avbench.sweep.launch.torchrun import follow_trials, refuse_under_launcher
     from avbench.sweep.space import resolve_space
 
@@ -42,11 +43,11 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
     if not ranks.is_main:
         follow_trials(ranks, loaded, ctx)
         return None
-    from avbench.sweep.core import SweepPlan
-
     plan = SweepPlan(request, loaded, space, ctx, view or ConsoleView.silent(), ranks)
     if request.dry_run:
-        _dry_run(plan)
+        from avbench.sweep.estimate import dry_run
+
+        dry_run(plan)
         return None
     if request.threads and request.workers == 1:
         import torch
@@ -55,23 +56,3 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
     outcome = backend.sweep(plan)
     config = loaded.config
     return replace(outcome, task=config.task, model=config.model, metric=f"val/{config.train.metric}")
-
-
-def _dry_run(plan: SweepPlan) -> None:
-    from avbench.sweep.estimate import dry_run
-
-    request = plan.request
-    dry_run(
-        plan.loaded,
-        plan.space,
-        console=plan.view.console,
-        trials=plan.target,
-        workers=request.workers,
-        results=plan.ctx.results,
-        synthetic=plan.ctx.synthetic,
-        sampler=request.sampler,
-        pruner=request.pruner,
-        storage=request.storage,
-        study=request.study,
-        preset=plan.ctx.preset,
-    )

@@ -21,6 +21,7 @@ from rich.table import Table
 from avbench.config import LoadedExperiment, find_nulls, read_mapping
 from avbench.data.cache import FeatureCache
 from avbench.errors import ConfigError
+from avbench.sweep.core import SweepPlan
 from avbench.sweep.space import SearchSpace, representative
 from avbench.threads import capped_torch_threads
 
@@ -58,36 +59,32 @@ class _SampledTask:
         return kept
 
 
-def dry_run(
-    loaded: LoadedExperiment,
-    space: SearchSpace,
-    *,
-    console: Console,
-    trials: int,
-    workers: int,
-    results: Path,
-    synthetic: bool,
-    sampler: str | None,
-    pruner: str | None,
-    storage: str | None,
-    study: str | None,
-    preset: str | None,
-) -> None:
-    _print_space(loaded, space, console)
-    from avbench.sweep.core import study_name
+def dry_run(plan: SweepPlan) -> None:
+    """Print the plan's search space, sampler, study and estimated cost; create nothing."""
     from avbench.sweep.samplers import check_sampler, sampler_name
     from avbench.sweep.storage import display_url, resolve_storage_url
 
-    chosen = sampler_name(space, sampler)
+    loaded, space, request, console = plan.loaded, plan.space, plan.request, plan.view.console
+    _print_space(loaded, space, console)
+    chosen = sampler_name(space, request.sampler)
     for note in check_sampler(space, chosen):
         console.print(f"note: {note}")
-    url = resolve_storage_url(storage, results, loaded.name)
+    url = resolve_storage_url(request.storage, plan.ctx.results, loaded.name)
     console.print(
-        f"sampler {chosen} (seed {loaded.config.sweep.seed}), pruner {pruner or loaded.config.sweep.pruner}, "
-        f"{trials} trials, {workers} worker(s); study {study or study_name(loaded, preset, synthetic)} in "
+        f"sampler {chosen} (seed {loaded.config.sweep.seed}), pruner {request.pruner or loaded.config.sweep.pruner}, "
+        f"{plan.target} trials, {request.workers} worker(s); study {plan.name()} in "
         f"{display_url(url)} (dry run: not created)"
     )
-    _print_cost(loaded, space, console, trials=trials, workers=workers, results=results, synthetic=synthetic)
+    ctx = plan.ctx
+    _print_cost(
+        loaded,
+        space,
+        console,
+        trials=plan.target,
+        workers=request.workers,
+        results=ctx.results,
+        synthetic=ctx.synthetic,
+    )
 
 
 def _print_space(loaded: LoadedExperiment, space: SearchSpace, console: Console) -> None:

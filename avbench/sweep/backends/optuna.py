@@ -18,13 +18,13 @@ import warnings
 from collections import Counter
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from avbench.config import LoadedExperiment
+from avbench.context import RunContext
 from avbench.results.records import RunRecord
 from avbench.sweep.core import (
     Backend,
@@ -87,11 +87,9 @@ def suggest(trial: optuna.Trial, param: Param):
 def open_study(
     loaded: LoadedExperiment,
     space: SearchSpace,
+    ctx: RunContext,
     *,
     trials: int,
-    results: Path,
-    preset: str | None = None,
-    synthetic: bool = False,
     storage_url: str | None = None,
     study: str | None = None,
     sampler: str | None = None,
@@ -100,8 +98,8 @@ def open_study(
     """Create the study or join it; refuse a study made from another config or space."""
     # Our display reports every trial in one line; optuna would add tracebacks for each failure.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    name = study or study_name(loaded, preset, synthetic)
-    url = resolve_storage_url(storage_url, results, loaded.name)
+    name = study or study_name(loaded, ctx.preset, ctx.synthetic)
+    url = resolve_storage_url(storage_url, ctx.results, loaded.name)
     chosen = sampler_name(space, sampler)
     notes = check_sampler(space, chosen)
     seed = loaded.config.sweep.seed
@@ -246,10 +244,8 @@ def open_plan(plan: SweepPlan) -> StudyHandle:
     return open_study(
         plan.loaded,
         plan.space,
+        plan.ctx,
         trials=plan.target,
-        results=plan.ctx.results,
-        preset=plan.ctx.preset,
-        synthetic=plan.ctx.synthetic,
         storage_url=request.storage,
         study=request.study,
         sampler=request.sampler,
