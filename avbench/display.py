@@ -144,6 +144,9 @@ class ConsoleView:
         """The hooks that draw the bars, while they are shown."""
         from avbench.sweep.core import SweepHooks
 
+        if self.console.quiet:  # nothing to draw: no live display (and no refresh thread)
+            yield SweepHooks()
+            return
         with SweepDisplay(self.console, target, finished, epochs) as display:
             yield SweepHooks(
                 trial_start=display.trial_start,
