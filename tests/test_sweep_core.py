@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,9 +71,18 @@ def test_a_user_error_fails_the_trial_and_stops_the_sweep_with_one_line(cli, wor
     assert [t[:2] for t in fixed_backend.TOLD] == [("fail", 0)]
 
 
-def test_an_unknown_backend_is_one_line(cli):
-    out = cli("sweep", "mel-stats-mlp-cremad", "--preset", "tiny", "--backend", "optima", expect=1).output
-    assert out.strip() == "Error: unknown backend 'optima' (did you mean 'optuna'?)"
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (("--backend", "optima"), "unknown backend 'optima' (did you mean 'optuna'?)"),
+        (("--backend", "wandb", "--workers", "2"), "--workers 2: --backend wandb trains one trial at a time here"),
+        (("--backend", "wandb-online"), "--backend wandb-online needs a W&B login"),
+    ],
+)
+def test_a_backend_that_cannot_do_what_was_asked_is_one_line(cli, args, error):
+    out = cli("sweep", "mel-stats-mlp-cremad", "--preset", "tiny", "--synthetic", *args, expect=1).output
+    assert len(out.strip().splitlines()) == 1 and out.startswith(f"Error: {error}")
+    assert not (Path.cwd() / "results").exists()  # refused before anything ran
 
 
 def test_the_core_and_each_backend_import_no_other_engine():
