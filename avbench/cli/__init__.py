@@ -91,7 +91,7 @@ def _list_models() -> None:
 def validate(experiments: tuple[str, ...]) -> None:
     """Check experiment files: schema, registry names, model args and search space."""
     from avbench.config import list_experiments, load_experiment
-    from avbench.preflight import check_model_args
+    from avbench.preflight import check_model_args, check_weights
     from avbench.registry import TASKS
     from avbench.sweep.space import resolve_space
 
@@ -102,6 +102,7 @@ def validate(experiments: tuple[str, ...]) -> None:
             loaded = load_experiment(name)
             TASKS.get(loaded.config.task)
             check_model_args(loaded.config)
+            check_weights(loaded.config)
             space = resolve_space(loaded) if loaded.searched else None
         except AvbenchError as exc:
             problems += 1
