@@ -109,3 +109,15 @@ def randomise_batch_norms(module: nn.Module, seed: int) -> nn.Module:
             layer.weight.data.copy_(torch.rand(size, generator=generator) + 0.5)
             layer.bias.data.copy_(torch.randn(size, generator=generator) * 0.1)
     return module
+
+
+def write_published_weights(folder) -> tuple:
+    """OpenAV's two published extractor files, as `torch.save(model.state_dict())` writes them,
+    with trained-looking BatchNorms: (resnet18_torch_audio.pt, resnet18_lstm_torch_video.pt)."""
+    torch.manual_seed(3)
+    audio_file, video_file = folder / "resnet18_torch_audio.pt", folder / "resnet18_lstm_torch_video.pt"
+    audio_net = randomise_batch_norms(ResNet18(channels=1), seed=1).eval()
+    video_net = randomise_batch_norms(CNNLSTMPyTorch(), seed=2).eval()
+    torch.save(audio_net.state_dict(), audio_file)
+    torch.save(video_net.state_dict(), video_file)
+    return audio_file, video_file, audio_net, video_net

@@ -93,13 +93,7 @@ def test_weights_of_another_width_are_refused_by_name(tmp_path):
 def test_openav_published_extractors_load_strictly_and_give_openav_features(tmp_path):
     """State dicts saved from OpenAV's ResNet18(channels=1) and CNNLSTMPyTorch() (its exact names
     and shapes) load strictly, and in eval mode the 512-d features equal OpenAV's."""
-    torch.manual_seed(3)
-    audio_net = openav_reference.randomise_batch_norms(openav_reference.ResNet18(channels=1), seed=1).eval()
-    video_net = openav_reference.CNNLSTMPyTorch().eval()
-    openav_reference.randomise_batch_norms(video_net, seed=2)
-    audio_file, video_file = tmp_path / "resnet18_torch_audio.pt", tmp_path / "resnet18_lstm_torch_video.pt"
-    torch.save(audio_net.state_dict(), audio_file)
-    torch.save(video_net.state_dict(), video_file)
+    audio_file, video_file, audio_net, video_net = openav_reference.write_published_weights(tmp_path)
     full_size = {"audio_width": 64, "video_width": 64, "lstm_size": 512, "input_dim": 512}
     model = build(**full_size, path_to_model_fa=str(audio_file), path_to_model_fv=str(video_file), requires_grad="av")
     model.eval()
