@@ -187,6 +187,8 @@ def test_the_imported_experiment_validates_and_trains_on_the_commands_standin(cl
     trained = torch.load(run / "best.pt", map_location="cpu", weights_only=True)["model"]
     published = torch.load(audio_file, map_location="cpu", weights_only=True)
     assert all(torch.equal(trained[f"feature_audio.{key}"], value) for key, value in published.items())
+    (row,) = json.loads(cli("--results", str(models), "leaderboard", "--format", "json").output)
+    assert (row["experiment"], row["model"], row["test/acc"]) == ("mine", "av-fusion", record["test"]["acc"])
 
 
 @pytest.mark.parametrize(
