@@ -15,6 +15,8 @@ import yaml
 
 from avbench.config import TrainConfig, load_experiment
 from avbench.errors import ConfigError
+from avbench.models._openav_nets import ResNet18
+from avbench.models._weights import load_module_weights
 from avbench.registry import MODELS
 from avbench.sweep.space import representative, resolve_space
 from avbench.train.optim import build_optimizer
@@ -106,6 +108,21 @@ def test_openav_published_extractors_load_strictly_and_give_openav_features(tmp_
         torch.testing.assert_close(model.feature_audio(audio), audio_net(audio), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(model.feature_video(video), video_net(video), atol=1e-5, rtol=1e-5)
         assert audio_net(audio).shape == (2, 512) and video_net(video).shape == (2, 512)
+
+
+def test_an_openav_avmodel_checkpoint_gives_its_extractor(tmp_path):
+    """OpenAV's trained AVModel (`e32_0.473251.pth`: feature_audio.*, fc_audio.*, fusion.*):
+    the `feature_audio.` entries are the audio extractor's weights."""
+    torch.manual_seed(4)
+    audio_net = openav_reference.randomise_batch_norms(openav_reference.ResNet18(channels=1), seed=5)
+    whole = {f"feature_audio.{key}": value for key, value in audio_net.state_dict().items()}
+    whole |= {"fc_audio.weight": torch.randn(128, 2), "fusion.decoders.0.fc2.bias": torch.randn(26)}
+    torch.save(whole, tmp_path / "e32_0.473251.pth")
+    ours = ResNet18(1)
+    load_module_weights(ours, str(tmp_path / "e32_0.473251.pth"), field="path_to_model_fa", name="feature_audio")
+    audio = torch.randn(1, 1, 64, 100)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(audio), audio_net.eval()(audio), atol=1e-5, rtol=1e-5)
 
 
 def test_freezing_an_extractor_without_weights_needs_a_yes():
