@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from avbench.config import load_experiment
+from avbench.errors import ConfigError
 from avbench.importers.openav import convert
 from tests import openav_reference
 
@@ -212,3 +213,8 @@ def test_values_avbench_cannot_use_are_one_line_errors_naming_the_key(cli, works
 def test_keys_openav_does_not_have_are_listed_not_dropped():
     imported = convert({**yaml.safe_load(SHIPPED), "frames_per_second": 25})
     assert ("frames_per_second", "not a key of OpenAV's train config") in imported.unmapped
+
+
+def test_a_file_that_is_not_an_openav_config_is_refused():
+    with pytest.raises(ConfigError, match="not an OpenAV train config"):
+        convert({"task": "cremad", "model": "perceiver"})

@@ -88,6 +88,8 @@ def convert(config: dict[str, Any]) -> Imported:
             imported.mapped.append((key, SPECIAL[key](experiment["data"], value)))
         else:
             imported.unmapped.append((key, "not a key of OpenAV's train config"))
+    if not imported.mapped:
+        raise ConfigError("not an OpenAV train config: it has none of its keys (leaning_rate, classes, ...)")
     _check_class_count(config)
     _set_clip_length(experiment["data"])
     return imported
