@@ -162,7 +162,7 @@ def check_weights(experiment: Experiment) -> None:
         check_weight_files(factory, spec_without_data(with_model_inputs(experiment)), check_model_args(experiment))
 
 
-def check_weight_files(factory, spec: TaskSpec, model_args: dict) -> None:
+def check_weight_files(factory: typing.Callable[..., typing.Any], spec: TaskSpec, model_args: dict) -> None:
     """The weights files a model's arguments name (its registered `weights` fields) fit it:
     the model is built on the meta device, which allocates nothing, so its own loading code
     compares every file's keys and shapes, and a bad file fails in one line before any data."""
