@@ -64,6 +64,13 @@ class DataConfig(_Strict):
     # (first at the start, last at the end); batches gain a segment axis. 0 = off.
     max_segment: int = Field(0, ge=0)
     segment_seconds: float = Field(1.0, gt=0)
+    # Folder tasks (commands): split folders with other names, e.g. {val: dev} (OpenAV's
+    # `subfolders`); a split not named keeps its own name.
+    subfolders: dict[Literal["train", "val", "test"], str] = {}
+    # Folder tasks (commands): the classes in label order (OpenAV's `classes`), matched to the
+    # class folders ignoring case; folders of other classes are skipped. Empty: every class
+    # folder, in natural order.
+    classes: list[str] = []
     # Bad files (corrupt, empty, no audio track, unknown class) are skipped and listed in the
     # run record; strict stops at the first one instead, naming it.
     strict: bool = False
@@ -80,6 +87,24 @@ class DataConfig(_Strict):
             if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
                 raise ValueError("crop_box needs 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
         return box
+
+    @field_validator("subfolders")
+    @classmethod
+    def _check_subfolders(cls, names):
+        for split, folder in names.items():
+            if not folder or folder in (".", "..") or "/" in folder or "\\" in folder:
+                raise ValueError(f"subfolders.{split} must be a folder name directly under data.root")
+        if len(set({"train": "train", "val": "val", "test": "test", **names}.values())) < 3:
+            raise ValueError("subfolders must give the three splits three different folders")
+        return names
+
+    @field_validator("classes")
+    @classmethod
+    def _check_classes(cls, names):
+        folded = [name.casefold() for name in names]
+        if len(set(folded)) < len(folded) or not all(name.strip() for name in names):
+            raise ValueError("classes must be distinct non-empty names (compared ignoring case)")
+        return names
 
     @field_validator("clip_below")
     @classmethod

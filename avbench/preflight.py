@@ -145,8 +145,30 @@ def check_feasible(experiment: Experiment, model_args: dict | None = None) -> No
     values, through its registered `check`, before any data is read: `avbench run` stops with
     one line, a sweep skips the combination untrained."""
     factory = MODELS.get(experiment.model)
-    if factory.check is None:
+    if factory.check is None and not factory.weights:
         return
     if model_args is None:
         model_args = check_model_args(experiment)
-    factory.check(spec_without_data(with_model_inputs(experiment)), **model_args)
+    spec = spec_without_data(with_model_inputs(experiment))
+    if factory.check is not None:
+        factory.check(spec, **model_args)
+    check_weight_files(factory, spec, model_args)
+
+
+def check_weights(experiment: Experiment) -> None:
+    """`avbench validate`'s check of the weights files an experiment names."""
+    factory = MODELS.get(experiment.model)
+    if factory.weights:
+        check_weight_files(factory, spec_without_data(with_model_inputs(experiment)), check_model_args(experiment))
+
+
+def check_weight_files(factory: typing.Callable[..., typing.Any], spec: TaskSpec, model_args: dict) -> None:
+    """The weights files a model's arguments name (its registered `weights` fields) fit it:
+    the model is built on the meta device, which allocates nothing, so its own loading code
+    compares every file's keys and shapes, and a bad file fails in one line before any data."""
+    if not any(model_args.get(field) for field in factory.weights):
+        return
+    import torch
+
+    with torch.device("meta"):
+        factory(spec, **model_args)

@@ -85,6 +85,7 @@ def register_model(
     objective: str = "classification",
     cpu_threads: int | None = None,
     skips_parameters: bool = False,
+    weights: dict[str, str] | None = None,
 ):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
@@ -104,6 +105,10 @@ def register_model(
     `skips_parameters` says a training step may leave some trainable parameters without a
     gradient (wav2vec2's layerdrop skips whole layers): data-parallel training then asks DDP
     to look for unused parameters, which it otherwise refuses in the next step.
+    `weights` maps model arguments that name a weights file to the sub-module each loads
+    (av-fusion: {"path_to_model_fa": "feature_audio", ...}): when one is set, preflight builds
+    the model on the meta device before any data is read, so a file that does not fit stops
+    the run in one line (see avbench.models._weights.load_module_weights).
     """
     if audio_input not in ("logmel", "waveform", "spectrogram"):
         raise ValueError(f"audio_input must be 'logmel', 'waveform' or 'spectrogram', not {audio_input!r}")
@@ -119,6 +124,7 @@ def register_model(
         objective=objective,
         cpu_threads=cpu_threads,
         skips_parameters=skips_parameters,
+        weights=dict(weights or {}),
     )
 
 

@@ -143,3 +143,36 @@ def test_class_signal_generalises_to_unseen_speakers(standin) -> None:
     train, test = split == "train", split == "test"
     assert logistic_accuracy(x, y, train, test, 8) > 0.6
     assert logistic_accuracy(x, shuffled(y), train, test, 8) < 0.35
+
+
+def test_renamed_split_folders_and_the_label_order_of_data_classes(standin, tmp_path: Path) -> None:
+    """OpenAV's `subfolders` (split folders of other names) and `classes` (the label order,
+    matched ignoring case; folders of other classes skipped)."""
+    source = standin("commands")
+    renamed = {"train": "Обучение", "val": "dev", "test": "eval"}
+    for split, folder in renamed.items():
+        shutil.copytree(source / split, tmp_path / folder)
+    (tmp_path / "dev" / "5_Стоп").rename(tmp_path / "dev" / "5_стоп")  # another case
+    wanted = ["5_Стоп", "2_Правая", "9_Absent"]
+    task = Commands()
+    items = task.items(tmp_path, DataConfig(subfolders=renamed, classes=wanted))
+    assert task.classes == tuple(wanted)
+    by_split = {split: {task.classes[i.label] for i in items if i.split == split} for split in SPLITS}
+    assert by_split == {split: {"5_Стоп", "2_Правая"} for split in SPLITS}
+    stop = [i for i in items if i.label == 0]
+    assert stop and all(i.audio.parent.name.casefold() == "5_стоп" for i in stop)
+    assert len(items) == sum(1 for p in source.glob("*/*/*.mp4") if p.parent.name in ("5_Стоп", "2_Правая"))
+    assert any("class '1_Левая' is not in data.classes" in reason for _, reason in task.skipped)
+    with pytest.raises(DatasetError, match="no class folder is one of data.classes"):
+        Commands().items(tmp_path, DataConfig(subfolders=renamed, classes=["x"]))
+    with pytest.raises(DatasetError, match="no class folder with recordings"):
+        Commands().items(tmp_path, DataConfig())  # the default split names are absent
+
+
+def test_subfolders_and_classes_are_checked_when_loaded() -> None:
+    with pytest.raises(ValueError, match="three different folders"):
+        DataConfig(subfolders={"val": "test"})
+    with pytest.raises(ValueError, match="folder name directly under data.root"):
+        DataConfig(subfolders={"train": "a/b"})
+    with pytest.raises(ValueError, match="distinct non-empty names"):
+        DataConfig(classes=["Стоп", "стоп"])

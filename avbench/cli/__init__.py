@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from avbench.cli.audeep import features
+from avbench.cli.imports import import_group
 from avbench.cli.support import common_run_options, make_console, results_dir, with_strict
 from avbench.cli.sweep import agent_trial, show, sweep
 from avbench.errors import AvbenchError
@@ -91,7 +92,7 @@ def _list_models() -> None:
 def validate(experiments: tuple[str, ...]) -> None:
     """Check experiment files: schema, registry names, model args and search space."""
     from avbench.config import list_experiments, load_experiment
-    from avbench.preflight import check_model_args
+    from avbench.preflight import check_model_args, check_weights
     from avbench.registry import TASKS
     from avbench.sweep.space import resolve_space
 
@@ -102,6 +103,7 @@ def validate(experiments: tuple[str, ...]) -> None:
             loaded = load_experiment(name)
             TASKS.get(loaded.config.task)
             check_model_args(loaded.config)
+            check_weights(loaded.config)
             space = resolve_space(loaded) if loaded.searched else None
         except AvbenchError as exc:
             problems += 1
@@ -301,6 +303,7 @@ cli.add_command(sweep)
 cli.add_command(show)
 cli.add_command(agent_trial)
 cli.add_command(features)
+cli.add_command(import_group)
 
 
 def main() -> None:

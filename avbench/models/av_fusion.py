@@ -20,9 +20,10 @@ LayerNorms and the final linear map of each encoder, and decoders that average t
   block's output map); here it has a ReLU.
 - A frozen extractor (`requires_grad`) stays in eval mode: its BatchNorm statistics and its
   dropout are frozen with its weights, so it really is a fixed function.
-The ResNet18s use torchvision's BasicBlock and resnet18 layout (the same parameter names)
-with the standard stem (7×7/2 conv, 3×3/2 max-pool) instead of the seed's TensorFlow-style
-"same" padding, and a base `width` (64 = resnet18) so CPU presets and tests can shrink them.
+The extractors are OpenAV's own, named as in its `AVModel` (`feature_audio`: ResNet18 on one
+channel, `feature_video`: ResNet18 + 2 LSTMs, see avbench/models/_openav_nets.py), so OpenAV's
+published weights load strictly and give its features; `audio_width` / `video_width` (64 =
+OpenAV) and `lstm_size` (512) shrink them for CPUs.
 """
 
 from __future__ import annotations
@@ -36,73 +37,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from avbench.errors import ConfigError
+from avbench.models._openav_nets import LipReader, ResNet18
+from avbench.models._weights import load_module_weights
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
 # requires_grad → the extractors it freezes (the seed's meaning of each value).
 FREEZE = {
     "none": (),
-    "a": ("audio_extractor",),
-    "v": ("video_extractor",),
-    "av": ("audio_extractor", "video_extractor"),
+    "a": ("feature_audio",),
+    "v": ("feature_video",),
+    "av": ("feature_audio", "feature_video"),
 }
-
-
-class ResNet18Trunk(nn.Module):
-    """torchvision's resnet18 up to its global pooling, with `in_channels` inputs and base
-    width `width` (channels width, 2·width, 4·width, 8·width): [N, C, H, W] → [N, 8·width].
-    At width 64 and 3 channels its state dict is torchvision resnet18's without `fc`."""
-
-    def __init__(self, in_channels: int, width: int):
-        from torchvision.models.resnet import BasicBlock, conv1x1
-
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        channels = width
-        for index, stride in enumerate((1, 2, 2, 2), 1):
-            planes = width * 2 ** (index - 1)
-            downsample = None
-            if stride != 1 or channels != planes:
-                downsample = nn.Sequential(conv1x1(channels, planes, stride), nn.BatchNorm2d(planes))
-            setattr(
-                self,
-                f"layer{index}",
-                nn.Sequential(BasicBlock(channels, planes, stride, downsample), BasicBlock(planes, planes)),
-            )
-            channels = planes
-        self.out_features = channels
-        for module in self.modules():  # torchvision's ResNet initialisation
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-
-
-class VideoExtractor(nn.Module):
-    """ResNet18 on every frame → 2-layer LSTM → its last time step: [N, T, 3, H, W] → [N, lstm_size]."""
-
-    def __init__(self, width: int, lstm_size: int, dropout: float):
-        super().__init__()
-        self.trunk = ResNet18Trunk(3, width)
-        # num_layers=2 with dropout between them = the seed's LSTM → Dropout → LSTM.
-        self.lstm = nn.LSTM(self.trunk.out_features, lstm_size, num_layers=2, batch_first=True, dropout=dropout)
-        self.dropout = nn.Dropout(dropout)
-        self.out_features = lstm_size
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        count, steps = frames.shape[:2]
-        per_frame = self.trunk(frames.flatten(0, 1)).view(count, steps, -1)
-        sequence, _ = self.lstm(per_frame)
-        return self.dropout(sequence[:, -1])
+# The model argument holding each extractor's weights file (OpenAV's config keys).
+WEIGHT_FIELDS = {"path_to_model_fa": "feature_audio", "path_to_model_fv": "feature_video"}
 
 
 class SingleHeadAttention(nn.Module):
@@ -156,11 +104,11 @@ class AVFusion(nn.Module):
     ):
         super().__init__()
         segments, channels = spec.shapes["audio"][:2]
-        self.audio_extractor = ResNet18Trunk(channels, audio_width)
-        self.video_extractor = VideoExtractor(video_width, lstm_size, dropout)
+        self.feature_audio = ResNet18(channels, audio_width)
+        self.feature_video = LipReader(video_width, lstm_size, dropout)
         # The seed's extractors gave input_dim (512) features; narrower ones are projected.
-        self.audio_proj = _projection(self.audio_extractor.out_features, input_dim)
-        self.video_proj = _projection(self.video_extractor.out_features, input_dim)
+        self.audio_proj = _projection(self.feature_audio.out_features, input_dim)
+        self.video_proj = _projection(self.feature_video.out_features, input_dim)
         # Linear over the segment axis: S segment features → hidden_features tokens.
         self.audio_tokens = nn.Linear(segments, hidden_features)
         self.video_tokens = nn.Linear(segments, hidden_features)
@@ -182,8 +130,8 @@ class AVFusion(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         audio, video = batch["audio"], batch["video"]  # [B, S, 1, mels, frames], [B, S, T, 3, H, W]
         size, segments = audio.shape[:2]
-        audio_features = self.audio_proj(self.audio_extractor(audio.flatten(0, 1)).view(size, segments, -1))
-        video_features = self.video_proj(self.video_extractor(video.flatten(0, 1)).view(size, segments, -1))
+        audio_features = self.audio_proj(self.feature_audio(audio.flatten(0, 1)).view(size, segments, -1))
+        video_features = self.video_proj(self.feature_video(video.flatten(0, 1)).view(size, segments, -1))
         tokens = torch.cat(
             [
                 self.audio_tokens(audio_features.transpose(1, 2)).transpose(1, 2),
@@ -203,28 +151,15 @@ def _projection(width: int, dim: int) -> nn.Module:
     return nn.Identity() if width == dim else nn.Linear(width, dim)
 
 
-def load_extractor(module: nn.Module, path: str, name: str) -> None:
-    """Load `module`'s weights from a state dict file: the extractor's own
-    (`torch.save(model.audio_extractor.state_dict(), path)`), or a whole av-fusion state dict
-    or avbench checkpoint (a run's best.pt), from which the `name.` entries are taken."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]  # an avbench checkpoint
-    prefix = f"{name}."
-    if any(key.startswith(prefix) for key in state):
-        state = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise ConfigError(
-            f"{path} does not fit the {name.replace('_', ' ')} (same widths needed): "
-            f"{first[1].strip() if len(first) > 1 else first[0]}"
-        ) from None
-
-
 def check_av_fusion(
-    spec: TaskSpec, *, encoder_decoder: int, path_to_model_fa: str | None, path_to_model_fv: str | None, **sizes
+    spec: TaskSpec,
+    *,
+    encoder_decoder: int,
+    requires_grad: str = "none",
+    allow_random_frozen: bool = False,
+    path_to_model_fa: str | None = None,
+    path_to_model_fv: str | None = None,
+    **sizes,
 ) -> None:
     if len(spec.shapes.get("audio", ())) != 4 or len(spec.shapes.get("video", ())) != 5:
         raise ConfigError(
@@ -235,9 +170,23 @@ def check_av_fusion(
     for name in ("audio_width", "video_width", "lstm_size", "input_dim", "hidden_units", "hidden_features"):
         if sizes[name] <= 0:
             raise ConfigError(f"model_args.{name} must be positive (got {sizes[name]})")
-    for name, path in (("path_to_model_fa", path_to_model_fa), ("path_to_model_fv", path_to_model_fv)):
+    paths = {"path_to_model_fa": path_to_model_fa, "path_to_model_fv": path_to_model_fv}
+    for field, path in paths.items():
         if path is not None and not Path(path).expanduser().is_file():
-            raise ConfigError(f"model_args.{name}: no such file: {path}")
+            raise ConfigError(f"model_args.{field}: no such file: {path}")
+    _check_frozen_have_weights(requires_grad, paths, allow_random_frozen)
+
+
+def _check_frozen_have_weights(requires_grad: str, paths: dict[str, str | None], allow_random: bool) -> None:
+    """Freezing a randomly initialised extractor trains the fusion on noise features: almost
+    always a forgotten weights file, so it takes an explicit yes."""
+    for field, name in WEIGHT_FIELDS.items():
+        if name in FREEZE.get(requires_grad, ()) and paths[field] is None and not allow_random:
+            raise ConfigError(
+                f"model_args.requires_grad={requires_grad} freezes {name}, which has no weights: set "
+                f"model_args.{field} to its weights file, or model_args.allow_random_frozen=true to freeze "
+                "random features on purpose"
+            )
 
 
 @register_model(
@@ -254,6 +203,7 @@ def check_av_fusion(
     modalities=("audio", "video"),
     tiny_data={"max_segment": 2, "segment_seconds": 0.5, "num_frames": 4, "image_size": 32},
     check=check_av_fusion,
+    weights=WEIGHT_FIELDS,
 )
 def av_fusion(
     spec: TaskSpec,
@@ -264,6 +214,7 @@ def av_fusion(
     requires_grad: Literal["none", "a", "v", "av"] = "none",
     path_to_model_fa: str | None = None,
     path_to_model_fv: str | None = None,
+    allow_random_frozen: bool = False,
     audio_width: int = 64,
     video_width: int = 64,
     lstm_size: int = 512,
@@ -271,14 +222,13 @@ def av_fusion(
 ) -> nn.Module:
     """`requires_grad` names what is frozen (the seed's meaning): none = train everything,
     a = freeze the audio extractor, v = the video extractor, av = both (only the fusion
-    trains). `path_to_model_fa` / `path_to_model_fv`: extractor weights (see load_extractor);
-    without them the extractors start from random weights, and freezing them freezes random
-    features. `audio_width` / `video_width` (ResNet base width, 64 = resnet18) and
-    `lstm_size` (512 in the seed) shrink the model for CPUs."""
-    args = dict(
-        encoder_decoder=encoder_decoder,
-        path_to_model_fa=path_to_model_fa,
-        path_to_model_fv=path_to_model_fv,
+    trains). `path_to_model_fa` / `path_to_model_fv`: extractor weights, OpenAV's files
+    (`resnet18_torch_audio.pt`, `resnet18_lstm_torch_video.pt`), an OpenAV AVModel or an
+    avbench run's best.pt; freezing an extractor without them needs `allow_random_frozen`.
+    `audio_width` / `video_width` (ResNet base width, 64 = OpenAV) and `lstm_size` (512 in
+    the seed) shrink the model for CPUs; weights files must have the same sizes."""
+    paths = {"path_to_model_fa": path_to_model_fa, "path_to_model_fv": path_to_model_fv}
+    sizes = dict(
         audio_width=audio_width,
         video_width=video_width,
         lstm_size=lstm_size,
@@ -286,25 +236,22 @@ def av_fusion(
         hidden_units=hidden_units,
         hidden_features=hidden_features,
     )
-    check_av_fusion(spec, **args)
-    frozen = FREEZE[requires_grad]
-    model = AVFusion(
+    check_av_fusion(
         spec,
-        audio_width=audio_width,
-        video_width=video_width,
-        lstm_size=lstm_size,
-        input_dim=input_dim,
-        hidden_units=hidden_units,
-        hidden_features=hidden_features,
         encoder_decoder=encoder_decoder,
-        dropout=dropout,
-        frozen=frozen,
+        requires_grad=requires_grad,
+        allow_random_frozen=allow_random_frozen,
+        **paths,
+        **sizes,
     )
+    frozen = FREEZE[requires_grad]
+    model = AVFusion(spec, **sizes, encoder_decoder=encoder_decoder, dropout=dropout, frozen=frozen)
     sources = []
-    for name, path in (("audio_extractor", path_to_model_fa), ("video_extractor", path_to_model_fv)):
+    for field, name in WEIGHT_FIELDS.items():
+        path = paths[field]
         if path is not None:
-            load_extractor(getattr(model, name), str(Path(path).expanduser()), name)
+            load_module_weights(getattr(model, name), path, field=field, name=name)
         state = "frozen" if name in frozen else "trained"
-        sources.append(f"{name.split('_')[0]} extractor: {path or 'random init'} ({state})")
+        sources.append(f"{name}: {path or 'random init'} ({state})")
     model.weights_source = "; ".join(sources)
     return model

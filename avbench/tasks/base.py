@@ -21,6 +21,8 @@ OPTIONAL_DATA_FIELDS = {
     "fold": (1, "it has no predefined folds"),
     "speaker_regex": (None, "its speakers come from its layout"),
     "label_source": ("filename", "its labels come only from its file names or metadata"),
+    "subfolders": ({}, "its splits are not folders of their own"),
+    "classes": ([], "its classes are fixed by the dataset"),
 }
 
 

@@ -5,11 +5,14 @@
 class, the level between split and class, if any, is the speaker (`data.speaker_regex` on
 the file name overrides it). OpenAV's recordings are video files (lip crops) with sound;
 their audio is read from the container unless a WAV of the same name lies next to them.
-Class names may be non-ASCII (`1_Левая`); labels follow their natural order.
+Class names may be non-ASCII (`1_Левая`); labels follow their natural order, or the order of
+`data.classes` (OpenAV's `classes`: folders of other classes are skipped, case is ignored).
+`data.subfolders` renames the split folders (OpenAV's `subfolders`, e.g. {val: dev}).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +37,7 @@ class Commands(Task):
     classes: tuple[str, ...] = ("1_Левая", "2_Правая", "3_Вперёд", "4_Назад", "5_Стоп", "6_Старт", "7_Вверх", "8_Вниз")
     modalities = ("audio", "video")
     layout = "ROOT/{train,val,test}/[<speaker>/]<class>/<file>.{mp4,wav} (OpenAV layout)"
-    data_options = frozenset({"speaker_regex"})
+    data_options = frozenset({"speaker_regex", "subfolders", "classes"})
     # (speakers, recordings per speaker and class)
     sizes = {"tiny": (10, 2), "small": (30, 3), "medium": (60, 4), "full": (120, 6)}
 
@@ -47,7 +50,8 @@ class Commands(Task):
         return len(present) >= 2 and any(folders.visible_dirs(Path(root) / split, []) for split in present)
 
     def items(self, root: Path, data: DataConfig) -> list[Item]:
-        """Every recording in the split folders; sets `self.classes` from the class folders."""
+        """Every recording in the split folders; sets `self.classes` from `data.classes` (the
+        label order, matched ignoring case) or else from the class folders."""
         self.check_data_options(data)
         regex = folders.compile_speaker_regex(data.speaker_regex)
         root = Path(root)
@@ -56,9 +60,9 @@ class Commands(Task):
             raise self.missing(f"{root} does not exist")
         found: list[tuple[str, str, str | None, list[Path]]] = []  # split, class, speaker folder, files
         for split in SPLITS:
-            split_dir = root / split
+            split_dir = root / data.subfolders.get(split, split)
             if not split_dir.is_dir():
-                self.skipped.append((split_dir, "missing split folder"))
+                self.skipped.append((split_dir, f"missing {split} folder"))
                 continue
             for path in folders.media_files(split_dir, self.skipped, recursive=False):
                 self.skipped.append((path, "file outside a class folder"))
@@ -66,25 +70,45 @@ class Commands(Task):
                 found.extend(self._class_folders(split, child))
         if not found:
             raise self.missing(f"no class folder with recordings under {root}")
-        self.classes = tuple(sorted({name for _, name, _, _ in found}, key=folders.natural_key))
-        out: list[Item] = []
-        for split, name, speaker_dir, files in found:
-            for stem, group in _by_stem(files).items():
-                audio = next((p for p in group if p.suffix.lower() in folders.AUDIO_SUFFIXES), None)
-                video = next((p for p in group if p.suffix.lower() in folders.VIDEO_SUFFIXES), None)
-                speaker = speaker_dir or UNKNOWN_SPEAKER
-                if regex is not None:
-                    speaker = folders.speaker_of(group[0], regex)
-                    if speaker is None:
-                        self.skipped.append((group[0], f"data.speaker_regex does not match '{stem}'"))
-                        continue
-                out.append(
-                    Item(
-                        audio=audio or video, label=self.classes.index(name), speaker=speaker, split=split, video=video
-                    )
-                )
+        found = self._label_order(found, data.classes)
+        out = [item for entry in found for item in self._recordings(*entry, regex)]
         if not out:
             raise self.missing(f"no usable recording under {root}")
+        return out
+
+    def _label_order(self, found: list, wanted: list[str]) -> list:
+        """Set `self.classes`; keep the class folders that are one of them (named in `self.classes`' spelling)."""
+        if not wanted:
+            self.classes = tuple(sorted({name for _, name, _, _ in found}, key=folders.natural_key))
+            return found
+        self.classes = tuple(folders.class_name(name) for name in wanted)
+        by_folded = {name.casefold(): name for name in self.classes}
+        kept = []
+        for split, name, speaker_dir, files in found:
+            if name.casefold() in by_folded:
+                kept.append((split, by_folded[name.casefold()], speaker_dir, files))
+            else:
+                self.skipped.append((files[0].parent, f"class '{name}' is not in data.classes"))
+        if not kept:
+            raise self.missing(f"no class folder is one of data.classes ({', '.join(wanted[:3])}, ...)")
+        return kept
+
+    def _recordings(
+        self, split: str, name: str, speaker_dir: str | None, files: list[Path], regex: re.Pattern[str] | None
+    ) -> list[Item]:
+        """One class folder's recordings (a video and a WAV of the same name are one)."""
+        out = []
+        for stem, group in _by_stem(files).items():
+            audio = next((p for p in group if p.suffix.lower() in folders.AUDIO_SUFFIXES), None)
+            video = next((p for p in group if p.suffix.lower() in folders.VIDEO_SUFFIXES), None)
+            speaker = speaker_dir or UNKNOWN_SPEAKER
+            if regex is not None:
+                speaker = folders.speaker_of(group[0], regex)
+                if speaker is None:
+                    self.skipped.append((group[0], f"data.speaker_regex does not match '{stem}'"))
+                    continue
+            label = self.classes.index(name)
+            out.append(Item(audio=audio or video, label=label, speaker=speaker, split=split, video=video))
         return out
 
     def _class_folders(self, split: str, child: Path) -> list[tuple[str, str, str | None, list[Path]]]:

@@ -1,0 +1,1 @@
+"""Other projects' configs turned into avbench experiments (`avbench import ...`)."""
