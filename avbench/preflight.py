@@ -143,10 +143,12 @@ def spec_without_data(experiment: Experiment) -> TaskSpec:
 def check_feasible(experiment: Experiment, model_args: dict | None = None) -> None:
     """Raise InfeasibleConfig (or ConfigError) when the model cannot be built with these
     values, through its registered `check`, before any data is read: `avbench run` stops with
-    one line, a sweep skips the combination untrained."""
+    one line, a sweep skips the combination untrained. A run passes the `model_args` it has
+    checked, of an experiment whose model inputs it has resolved, so neither is done twice."""
     factory = MODELS.get(experiment.model)
     if factory.check is None:
         return
     if model_args is None:
         model_args = check_model_args(experiment)
-    factory.check(spec_without_data(with_model_inputs(experiment)), **model_args)
+        experiment = with_model_inputs(experiment)
+    factory.check(spec_without_data(experiment), **model_args)

@@ -4,8 +4,8 @@ Rank 0 runs the sweep exactly as one process would (claims trials from the stora
 epochs, tells the study how each trial ended); just before each trial trains, it announces
 the trial (number and parameters) to the other ranks, and when the sweep is over it announces
 that there are no more. The other ranks only follow: they never open the storage, and each
-announced trial is one run_experiment() call, in which rank 0 also decides the run id and
-every epoch whether to stop (see avbench.runner).
+announced trial is one run_recipe() call, in which rank 0 also decides the run id and
+every epoch whether to stop (see avbench.recipes.stages).
 
 If rank 0 stops with an error, it announces nothing more: the other ranks may be inside a
 collective, so the launcher (torchrun) stops them when rank 0's process exits.
@@ -45,19 +45,16 @@ def follow_trials(
     """A rank other than 0: train each trial rank 0 announces until it says there are no
     more; returns how many it trained. Its runs write nothing but their rank-<i>.json (rank 0
     writes the record), so they need no sweep name."""
-    from avbench.runner import run_experiment
+    from avbench.context import RunContext, TrialInfo
+    from avbench.recipes import run_recipe
 
     trained = 0
     while (trial := ranks.announce(None)) is not _NO_MORE_TRIALS:
         values = trial["values"]
-        run_experiment(
+        run_recipe(
             loaded.resolve(values),
-            results=results,
-            synthetic=synthetic,
-            use_wandb=use_wandb,
-            preset=preset,
-            trial=trial["trial"],
-            searched=values,
+            RunContext(results, synthetic=synthetic, use_wandb=use_wandb, preset=preset),
+            trial=TrialInfo(number=trial["trial"], searched=values),
         )
         trained += 1
     return trained

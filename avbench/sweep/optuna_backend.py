@@ -27,8 +27,7 @@ from optuna.trial import TrialState
 from avbench.config import RESULT_NEUTRAL_FIELDS, LoadedExperiment
 from avbench.errors import ConfigError, InfeasibleConfig
 from avbench.preflight import check_feasible
-from avbench.results.records import RunRecord, run_dir
-from avbench.runner import new_run_id
+from avbench.results.records import RunRecord, new_run_id, run_dir
 from avbench.sweep.infeasible import INFEASIBLE, infeasible_record, is_infeasible, reject_trial
 from avbench.sweep.liveness import Heartbeat, recover_dead_trials, worker_id
 from avbench.sweep.samplers import (
@@ -288,7 +287,8 @@ def _run_trial(
     hooks: SweepHooks,
 ) -> RunRecord:
     """Train one trial and tell the study how it ended."""
-    from avbench.runner import run_experiment
+    from avbench.context import RunContext, TrialInfo
+    from avbench.recipes import run_recipe
 
     study = handle.study
     try:
@@ -316,17 +316,11 @@ def _run_trial(
             trial.report(metrics[space.metric], epoch)
             return trial.should_prune()
 
-        record = run_experiment(
+        record = run_recipe(
             experiment,
-            results=results,
-            synthetic=synthetic,
-            use_wandb=use_wandb,
-            preset=preset,
-            sweep=handle.name,
-            trial=trial.number,
-            searched=values,
+            RunContext(results, synthetic=synthetic, use_wandb=use_wandb, preset=preset),
+            trial=TrialInfo(sweep=handle.name, number=trial.number, searched=values, run_id=run_id),
             on_eval=on_eval,
-            run_id=run_id,
             progress=hooks.features,
         )
     except KeyboardInterrupt:

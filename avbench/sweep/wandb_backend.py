@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from avbench.config import LoadedExperiment
+from avbench.context import RunContext, TrialInfo
 from avbench.errors import AvbenchError, ConfigError, InfeasibleConfig
 from avbench.preflight import check_feasible
+from avbench.recipes import run_recipe
 from avbench.results.records import FINISHED, write_json_atomic
-from avbench.runner import run_experiment
 from avbench.sweep.infeasible import INFEASIBLE, infeasible_record
 from avbench.sweep.optuna_backend import SweepOutcome, config_fingerprint, study_name
 from avbench.sweep.space import SearchSpace
@@ -176,17 +177,11 @@ def run_wandb_sweep(
                 stop = sweeps.stop_runs(config, _as_sweep_runs(state.runs))
                 return any(run.name == entry["name"] for run in stop)
 
-            record = run_experiment(
+            record = run_recipe(
                 experiment,
-                results=results,
-                synthetic=synthetic,
-                use_wandb=use_wandb,
-                preset=preset,
-                sweep=name,
-                trial=entry["index"],
-                searched=values,
+                RunContext(results, synthetic=synthetic, use_wandb=use_wandb, preset=preset),
+                trial=TrialInfo(sweep=name, number=entry["index"], searched=values, run_id=entry["run_id"]),
                 on_eval=on_eval,
-                run_id=entry["run_id"],
                 progress=hooks.features,
             )
             entry["status"] = record.status

@@ -187,7 +187,9 @@ def run_agent_trial(
 ) -> RunRecord:
     """`avbench agent-trial`: one trial with the parameters W&B's agent passes, logged to the
     sweep's W&B run, recorded like every other run."""
-    from avbench.runner import new_run_id, run_experiment
+    from avbench.context import RunContext, TrialInfo
+    from avbench.recipes import run_recipe
+    from avbench.results.records import new_run_id
 
     try:
         params = json.loads(params_json)
@@ -210,14 +212,9 @@ def run_agent_trial(
     signal.signal(signal.SIGTERM, on_sigterm)
     wandb_run, sweep_id = os.environ.get("WANDB_RUN_ID"), os.environ.get("WANDB_SWEEP_ID")
     run_id = f"{sweep_id}-{wandb_run}" if wandb_run and sweep_id else new_run_id()
-    return run_experiment(
+    return run_recipe(
         loaded.resolve(params),
-        results=results,
-        synthetic=synthetic,
-        use_wandb=True,
-        preset=preset,
-        sweep=sweep,
-        searched=params,
-        run_id=run_id,
+        RunContext(results, synthetic=synthetic, use_wandb=True, preset=preset),
+        trial=TrialInfo(sweep=sweep, searched=params, run_id=run_id),
         on_eval=lambda epoch, metrics: stop_requested,
     )
