@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from avbench.recipes import run_recipe
 from avbench.results.records import run_dir
 from avbench.train.metrics import classification_metrics
 
-REPO_TESTS = __import__("pathlib").Path(__file__).parent
+PROBE = Path(__file__).parent / "resume_probe.py"
 VALUES = {"train.lr": 3e-3, "train.batch_size": 16, "train.optimizer": "adam"}
 
 
@@ -137,8 +138,7 @@ def test_a_run_killed_after_epoch_two_resumes_to_the_same_metrics(workspace):
     config = load_experiment("mel-stats-mlp-cremad", preset="tiny", overrides=overrides).resolve({})
     never_killed = run(config, workspace, run_id="whole")
     killed = subprocess.run(
-        [sys.executable, str(REPO_TESTS / "resume_probe.py"), "killed", "2", str(torch.get_num_threads())]
-        + [json.dumps(overrides)],
+        [sys.executable, str(PROBE), "killed", "2", str(torch.get_num_threads())] + [json.dumps(overrides)],
         capture_output=True,
         text=True,
         timeout=300,
