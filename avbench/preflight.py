@@ -1,5 +1,5 @@
 """What a run checks and resolves before it reads data or builds a model: where the data is
-(writing a synthetic stand-in on first use), the model's arguments against its factory, the
+(writing a synthetic stand-in on first use), the model's arguments (avbench.models checks them), the
 inputs it reads, and whether it can be built with the values at all.
 
 Shared by `avbench run`, `validate`, the sweeps (which check every suggestion) and
@@ -8,15 +8,14 @@ Shared by `avbench run`, `validate`, the sweeps (which check every suggestion) a
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
-import typing
 from pathlib import Path
 
-from avbench.config import EvaluationConfig, Experiment
+from avbench.config import Experiment
 from avbench.errors import ConfigError, DatasetError
-from avbench.registry import MODELS, TASKS, did_you_mean
+from avbench.models import check_model_args  # re-exported: `validate` and the sweeps check with it
+from avbench.registry import MODELS, TASKS
 from avbench.spec import TaskSpec
 
 SYNTHETIC_MARKER = ".avbench-synthetic"
@@ -59,46 +58,6 @@ def resolve_data_root(experiment: Experiment, *, synthetic: bool) -> tuple[Path,
     if experiment.data.shuffle_train_labels:
         kind += ", shuffled train labels"
     return root, kind
-
-
-def check_model_args(experiment: Experiment) -> dict:
-    """model_args against the factory's signature: unknown keys and wrong types fail early."""
-    from pydantic import ConfigDict, ValidationError, create_model
-
-    factory = MODELS.get(experiment.model)
-    hints = typing.get_type_hints(factory)
-    fields = {
-        name: (hints.get(name, typing.Any), param.default)
-        for name, param in list(inspect.signature(factory).parameters.items())[1:]
-    }
-    for key in experiment.model_args:
-        if key not in fields:
-            raise ConfigError(
-                f"unknown config key 'model_args.{key}' for model '{experiment.model}'{did_you_mean(key, fields)}"
-            )
-    schema = create_model(f"{experiment.model}-args", __config__=ConfigDict(extra="forbid"), **fields)
-    try:
-        checked = schema.model_validate(experiment.model_args).model_dump()
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"'model_args.{where}': {err['msg']} (got {err.get('input')!r})") from None
-    _check_objective_sections(experiment, factory.objective)
-    return checked
-
-
-def _check_objective_sections(experiment: Experiment, objective: str) -> None:
-    """Settings only one kind of model reads are refused for the other, never silently ignored."""
-    if objective == "reconstruction":
-        if experiment.data.fold != 1:
-            raise ConfigError(
-                f"model '{experiment.model}' cross-validates over every fold in each run; data.fold does not apply"
-            )
-    elif experiment.evaluation != EvaluationConfig():
-        raise ConfigError(
-            f"the evaluation section scores learned representations; model '{experiment.model}' "
-            "is a classifier: remove it"
-        )
 
 
 def with_model_inputs(experiment: Experiment) -> Experiment:

@@ -77,17 +77,18 @@ def test_record_holds_what_a_reader_needs(workspace):
 
 
 def test_a_run_checks_model_args_and_resolves_inputs_once(workspace, monkeypatch):
-    import avbench.preflight as preflight
+    import avbench.models
+    import avbench.preflight
 
     calls = {"check_model_args": 0, "with_model_inputs": 0}
-    for name in calls:
-        original = getattr(preflight, name)
+    for module, name in ((avbench.models, "check_model_args"), (avbench.preflight, "with_model_inputs")):
+        original = getattr(module, name)
 
         def counted(experiment, _original=original, _name=name):
             calls[_name] += 1
             return _original(experiment)
 
-        monkeypatch.setattr(preflight, name, counted)
+        monkeypatch.setattr(module, name, counted)
     record = run(tiny_config(**{"train.epochs": 1}), workspace)
     assert record.status == "completed" and calls == {"check_model_args": 1, "with_model_inputs": 1}
 

@@ -50,7 +50,8 @@ def prepare(experiment: Experiment, ctx: RunContext, progress: Progress | None =
     """Everything a user can get wrong fails here, in one line, before a model is built."""
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import cache_workers, prepare_data
-    from avbench.preflight import check_feasible, check_model_args, resolve_data_root, with_model_inputs
+    from avbench.models import check_model_args
+    from avbench.preflight import check_feasible, resolve_data_root, with_model_inputs
     from avbench.registry import TASKS
 
     model_args = check_model_args(experiment)
