@@ -89,7 +89,8 @@ def test_a_run_checks_model_args_and_resolves_inputs_once(workspace, monkeypatch
             return _original(experiment)
 
         monkeypatch.setattr(module, name, counted)
-    record = run(tiny_config(**{"train.epochs": 1}), workspace)
+    overrides = ["train.epochs=1", "train.lr=3e-3", "train.weight_decay=0", "model_args.dropout=0.1"]
+    record = run(load_experiment("mel-stats-mlp-cremad", preset="tiny", overrides=overrides).resolve({}), workspace)
     assert record.status == "completed" and calls == {"check_model_args": 1, "with_model_inputs": 1}
 
 
