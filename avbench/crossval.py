@@ -8,9 +8,9 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from avbench.config import Experiment
+from avbench.context import RunContext, TrialInfo
 from avbench.errors import ConfigError
 from avbench.registry import TASKS
 from avbench.results.records import RunRecord
@@ -43,14 +43,13 @@ def fold_count(task: str) -> int:
 
 def run_cross_validation(
     experiment: Experiment,
+    ctx: RunContext,
     *,
-    results: Path,
-    run: Callable[..., RunRecord],
     group: str,
     on_fold_end: Callable[[int, RunRecord], None] | None = None,
-    **run_kwargs,
 ) -> CrossValidation:
-    """`run` is avbench.runner.run_experiment (passed in so this module stays light)."""
+    """One run_recipe call per fold, each with the fold as its TrialInfo.cv."""
+    from avbench.recipes import run_recipe
     from avbench.registry import MODELS
 
     if MODELS.get(experiment.model).objective == "reconstruction":
@@ -62,13 +61,8 @@ def run_cross_validation(
     for fold in range(1, folds + 1):
         config = experiment.model_copy(deep=True)
         config.data.fold = fold
-        record = run(
-            config,
-            results=results,
-            run_id=f"{group}-fold{fold}",
-            cv={"group": group, "fold": fold, "folds": folds},
-            **run_kwargs,
-        )
+        cv = {"group": group, "fold": fold, "folds": folds}
+        record = run_recipe(config, ctx, trial=TrialInfo(run_id=f"{group}-fold{fold}", cv=cv))
         outcome.records.append(record)
         if on_fold_end:
             on_fold_end(fold, record)

@@ -47,13 +47,13 @@ def experiment_for(model: str, by_model: dict[str, list[str]] | None = None) -> 
 def count_parameters(experiment_name: str) -> int:
     import torch
 
-    from avbench.preflight import check_model_args, spec_without_data, with_model_inputs
+    from avbench.models import create_model
+    from avbench.preflight import spec_without_data, with_model_inputs
 
     loaded = load_experiment(experiment_name)
     experiment = with_model_inputs(loaded.config)
-    spec = spec_without_data(experiment)
     with torch.device("meta"):
-        model = MODELS.get(experiment.model)(spec, **check_model_args(experiment))
+        model = create_model(experiment, spec_without_data(experiment))
     return sum(p.numel() for p in model.parameters())
 
 

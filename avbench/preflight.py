@@ -1,5 +1,5 @@
 """What a run checks and resolves before it reads data or builds a model: where the data is
-(writing a synthetic stand-in on first use), the model's arguments against its factory, the
+(writing a synthetic stand-in on first use), the model's arguments (avbench.models checks them), the
 inputs it reads, and whether it can be built with the values at all.
 
 Shared by `avbench run`, `validate`, the sweeps (which check every suggestion) and
@@ -8,15 +8,16 @@ Shared by `avbench run`, `validate`, the sweeps (which check every suggestion) a
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
-import typing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from avbench.config import EvaluationConfig, Experiment
+from avbench.config import Experiment
 from avbench.errors import ConfigError, DatasetError
-from avbench.registry import MODELS, TASKS, did_you_mean
+from avbench.models import check_model_args  # re-exported: `validate` and the sweeps check with it
+from avbench.registry import MODELS, TASKS
 from avbench.spec import TaskSpec
 
 SYNTHETIC_MARKER = ".avbench-synthetic"
@@ -61,46 +62,6 @@ def resolve_data_root(experiment: Experiment, *, synthetic: bool) -> tuple[Path,
     return root, kind
 
 
-def check_model_args(experiment: Experiment) -> dict:
-    """model_args against the factory's signature: unknown keys and wrong types fail early."""
-    from pydantic import ConfigDict, ValidationError, create_model
-
-    factory = MODELS.get(experiment.model)
-    hints = typing.get_type_hints(factory)
-    fields = {
-        name: (hints.get(name, typing.Any), param.default)
-        for name, param in list(inspect.signature(factory).parameters.items())[1:]
-    }
-    for key in experiment.model_args:
-        if key not in fields:
-            raise ConfigError(
-                f"unknown config key 'model_args.{key}' for model '{experiment.model}'{did_you_mean(key, fields)}"
-            )
-    schema = create_model(f"{experiment.model}-args", __config__=ConfigDict(extra="forbid"), **fields)
-    try:
-        checked = schema.model_validate(experiment.model_args).model_dump()
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"'model_args.{where}': {err['msg']} (got {err.get('input')!r})") from None
-    _check_objective_sections(experiment, factory.objective)
-    return checked
-
-
-def _check_objective_sections(experiment: Experiment, objective: str) -> None:
-    """Settings only one kind of model reads are refused for the other, never silently ignored."""
-    if objective == "reconstruction":
-        if experiment.data.fold != 1:
-            raise ConfigError(
-                f"model '{experiment.model}' cross-validates over every fold in each run; data.fold does not apply"
-            )
-    elif experiment.evaluation != EvaluationConfig():
-        raise ConfigError(
-            f"the evaluation section scores learned representations; model '{experiment.model}' "
-            "is a classifier: remove it"
-        )
-
-
 def with_model_inputs(experiment: Experiment) -> Experiment:
     """The experiment with `data.audio_feature: auto` replaced by the feature its model reads,
     after checking that the data gives the model every modality it needs."""
@@ -143,13 +104,15 @@ def spec_without_data(experiment: Experiment) -> TaskSpec:
 def check_feasible(experiment: Experiment, model_args: dict | None = None) -> None:
     """Raise InfeasibleConfig (or ConfigError) when the model cannot be built with these
     values, through its registered `check`, before any data is read: `avbench run` stops with
-    one line, a sweep skips the combination untrained."""
+    one line, a sweep skips the combination untrained. A run passes the `model_args` it has
+    checked, of an experiment whose model inputs it has resolved, so neither is done twice."""
     factory = MODELS.get(experiment.model)
     if factory.check is None and not factory.weights:
         return
     if model_args is None:
         model_args = check_model_args(experiment)
-    spec = spec_without_data(with_model_inputs(experiment))
+        experiment = with_model_inputs(experiment)
+    spec = spec_without_data(experiment)
     if factory.check is not None:
         factory.check(spec, **model_args)
     check_weight_files(factory, spec, model_args)
@@ -162,7 +125,7 @@ def check_weights(experiment: Experiment) -> None:
         check_weight_files(factory, spec_without_data(with_model_inputs(experiment)), check_model_args(experiment))
 
 
-def check_weight_files(factory: typing.Callable[..., typing.Any], spec: TaskSpec, model_args: dict) -> None:
+def check_weight_files(factory: Callable[..., Any], spec: TaskSpec, model_args: dict) -> None:
     """The weights files a model's arguments name (its registered `weights` fields) fit it:
     the model is built on the meta device, which allocates nothing, so its own loading code
     compares every file's keys and shapes, and a bad file fails in one line before any data."""

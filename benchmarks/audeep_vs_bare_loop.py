@@ -69,8 +69,8 @@ def with_fit(model, loaders, epochs: int, lr: float, max_grad_norm: float) -> fl
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
+    from avbench.audeep.training import fit_autoencoder
     from avbench.config import TrainConfig
-    from avbench.train.loop import fit
 
     AcceleratorState._reset_state()
     cfg = TrainConfig(
@@ -78,7 +78,7 @@ def with_fit(model, loaders, epochs: int, lr: float, max_grad_norm: float) -> fl
     )
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        fit(model, loaders, cfg, Accelerator(), num_classes=1, checkpoint_dir=Path(tmp), reconstruction_loss=model.loss)
+        fit_autoencoder(model, loaders, cfg, Accelerator(), checkpoint_dir=Path(tmp))
         return time.perf_counter() - started
 
 

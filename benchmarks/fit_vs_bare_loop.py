@@ -51,7 +51,7 @@ def make_loaders(spec, n_train: int, n_val: int, batch_size: int):
 
 
 def bare_loop(model, loaders, epochs: int, lr: float) -> float:
-    # The model's own parameter groups when it has them (as fit() gets them from the runner).
+    # The model's own parameter groups when it has them (as fit() takes them itself).
     params = model_param_groups(model, lr)
     optimizer = torch.optim.Adam([p for p in params if not isinstance(p, torch.Tensor) or p.requires_grad], lr=lr)
     started = time.perf_counter()

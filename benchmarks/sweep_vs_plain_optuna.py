@@ -1,7 +1,7 @@
 """`avbench sweep` against a plain Optuna script doing the same trials: overhead of the sweep
 layer (claim lock, heartbeats, dead-worker checks, run-id bookkeeping). Target ≤ 1.05×.
 
-Both sides call the same `run_experiment` for the same number of trials, in this process,
+Both sides call the same `run_recipe` for the same number of trials, in this process,
 on a warm feature cache, with an SQLite storage and no pruning. Only the learning rate is
 searched (batch size and optimizer fixed), so every trial does the same amount of work
 whatever value the samplers draw. Runs are interleaved, alternating which side goes first,
@@ -44,10 +44,11 @@ def load(preset: str, epochs: int):
 
 
 def plain_optuna(loaded, space, results: Path, trials: int) -> float:
-    """What a user would write by hand: create_study + optimize around run_experiment."""
+    """What a user would write by hand: create_study + optimize around run_recipe."""
     import optuna
 
-    from avbench.runner import run_experiment
+    from avbench.context import RunContext, TrialInfo
+    from avbench.recipes import run_recipe
 
     study = optuna.create_study(
         study_name="plain",
@@ -63,16 +64,11 @@ def plain_optuna(loaded, space, results: Path, trials: int) -> float:
             trial.report(metrics["val/acc"], epoch)
             return False
 
-        record = run_experiment(
+        record = run_recipe(
             loaded.resolve(values),
-            results=results,
-            synthetic=True,
-            use_wandb=False,
-            sweep="plain",
-            trial=trial.number,
-            searched=values,
+            RunContext(results, synthetic=True, use_wandb=False),
+            trial=TrialInfo(sweep="plain", number=trial.number, searched=values, run_id=f"plain-{trial.number}"),
             on_eval=on_eval,
-            run_id=f"plain-{trial.number}",
         )
         return record.val["acc"]
 
@@ -107,7 +103,8 @@ def main() -> None:
     import optuna
     import torch
 
-    from avbench.runner import run_experiment
+    from avbench.context import RunContext
+    from avbench.recipes import run_recipe
     from avbench.sweep.core import SweepRequest
     from avbench.sweep.space import resolve_space
 
@@ -121,7 +118,7 @@ def main() -> None:
         space = resolve_space(loaded, scratch / "space.yaml")
         cache = scratch / "cache"
         # Warm-up: writes the stand-in, fills the feature cache, pays first-call costs.
-        run_experiment(loaded.resolve({"train.lr": 3e-3}), results=scratch / "warm", synthetic=True, use_wandb=False)
+        run_recipe(loaded.resolve({"train.lr": 3e-3}), RunContext(scratch / "warm", synthetic=True, use_wandb=False))
         (scratch / "warm" / "cache").rename(cache)
         plain_times, ours_times = [], []
         request = SweepRequest(

@@ -19,9 +19,10 @@ import torch
 from torch import nn
 
 from avbench.config import load_experiment
+from avbench.context import RunContext, TrialInfo
 from avbench.distributed import RankFailure, join_ranks
+from avbench.recipes import run_recipe
 from avbench.registry import register_model
-from avbench.runner import run_experiment
 from avbench.spec import TaskSpec
 
 
@@ -53,12 +54,10 @@ def main(experiment: str, results: Path) -> None:
     def run(scenario: str, failure: str, on_eval=None) -> None:
         values = {"model_args.failure": failure}
         try:
-            record = run_experiment(
+            record = run_recipe(
                 loaded.resolve(values),
-                results=results,
-                synthetic=True,
-                use_wandb=False,
-                searched=values,
+                RunContext(results, synthetic=True, use_wandb=False),
+                trial=TrialInfo(searched=values),
                 on_eval=on_eval,
             )
             outcome = {

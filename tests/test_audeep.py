@@ -52,7 +52,7 @@ def test_spectrogram_settings_refuse_impossible_windows():
 
 @pytest.fixture
 def one_thread():
-    """As the runner trains audeep on a CPU (its registry entry's cpu_threads=1)."""
+    """As the recipe trains audeep on a CPU (its registry entry's cpu_threads=1)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

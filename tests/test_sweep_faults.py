@@ -16,9 +16,9 @@ from torch import nn
 
 from avbench.config import load_experiment
 from avbench.context import RunContext
+from avbench.recipes import run_recipe
 from avbench.registry import register_model
 from avbench.results.records import iter_records
-from avbench.runner import run_experiment
 from avbench.spec import TaskSpec
 from avbench.sweep import run
 from avbench.sweep.backends.optuna import claim_trial, open_study
@@ -109,24 +109,15 @@ def probe_config(**values):
 
 @pytest.mark.parametrize("oom_kind", sorted(OOM_MESSAGES))
 def test_out_of_memory_is_retried_once_with_half_the_micro_batch(probe_workspace, oom_kind):
-    results = probe_workspace / "results"
-    fits = run_experiment(
-        probe_config(**{"model_args.oom_kind": oom_kind}), results=results, synthetic=True, use_wandb=False
-    )
+    ctx = RunContext(probe_workspace / "results", synthetic=True, use_wandb=False)
+    fits = run_recipe(probe_config(**{"model_args.oom_kind": oom_kind}), ctx)
     assert fits.status == "completed" and fits.oom_retry.endswith("retried at 8 x 2")
-    never = run_experiment(
-        probe_config(**{"model_args.oom_kind": oom_kind, "model_args.failure": "oom_always"}),
-        results=results,
-        synthetic=True,
-        use_wandb=False,
-    )
+    never = run_recipe(probe_config(**{"model_args.oom_kind": oom_kind, "model_args.failure": "oom_always"}), ctx)
     assert never.status == "failed" and never.error.startswith("out of memory")
     assert never.error.endswith("(also after halving the micro-batch)") and never.oom_retry is not None
-    single = run_experiment(
+    single = run_recipe(
         probe_config(**{"model_args.oom_kind": oom_kind, "model_args.failure": "oom_always", "train.batch_size": 1}),
-        results=results,
-        synthetic=True,
-        use_wandb=False,
+        ctx,
     )
     assert single.status == "failed" and single.oom_retry is None  # no smaller micro-batch to try
 

@@ -129,8 +129,7 @@ def generate_representations(run: Path, spectrograms: FeatureFile) -> FeatureFil
     import torch
 
     from avbench.data.spectrogram import SpectrogramSettings
-    from avbench.preflight import check_model_args
-    from avbench.registry import MODELS
+    from avbench.models import create_model
     from avbench.spec import TaskSpec
     from avbench.train.checkpoint import load_checkpoint
 
@@ -148,7 +147,7 @@ def generate_representations(run: Path, spectrograms: FeatureFile) -> FeatureFil
         shapes={"audio": images.shape[1:]},
         class_names=spectrograms.class_names,
     )
-    model = MODELS.get(experiment.model)(spec, **check_model_args(experiment))
+    model = create_model(experiment, spec)
     model.load_state_dict(load_checkpoint(weights)["model"])
     from avbench.audeep.pipeline import encode_clips
 

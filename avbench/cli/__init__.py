@@ -130,25 +130,20 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, cv) -> 
             f"{loaded.name} has searched (null) fields: {', '.join(loaded.searched)}; "
             "give them values with --set KEY=VALUE or run `avbench sweep`"
         )
-    from avbench.runner import run_experiment
+    from avbench.context import RunContext
+    from avbench.recipes import run_recipe
 
     config = loaded.resolve({})
+    run_ctx = RunContext(results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb, preset=preset)
     if cv:
-        _cross_validate(ctx, loaded.name, config, synthetic=synthetic, use_wandb=not no_wandb, preset=preset)
+        _cross_validate(loaded.name, config, run_ctx)
         return
     from avbench.distributed import join_ranks
 
     console = make_console()
     main_rank = join_ranks().is_main  # under torchrun every rank trains; rank 0 speaks for them
     with feature_progress(console) as on_features:
-        record = run_experiment(
-            config,
-            results=results_dir(ctx),
-            synthetic=synthetic,
-            use_wandb=not no_wandb,
-            preset=preset,
-            progress=on_features if main_rank else None,
-        )
+        record = run_recipe(config, run_ctx, progress=on_features if main_rank else None)
     if main_rank:
         console.print(f"{loaded.name} {record.run_id}: {summarize(record)}")
         click.echo(f"record: {results_dir(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
@@ -156,10 +151,10 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, cv) -> 
         sys.exit(1)
 
 
-def _cross_validate(ctx, name: str, config, **run_kwargs) -> None:
+def _cross_validate(name: str, config, run_ctx) -> None:
     from avbench.crossval import fold_count, run_cross_validation
     from avbench.display import summarize
-    from avbench.runner import new_run_id, run_experiment
+    from avbench.results.records import new_run_id
 
     console = make_console()
     folds = fold_count(config.task)
@@ -167,11 +162,9 @@ def _cross_validate(ctx, name: str, config, **run_kwargs) -> None:
     console.print(f"{name}: {folds}-fold cross-validation ({group})")
     outcome = run_cross_validation(
         config,
-        results=results_dir(ctx),
-        run=run_experiment,
+        run_ctx,
         group=group,
         on_fold_end=lambda fold, record: console.print(f"fold {fold}: {summarize(record)}"),
-        **run_kwargs,
     )
     for split in ("val", "test"):
         shown = ", ".join(f"{split}/{m}={mean:.4f} ± {std:.4f}" for m, (mean, std) in outcome.summary(split).items())

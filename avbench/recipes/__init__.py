@@ -1,7 +1,9 @@
 """Recipes: what one run of an experiment does, stage by stage (data → model → train → record).
 
 `run_recipe` is the one entry every caller uses (`avbench run`, cross-validation, the sweep
-core, the followers of a data-parallel launch); it picks the recipe the model's objective needs.
+core, the followers of a data-parallel launch); it picks the recipe the model's objective needs:
+avbench.recipes.classify for a classifier, avbench.recipes.audeep for an autoencoder whose
+representations an MLP scores. The stages both share are in avbench.recipes.stages.
 """
 
 from __future__ import annotations
@@ -26,19 +28,10 @@ def run_recipe(
 ) -> RunRecord:
     """Train and evaluate once. User errors (config, data) raise; a failure during training
     is returned as a record with status 'failed' and its reason."""
-    from avbench.runner import run_experiment
+    from avbench.registry import MODELS
 
-    return run_experiment(
-        experiment,
-        results=ctx.results,
-        synthetic=ctx.synthetic,
-        use_wandb=ctx.use_wandb,
-        preset=ctx.preset,
-        sweep=trial.sweep,
-        trial=trial.number,
-        searched=trial.searched,
-        on_eval=on_eval,
-        run_id=trial.run_id,
-        progress=progress,
-        cv=trial.cv,
-    )
+    if MODELS.get(experiment.model).objective == "reconstruction":
+        from avbench.recipes.audeep import run_audeep as recipe
+    else:
+        from avbench.recipes.classify import run_classification as recipe
+    return recipe(experiment, ctx, trial=trial, on_eval=on_eval, progress=progress)

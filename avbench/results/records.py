@@ -4,16 +4,20 @@ results/runs/<experiment>/<run_id>/
     config.yaml     the resolved config the run trained with
     metrics.jsonl   one line per epoch
     record.json     this record (written at start as "running", rewritten at the end)
+    rank-<i>.json   with many processes, what each rank trained and how it ended
     best.pt         the best epoch's weights; last.pt the latest epoch, for resuming
 No torch here: the leaderboard must stay light.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +74,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def new_run_id(trial: int | None = None) -> str:
+    """A fresh run id: the trial number when there is one, the time, and a random suffix."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    prefix = f"t{trial:04d}-" if trial is not None else ""
+    return f"{prefix}{stamp}-{secrets.token_hex(2)}"
+
+
 def run_dir(results: Path, experiment: str, run_id: str) -> Path:
     return Path(results) / "runs" / experiment / run_id
 
@@ -87,3 +98,23 @@ def iter_records(results: Path) -> Iterator[RunRecord]:
             yield RunRecord.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             continue
+
+
+def write_rank_report(out_dir: Path, rank: int, config: dict, record: RunRecord) -> None:
+    """rank-<i>.json: what this rank trained (its config's hash, its searched values) and how
+    it ended, so anyone can check that every rank of a run trained the same trial."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    write_json_atomic(
+        Path(out_dir) / f"rank-{rank}.json",
+        {
+            "rank": rank,
+            "processes": record.processes,
+            "searched": record.searched,
+            "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "status": record.status,
+            "epochs_run": record.epochs_run,
+            "best_epoch": record.best_epoch,
+            "val": record.val,
+            "test": record.test,
+        },
+    )

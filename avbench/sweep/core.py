@@ -268,7 +268,7 @@ def run_trial(
 def _new_run_id(ctx: RunContext, experiment: str, number: int | None, sweep: str | None) -> str:
     """t<number>-<sweep>; a new trial never reuses a directory (e.g. one left by a deleted
     study of the same name)."""
-    from avbench.runner import new_run_id
+    from avbench.results.records import new_run_id
 
     if number is None or sweep is None:
         return new_run_id(number)

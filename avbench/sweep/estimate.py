@@ -190,12 +190,12 @@ def time_batches(experiment, data) -> tuple[float, float]:
     import torch.nn.functional as F
 
     from avbench.data.dataset import ArrayDataset
-    from avbench.preflight import check_model_args
+    from avbench.models import create_model
     from avbench.registry import MODELS
     from avbench.train.optim import build_optimizer, model_param_groups
 
     torch.manual_seed(experiment.train.seed)
-    model = MODELS.get(experiment.model)(data.spec, **check_model_args(experiment))
+    model = create_model(experiment, data.spec)
     reconstructs = MODELS.get(experiment.model).objective == "reconstruction"
     optimizer = build_optimizer(model_param_groups(model, experiment.train.lr), experiment.train)
     size = experiment.train.batch_size
@@ -219,7 +219,7 @@ def time_batches(experiment, data) -> tuple[float, float]:
         with torch.no_grad():
             model(batch)
 
-    with capped_torch_threads(MODELS.get(experiment.model).cpu_threads):  # as run_experiment trains it on a CPU
+    with capped_torch_threads(MODELS.get(experiment.model).cpu_threads):  # as a recipe trains it on a CPU
         model.train()
         train_s = _median_time(train_step)
         model.eval()

@@ -5,9 +5,9 @@ validation, its weights are restored, and test is evaluated exactly once. Prunin
 the loop only through `on_eval(epoch, metrics) -> bool` (True = stop), tracking only through
 `accelerator.log`; this module never imports optuna or wandb.
 
-A model that learns without labels (auDeep's autoencoder) passes `reconstruction_loss`: it
-is trained on that loss, evaluation reports it as `loss` (no classification metrics), and
-the best epoch is the one with the lowest validation loss.
+fit() trains a classifier. What it optimises and how it scores an epoch is an `Objective`
+(`Classification` here); a model that learns something else (auDeep's autoencoder, see
+avbench.audeep.training) passes its own objective to the same `train_loop`.
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from avbench.config import TrainConfig
-from avbench.train.checkpoint import load_checkpoint, save_checkpoint
 from avbench.train.metrics import classification_metrics
 from avbench.train.optim import build_optimizer, build_scheduler, model_param_groups
+from avbench.train.resume import LoopState, ResumePoint, loader_generators
 
 OnEval = Callable[[int, dict], bool | None]
-Loss = Callable[[torch.Tensor, dict], torch.Tensor]  # (model output, batch) -> scalar
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -45,11 +45,24 @@ class FitResult:
     resumed_from_epoch: int = 0
 
 
-def evaluate(model, loader, accelerator, num_classes: int, reconstruction_loss: Loss | None = None) -> dict:
-    """Metrics over the whole split; gather_for_metrics drops the samples that distributed
-    sampling duplicated to even out the ranks."""
-    if reconstruction_loss is not None:
-        return _evaluate_reconstruction(model, loader, accelerator, reconstruction_loss)
+class Objective(Protocol):
+    """What the loop optimises (`loss`), how a split is measured (`evaluate`) and which epoch
+    is best (the highest `score` of its validation metrics)."""
+
+    def loss(self, output, batch: dict) -> torch.Tensor: ...
+
+    def evaluate(self, model, loader, accelerator) -> dict: ...
+
+    def score(self, metrics: dict) -> float: ...
+
+
+def classification_loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), batch["label"])
+
+
+def evaluate(model, loader, accelerator, num_classes: int) -> dict:
+    """Classification metrics over the whole split; gather_for_metrics drops the samples that
+    distributed sampling duplicated to even out the ranks."""
     model.eval()
     preds, labels, losses = [], [], []
     with torch.no_grad():
@@ -67,17 +80,21 @@ def evaluate(model, loader, accelerator, num_classes: int, reconstruction_loss: 
     return metrics
 
 
-def _evaluate_reconstruction(model, loader, accelerator, reconstruction_loss: Loss) -> dict:
-    """The loss averaged over examples (each batch's loss weighted by its size)."""
-    model.eval()
-    total = torch.zeros(2, device=accelerator.device)  # loss x examples, examples
-    with torch.no_grad():
-        for batch in loader:
-            count = len(batch["label"])
-            loss = reconstruction_loss(model(batch), batch).float()
-            total += torch.stack([loss * count, torch.tensor(float(count), device=loss.device)])
-    loss_sum, count = accelerator.reduce(total, reduction="sum").tolist()
-    return {"loss": loss_sum / max(count, 1.0)}
+@dataclass(frozen=True)
+class Classification:
+    """Cross-entropy on the logits; the best epoch has the highest validation `metric`."""
+
+    num_classes: int
+    metric: str
+
+    def loss(self, output, batch: dict) -> torch.Tensor:
+        return classification_loss(output, batch)
+
+    def evaluate(self, model, loader, accelerator) -> dict:
+        return evaluate(model, loader, accelerator, self.num_classes)
+
+    def score(self, metrics: dict) -> float:
+        return metrics[self.metric]
 
 
 def fit(
@@ -89,107 +106,89 @@ def fit(
     num_classes: int,
     checkpoint_dir: Path | None = None,
     on_eval: OnEval | None = None,
-    reconstruction_loss: Loss | None = None,
 ) -> FitResult:
-    """Train with early stopping on `cfg.metric` (on the validation loss for a reconstruction
-    model); resume from `checkpoint_dir/last.pt` when it exists (written after every epoch).
-    A model with a `param_groups(lr)` method trains each group at its own rate."""
+    """Train a classifier with early stopping on `cfg.metric`; resume from
+    `checkpoint_dir/last.pt` when it exists (written after every epoch). A model with a
+    `param_groups(lr)` method trains each group at its own rate."""
+    objective = Classification(num_classes, cfg.metric)
+    return train_loop(model, loaders, cfg, accelerator, objective, checkpoint_dir=checkpoint_dir, on_eval=on_eval)
+
+
+def train_loop(
+    model: torch.nn.Module,
+    loaders: dict,
+    cfg: TrainConfig,
+    accelerator,
+    objective: Objective,
+    *,
+    checkpoint_dir: Path | None = None,
+    on_eval: OnEval | None = None,
+) -> FitResult:
+    """Epochs of `objective.loss` until `cfg.epochs`, early stopping or pruning; then the best
+    epoch's weights and one evaluation of test (none when pruned)."""
+    generators = loader_generators(loaders)
     optimizer = build_optimizer(model_param_groups(model, cfg.lr), cfg)
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, loaders["train"], loaders["val"], loaders["test"]
     )
-    steps_per_epoch = -(-len(train_loader) // cfg.grad_accum)
-    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
-    result = FitResult()
-    best_value, bad_epochs, start_epoch = -np.inf, 0, 0
-    best_state, best_val = None, {}
-    last_path = checkpoint_dir / "last.pt" if checkpoint_dir else None
-    best_path = checkpoint_dir / "best.pt" if checkpoint_dir else None
-    if last_path is not None and last_path.exists():
-        saved = load_checkpoint(last_path)
-        accelerator.unwrap_model(model).load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None and saved.get("scheduler"):
-            scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"])
-        start_epoch, best_value = saved["epoch"], saved["best_value"]
-        bad_epochs, result.history = saved["bad_epochs"], saved["history"]
-        result.best_epoch, best_val = saved["best_epoch"], saved["best_val"]
-        result.resumed_from_epoch = start_epoch
-        if best_path.exists():
-            best_state = load_checkpoint(best_path)["model"]
-
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+    scheduler = build_scheduler(optimizer, cfg, -(-len(train_loader) // cfg.grad_accum))
+    unwrapped = accelerator.unwrap_model(model)
+    resume = ResumePoint(checkpoint_dir, generators) if checkpoint_dir is not None else None
+    state = resume.load(unwrapped, optimizer, scheduler) if resume and resume.exists() else LoopState()
+    result = FitResult(resumed_from_epoch=state.epoch)
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
         started = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=accelerator.device)
-        seen = 0
-        for batch in train_loader:
-            with accelerator.accumulate(model):
-                output = model(batch)
-                if reconstruction_loss is None:
-                    loss = F.cross_entropy(output.float(), batch["label"])
-                else:
-                    loss = reconstruction_loss(output, batch)
-                accelerator.backward(loss)
-                if cfg.max_grad_norm > 0 and accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-                if scheduler is not None and accelerator.sync_gradients:
-                    scheduler.step()
-            loss_sum += loss.detach() * len(batch["label"])
-            seen += len(batch["label"])
-        # Checked once per epoch, not per step: a per-step check would sync the GPU every batch.
-        # Summed over all ranks first, so every rank takes the same decision at the same point.
-        totals = accelerator.reduce(
-            torch.stack([loss_sum.float(), torch.tensor(float(seen), device=loss_sum.device)]), reduction="sum"
-        )
-        train_loss = float(totals[0]) / max(float(totals[1]), 1.0)
+        train_loss = train_epoch(model, train_loader, optimizer, scheduler, cfg, accelerator, objective.loss)
         if not np.isfinite(train_loss):
             raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}")
-
-        val = evaluate(model, val_loader, accelerator, num_classes, reconstruction_loss)
-        metrics = {"epoch": epoch, "train/loss": train_loss}
-        metrics.update({f"val/{k}": v for k, v in val.items() if k != "confusion"})
+        val = objective.evaluate(model, val_loader, accelerator)
+        metrics = {
+            "epoch": epoch,
+            "train/loss": train_loss,
+            **{f"val/{k}": v for k, v in val.items() if k != "confusion"},
+        }
         metrics["epoch_time_s"] = time.perf_counter() - started
         accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
-        result.history.append(metrics)
-
-        score = -val["loss"] if reconstruction_loss is not None else val[cfg.metric]
-        if score > best_value:
-            best_value, bad_epochs, result.best_epoch, best_val = score, 0, epoch, val
-            best_state = {k: v.detach().cpu().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
-            if best_path is not None and accelerator.is_main_process:
-                save_checkpoint(best_path, {"model": best_state, "epoch": epoch, "val": val})
-        else:
-            bad_epochs += 1
-        if last_path is not None and accelerator.is_main_process:
-            save_checkpoint(
-                last_path,
-                {
-                    "model": accelerator.unwrap_model(model).state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "rng": torch.get_rng_state(),
-                    "epoch": epoch,
-                    "best_value": best_value,
-                    "best_epoch": result.best_epoch,
-                    "best_val": best_val,
-                    "bad_epochs": bad_epochs,
-                    "history": result.history,
-                },
-            )
+        state.history.append(metrics)
+        improved = state.observe(epoch, objective.score(val), val, unwrapped)
+        if resume is not None and accelerator.is_main_process:
+            if improved:
+                resume.save_best(state)
+            resume.save_last(state, unwrapped, optimizer, scheduler)
         if on_eval is not None and on_eval(epoch, metrics):
             result.stopped = "pruned"
             break
-        if cfg.patience and bad_epochs >= cfg.patience:
+        if cfg.patience and state.bad_epochs >= cfg.patience:
             result.stopped = "early_stopped"
             break
-
-    if best_state is not None:
-        accelerator.unwrap_model(model).load_state_dict(best_state)
-    result.val = best_val
+    if state.best_weights is not None:
+        unwrapped.load_state_dict(state.best_weights)
+    result.history, result.best_epoch, result.val = state.history, state.best_epoch, state.best_val
     if result.stopped != "pruned":
-        result.test = evaluate(model, test_loader, accelerator, num_classes, reconstruction_loss)
+        result.test = objective.evaluate(model, test_loader, accelerator)
     return result
+
+
+def train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, accelerator, loss_of) -> float:
+    """One pass over the training split; the mean loss per example over every rank."""
+    model.train()
+    loss_sum = torch.zeros((), device=accelerator.device)
+    seen = 0
+    for batch in loader:
+        with accelerator.accumulate(model):
+            loss = loss_of(model(batch), batch)
+            accelerator.backward(loss)
+            if cfg.max_grad_norm > 0 and accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad()
+            if scheduler is not None and accelerator.sync_gradients:
+                scheduler.step()
+        loss_sum += loss.detach() * len(batch["label"])
+        seen += len(batch["label"])
+    # Checked once per epoch, not per step: a per-step check would sync the GPU every batch.
+    # Summed over all ranks first, so every rank takes the same decision at the same point.
+    totals = accelerator.reduce(
+        torch.stack([loss_sum.float(), torch.tensor(float(seen), device=loss_sum.device)]), reduction="sum"
+    )
+    return float(totals[0]) / max(float(totals[1]), 1.0)

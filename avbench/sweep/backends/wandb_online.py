@@ -207,7 +207,7 @@ class AgentTrial(Trial):
 def run_agent_trial(loaded: LoadedExperiment, params_json: str, ctx: RunContext, *, sweep: str | None) -> RunRecord:
     """`avbench agent-trial`: one trial with the parameters W&B's agent passes, logged to the
     sweep's W&B run, recorded like every other run."""
-    from avbench.runner import new_run_id
+    from avbench.results.records import new_run_id
 
     try:
         params = json.loads(params_json)

@@ -5,7 +5,7 @@ epochs, tells it how each trial ended); just before each trial trains, it announ
 (number and parameters) to the other ranks, and when the sweep is over it announces that there
 are no more. The other ranks only follow: they never open the backend's storage, and each
 announced trial is one run_recipe() call, in which rank 0 also decides the run id and every
-epoch whether to stop (see avbench.runner).
+epoch whether to stop (see avbench.recipes.stages).
 
 If rank 0 stops with an error, it announces nothing more: the other ranks may be inside a
 collective, so the launcher (torchrun) stops them when rank 0's process exits.

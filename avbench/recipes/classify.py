@@ -1,0 +1,59 @@
+"""What `avbench run` does once for a classifier, stage by stage:
+
+prepare data → create_model(experiment, spec) → fit() → finalise the record.
+
+The stages shared with other recipes (checks, data, the record, the Accelerator, the
+out-of-memory retry, failures) are in avbench.recipes.stages; this module holds what is a
+classifier's own: how its model is built and trained.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from avbench.config import Experiment, TrainConfig
+from avbench.context import RunContext, TrialInfo
+from avbench.recipes import OnEval, Progress
+from avbench.recipes.stages import Run, execute, make_loaders, note_model, prepare, start_run
+from avbench.results.records import RunRecord
+
+if TYPE_CHECKING:
+    from avbench.train.loop import FitResult
+
+
+def run_classification(
+    experiment: Experiment,
+    ctx: RunContext,
+    *,
+    trial: TrialInfo,
+    on_eval: OnEval | None = None,
+    progress: Progress | None = None,
+) -> RunRecord:
+    """Train and evaluate a classifier once; its record says how it ended."""
+    from avbench.distributed import join_ranks
+
+    ranks = join_ranks()
+    prepared = prepare(experiment, ctx, progress)
+    run = start_run(prepared, ctx, trial, ranks)
+    return execute(run, train_classifier, on_eval)
+
+
+def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) -> FitResult:
+    """A fresh model from the run's seed, trained by fit() (resuming from the run's last.pt)."""
+    from accelerate.utils import set_seed
+
+    from avbench.models import create_model
+    from avbench.train.loop import fit
+
+    set_seed(cfg.seed)
+    model = create_model(run.experiment, run.data.spec, checked_args=run.model_args)
+    note_model(run.record, model)
+    return fit(
+        model,
+        make_loaders(run.data, cfg),
+        cfg,
+        accelerator,
+        num_classes=run.data.spec.num_classes,
+        checkpoint_dir=run.out_dir,
+        on_eval=on_epoch,
+    )
