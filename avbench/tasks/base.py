@@ -21,6 +21,8 @@ OPTIONAL_DATA_FIELDS = {
     "fold": (1, "it has no predefined folds"),
     "speaker_regex": (None, "its speakers come from its layout"),
     "label_source": ("filename", "its labels come only from its file names or metadata"),
+    "split_csv": (None, "its split comes from its layout"),
+    "audio_root": (None, "its audio lies in its own layout"),
 }
 
 
