@@ -123,6 +123,7 @@ def fit(
         started = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=accelerator.device)
+        correct = torch.zeros((), device=accelerator.device)  # summed on the device: no per-step sync
         seen = 0
         for batch in train_loader:
             with accelerator.accumulate(model):
@@ -139,11 +140,14 @@ def fit(
                 if scheduler is not None and accelerator.sync_gradients:
                     scheduler.step()
             loss_sum += loss.detach() * len(batch["label"])
+            if reconstruction_loss is None:
+                correct += (output.detach().argmax(dim=-1) == batch["label"]).sum()
             seen += len(batch["label"])
         # Checked once per epoch, not per step: a per-step check would sync the GPU every batch.
         # Summed over all ranks first, so every rank takes the same decision at the same point.
         totals = accelerator.reduce(
-            torch.stack([loss_sum.float(), torch.tensor(float(seen), device=loss_sum.device)]), reduction="sum"
+            torch.stack([loss_sum.float(), torch.tensor(float(seen), device=loss_sum.device), correct.float()]),
+            reduction="sum",
         )
         train_loss = float(totals[0]) / max(float(totals[1]), 1.0)
         if not np.isfinite(train_loss):
@@ -151,6 +155,8 @@ def fit(
 
         val = evaluate(model, val_loader, accelerator, num_classes, reconstruction_loss)
         metrics = {"epoch": epoch, "train/loss": train_loss}
+        if reconstruction_loss is None:
+            metrics["train/acc"] = float(totals[2]) / max(float(totals[1]), 1.0)
         metrics.update({f"val/{k}": v for k, v in val.items() if k != "confusion"})
         metrics["epoch_time_s"] = time.perf_counter() - started
         accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
