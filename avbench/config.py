@@ -78,6 +78,10 @@ class DataConfig(_Strict):
     # Bad files (corrupt, empty, no audio track, unknown class) are skipped and listed in the
     # run record; strict stops at the first one instead, naming it.
     strict: bool = False
+    # auDeep models only: train on the spectrograms of this netCDF file (from `avbench features
+    # spectrogram`, auDeep's `t-rae train --input FILE.nc`) instead of decoding the dataset; the
+    # file's settings (rate, length, window, mel bands, clip_below) replace this section's.
+    spectrograms: str | None = None
     # Processes that fill the feature cache; "auto" = one per CPU core this process may use.
     cache_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
 

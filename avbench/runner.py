@@ -60,20 +60,27 @@ def run_experiment(
     # Under torchrun / accelerate launch every rank runs this with the same config; rank 0
     # alone writes results, decides about stopping, and gives the run its id.
     ranks = join_ranks()
+    from avbench.audeep.spectrogram_input import clips_from_file, with_spectrogram_file
+
+    experiment = with_spectrogram_file(experiment)
     model_args = check_model_args(experiment)
     experiment = with_model_inputs(experiment)
     check_feasible(experiment, model_args)
     task = TASKS.get(experiment.task)()
-    root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
-    cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(experiment.data))
-    data = prepare_data(task, root, experiment.data, cache, progress)
     clips = None
+    if experiment.data.spectrograms is not None:  # auDeep's `t-rae train --input FILE.nc`: no dataset read
+        data, clips, data_kind = clips_from_file(experiment)
+        root = clips.root
+    else:
+        root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
+        cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(experiment.data))
+        data = prepare_data(task, root, experiment.data, cache, progress)
     if MODELS.get(experiment.model).objective == "reconstruction":
         # The auDeep pipeline: the autoencoder trains on the clips of every fold (no labels),
         # then an MLP cross-validates its representations (avbench.audeep.pipeline).
         from avbench.audeep.pipeline import Clips, autoencoder_data
 
-        clips = Clips.from_prepared(data, root)
+        clips = clips or Clips.from_prepared(data, root)
         data = autoencoder_data(clips, data, seed=experiment.data.split_seed)
 
     record = RunRecord(

@@ -89,6 +89,7 @@ def extract_spectrograms(
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import cache_workers, prepare_data
     from avbench.data.spectrogram import SpectrogramSettings
+    from avbench.preflight import SYNTHETIC_MARKER
     from avbench.registry import TASKS
 
     cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(data))
@@ -96,6 +97,7 @@ def extract_spectrograms(
     clips = Clips.from_prepared(prepared, root)
     result = spectrogram_file(clips, SpectrogramSettings.from_data(data), task_name)
     result.settings["skipped_files"] = [list(s) for s in prepared.skipped]
+    result.settings["data_kind"] = "synthetic" if (Path(root) / SYNTHETIC_MARKER).exists() else "real"
     return result
 
 
