@@ -80,6 +80,8 @@ def test_old_esc50_folders_map_by_number() -> None:
 
 
 def test_the_tutorial_with_audeeps_flag_names(cli, workspace, legacy) -> None:
+    out = cli("data", "inspect", str(legacy)).output  # audeep inspect raw --basedir ESC-10
+    assert "esc10" in out and "100" in out
     out = cli(
         "features",
         "spectrogram",
@@ -141,6 +143,10 @@ def test_the_tutorial_with_audeeps_flag_names(cli, workspace, legacy) -> None:
         "20",
         "--learning-rate",
         "0.001",
+        "--keep-prob",
+        "0.6",
+        "--num-layers",
+        "2",
         "--num-units",
         "16",
     ).output

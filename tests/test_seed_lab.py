@@ -88,10 +88,15 @@ def test_a_terminal_gets_the_same_columns_as_a_live_table() -> None:
     assert "epoch 1/2" not in text  # the table, not the plain lines
 
 
-@pytest.mark.parametrize("name", ["wav2vec2-audiofolder", "spectrogram-cnn-audiofolder"])
-def test_audiofolder_experiments_run_on_the_stand_in(cli, workspace, name) -> None:
+@pytest.mark.parametrize("command, name", [("run", "wav2vec2-audiofolder"), ("sweep", "spectrogram-cnn-audiofolder")])
+def test_audiofolder_experiments_run_on_the_stand_in(cli, workspace, command, name) -> None:
     values = {"train.lr": 1e-3, "train.batch_size": 8, "train.optimizer": "adam"}
     searched = load_experiment(name).searched
-    sets = [arg for key in searched for arg in ("--set", f"{key}={values[key]}")]
-    result = cli("run", name, "--preset", "tiny", "--synthetic", "--no-wandb", *sets)
-    assert "epoch 2/2" in result.output and "completed" in result.output
+    sets = (
+        [arg for key in searched for arg in ("--set", f"{key}={values[key]}")]
+        if command == "run"
+        else ["--trials", "1"]
+    )
+    result = cli(command, name, "--preset", "tiny", "--synthetic", "--no-wandb", *sets)
+    records = list((workspace / "results" / "runs" / name).glob("*/record.json"))
+    assert len(records) == 1 and json.loads(records[0].read_text())["status"] == "completed", result.output
