@@ -52,35 +52,24 @@ def run_experiment(
     from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
-    from avbench.data.cache import FeatureCache
-    from avbench.data.dataset import ArrayDataset, cache_workers, prepare_data
+    from avbench.audeep.spectrogram_input import with_spectrogram_file
+    from avbench.data.dataset import ArrayDataset
     from avbench.distributed import RankFailure, join_ranks
     from avbench.train.loop import FitResult, NonFiniteLoss, fit
 
     # Under torchrun / accelerate launch every rank runs this with the same config; rank 0
     # alone writes results, decides about stopping, and gives the run its id.
     ranks = join_ranks()
-    from avbench.audeep.spectrogram_input import clips_from_file, with_spectrogram_file
-
     experiment = with_spectrogram_file(experiment)
     model_args = check_model_args(experiment)
     experiment = with_model_inputs(experiment)
     check_feasible(experiment, model_args)
-    task = TASKS.get(experiment.task)()
-    clips = None
-    if experiment.data.spectrograms is not None:  # auDeep's `t-rae train --input FILE.nc`: no dataset read
-        data, clips, data_kind = clips_from_file(experiment)
-        root = clips.root
-    else:
-        root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
-        cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(experiment.data))
-        data = prepare_data(task, root, experiment.data, cache, progress)
-    if MODELS.get(experiment.model).objective == "reconstruction":
+    data, clips, data_kind = load_data(experiment, results=results, synthetic=synthetic, progress=progress)
+    if clips is not None:
         # The auDeep pipeline: the autoencoder trains on the clips of every fold (no labels),
         # then an MLP cross-validates its representations (avbench.audeep.pipeline).
-        from avbench.audeep.pipeline import Clips, autoencoder_data
+        from avbench.audeep.pipeline import autoencoder_data
 
-        clips = clips or Clips.from_prepared(data, root)
         data = autoencoder_data(clips, data, seed=experiment.data.split_seed)
 
     record = RunRecord(
@@ -261,6 +250,28 @@ def run_experiment(
             "(the other ranks may be waiting for this one); re-run the command to go on"
         )
     return record
+
+
+def load_data(experiment: Experiment, *, results: Path, synthetic: bool, progress=None):
+    """(prepared data, auDeep's clips or None, data kind): the task's dataset through the
+    feature cache, or for `data.spectrograms` (auDeep's `t-rae train --input FILE.nc`) the
+    file's clips, no dataset read. Clips exist only for reconstruction models."""
+    from avbench.data.cache import FeatureCache
+    from avbench.data.dataset import cache_workers, prepare_data
+
+    if experiment.data.spectrograms is not None:
+        from avbench.audeep.spectrogram_input import clips_from_file
+
+        return clips_from_file(experiment)
+    task = TASKS.get(experiment.task)()
+    root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
+    cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(experiment.data))
+    data = prepare_data(task, root, experiment.data, cache, progress)
+    if MODELS.get(experiment.model).objective != "reconstruction":
+        return data, None, data_kind
+    from avbench.audeep.pipeline import Clips
+
+    return data, Clips.from_prepared(data, root), data_kind
 
 
 def write_rank_report(out_dir: Path, rank: int, experiment: Experiment, record: RunRecord) -> None:

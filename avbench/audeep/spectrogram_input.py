@@ -70,8 +70,8 @@ def with_spectrogram_file(experiment: Experiment) -> Experiment:
 
 
 def clips_from_file(experiment: Experiment) -> tuple[PreparedData, Clips, str]:
-    """The file's clips for the auDeep recipe, the (empty) prepared data it expects, and the
-    data kind to record (what the file was made from)."""
+    """The (empty) prepared data the auDeep recipe expects, the file's clips, and the data kind
+    to record (what the file was made from)."""
     data = _read(experiment)
     rows = ArrayRows(np.ascontiguousarray(data.features.transpose(0, 1, 3, 2)))  # → [clips, thresholds, bands, time]
     spec = TaskSpec(

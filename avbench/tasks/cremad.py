@@ -131,6 +131,10 @@ class CremaD(Task):
             if data.label_source != "filename":
                 raise DatasetError("CREMA-D: data.split_csv gives the labels; data.label_source must stay 'filename'")
             return self._items_from_csv(data.split_csv, audio_dir, root / "VideoFlash")
+        return self._items_from_names(root, audio_dir, data)
+
+    def _items_from_names(self, root: Path, audio_dir: Path, data: DataConfig) -> list[Item]:
+        """The published way: labels from the file names (or the raters' votes), split by actor."""
         parsed: list[tuple[Path, tuple[str, str, str, str]]] = []
         for path in sorted(audio_dir.iterdir()):
             if path.suffix.lower() != ".wav" or not path.is_file():

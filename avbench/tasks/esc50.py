@@ -102,11 +102,15 @@ class ESC50(Task):
         self.skipped = []
         if not root.is_dir():
             raise self.missing(f"{root} does not exist")
-        if not (root / META).is_file() and esc_legacy.class_dirs(root):
-            return self._legacy_items(root, data)
-        audio_dir = root / "audio"
         if not (root / META).is_file():
+            if esc_legacy.class_dirs(root):
+                return self._legacy_items(root, data)
             raise self.missing(f"no {META.as_posix()} in {root}")
+        return self._meta_items(root, data)
+
+    def _meta_items(self, root: Path, data: DataConfig) -> list[Item]:
+        """Today's layout: audio/*.wav listed in meta/esc50.csv."""
+        audio_dir = root / "audio"
         if not audio_dir.is_dir():
             raise self.missing(f"no audio folder in {root}")
         rows = read_meta(root / META)

@@ -80,6 +80,21 @@ def _evaluate_reconstruction(model, loader, accelerator, reconstruction_loss: Lo
     return {"loss": loss_sum / max(count, 1.0)}
 
 
+def count_correct(output, batch: dict, reconstruction_loss: Loss | None) -> torch.Tensor:
+    """Correct predictions of a classifier's batch, as a device tensor: summing it costs no
+    host-device sync. A reconstruction model predicts no label: 0."""
+    if reconstruction_loss is not None:
+        return torch.zeros((), device=batch["label"].device, dtype=torch.long)
+    return (output.detach().argmax(dim=-1) == batch["label"]).sum()
+
+
+def train_accuracy(totals: torch.Tensor, reconstruction_loss: Loss | None) -> dict:
+    """{"train/acc": …} from the epoch's reduced (loss, seen, correct) totals; {} without labels."""
+    if reconstruction_loss is not None:
+        return {}
+    return {"train/acc": float(totals[2]) / max(float(totals[1]), 1.0)}
+
+
 def fit(
     model: torch.nn.Module,
     loaders: dict,
@@ -140,8 +155,7 @@ def fit(
                 if scheduler is not None and accelerator.sync_gradients:
                     scheduler.step()
             loss_sum += loss.detach() * len(batch["label"])
-            if reconstruction_loss is None:
-                correct += (output.detach().argmax(dim=-1) == batch["label"]).sum()
+            correct += count_correct(output, batch, reconstruction_loss)
             seen += len(batch["label"])
         # Checked once per epoch, not per step: a per-step check would sync the GPU every batch.
         # Summed over all ranks first, so every rank takes the same decision at the same point.
@@ -154,9 +168,7 @@ def fit(
             raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}")
 
         val = evaluate(model, val_loader, accelerator, num_classes, reconstruction_loss)
-        metrics = {"epoch": epoch, "train/loss": train_loss}
-        if reconstruction_loss is None:
-            metrics["train/acc"] = float(totals[2]) / max(float(totals[1]), 1.0)
+        metrics = {"epoch": epoch, "train/loss": train_loss, **train_accuracy(totals, reconstruction_loss)}
         metrics.update({f"val/{k}": v for k, v in val.items() if k != "confusion"})
         metrics["epoch_time_s"] = time.perf_counter() - started
         accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
