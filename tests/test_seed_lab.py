@@ -97,6 +97,6 @@ def test_audiofolder_experiments_run_on_the_stand_in(cli, workspace, command, na
         if command == "run"
         else ["--trials", "1"]
     )
-    result = cli(command, name, "--preset", "tiny", "--synthetic", "--no-wandb", *sets)
+    result = cli(command, name, "--preset", "tiny", "--synthetic", "--no-wandb", "--set", "train.epochs=1", *sets)
     records = list((workspace / "results" / "runs" / name).glob("*/record.json"))
     assert len(records) == 1 and json.loads(records[0].read_text())["status"] == "completed", result.output

@@ -92,7 +92,7 @@ def test_split_csv_as_one_file_with_a_split_column_or_a_mapping(seed_layout, tmp
     assert [(i.audio, i.split, i.label) for i in single] == [(i.audio, i.split, i.label) for i in mapped]
 
 
-def test_split_csv_mistakes_are_one_line_errors(seed_layout, tmp_path, standin) -> None:
+def test_split_csv_mistakes_are_one_line_errors(seed_layout, tmp_path) -> None:
     write_csv(tmp_path / "bad.csv", [{"path": "1001_DFA_ANG_XX.flv", "mood": "anger"}])
     audio = str(seed_layout["audio"])
     with pytest.raises(DatasetError, match="has no label column"):
@@ -103,7 +103,7 @@ def test_split_csv_mistakes_are_one_line_errors(seed_layout, tmp_path, standin) 
     with pytest.raises(DatasetError, match="data.audio_root .* is not a folder"):
         CremaD().items(seed_layout["root"], DataConfig(audio_root=str(tmp_path / "nowhere")))
     with pytest.raises(DatasetError, match="split_csv.*does not apply"):
-        ESC50().items(standin("esc50"), DataConfig(split_csv=str(seed_layout["csv"])))
+        ESC50().items(tmp_path, DataConfig(split_csv=str(seed_layout["csv"])))  # refused before any read
 
 
 def prepared(root: Path, cache: Path, **data) -> dict:
@@ -167,6 +167,15 @@ def test_seed_preset_is_the_seeds_recipe(workspace) -> None:
 
 
 def test_run_on_the_seeds_layout_with_a_random_window(cli, seed_layout, workspace) -> None:
+    # Five actors are enough to run it: trim the CSVs (two test, two val, one train actor).
+    kept = sorted(seed_layout["split_of"])[:5]
+    for split in ("train", "val", "test"):
+        path = seed_layout["csv"] / f"{split}.csv"
+        with path.open(encoding="utf-8") as handle:
+            rows = [
+                row for row in csv.DictReader(handle) if row["file_path"][:4] in kept or row["file_path"][:4] == "1099"
+            ]
+        write_csv(path, rows)
     result = cli(
         "run",
         "perceiver-cremad",
@@ -190,5 +199,5 @@ def test_run_on_the_seeds_layout_with_a_random_window(cli, seed_layout, workspac
     )
     assert "completed" in result.output
     record = json.loads(next((workspace / "results" / "runs" / "perceiver-cremad").glob("*/record.json")).read_text())
-    assert record["data_sizes"]["test"] == sum(1 for v in seed_layout["split_of"].values() if v == "test") * 12
+    assert record["data_sizes"] == {"train": 12, "val": 24, "test": 24}  # 12 clips per actor
     assert any("1099_DFA_ANG_XX" in path for path, _ in record["skipped_files"])
