@@ -52,6 +52,17 @@ class DataConfig(_Strict):
     speaker_regex: str | None = None
     # CREMA-D: label by the intended emotion in the file name, or by the raters' vote.
     label_source: Literal["filename", "voice", "face", "multimodal"] = "filename"
+    # CREMA-D: the split and labels from CSV files (columns file_path, emotion), as the Perceiver
+    # seed kept them: a folder with train.csv / val.csv / test.csv, one CSV with a split column,
+    # or {train: FILE, val: FILE, test: FILE}.
+    split_csv: str | dict[Literal["train", "val", "test"], str] | None = None
+    # CREMA-D: a folder of the WAVs when they are not in ROOT/AudioWAV (the seed's AudioWAV-CREMA).
+    audio_root: str | None = None
+    # Where the model's clip_seconds window lies in each clip: centred, or (train split only)
+    # random, cut at load time from a centred clip of crop_from_seconds (default 2 × clip_seconds)
+    # that is what the cache keeps; val and test stay centred.
+    train_crop: Literal["centre", "center", "random"] = "centre"
+    crop_from_seconds: float | None = Field(None, gt=0)
     # Video (when "video" is in modalities): frames picked by timestamp over the clip (or over
     # each segment), cropped to a square (centre) or to crop_box [x0, y0, x1, y1] (fractions of
     # width/height, e.g. a mouth region), resized, then (x/255 - mean) / std per RGB channel.
@@ -74,6 +85,10 @@ class DataConfig(_Strict):
     # Bad files (corrupt, empty, no audio track, unknown class) are skipped and listed in the
     # run record; strict stops at the first one instead, naming it.
     strict: bool = False
+    # auDeep models only: train on the spectrograms of this netCDF file (from `avbench features
+    # spectrogram`, auDeep's `t-rae train --input FILE.nc`) instead of decoding the dataset; the
+    # file's settings (rate, length, window, mel bands, clip_below) replace this section's.
+    spectrograms: str | None = None
     # Processes that fill the feature cache; "auto" = one per CPU core this process may use.
     cache_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
 

@@ -10,6 +10,7 @@ written with 9 significant digits, enough to give back every float32 exactly.
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,37 @@ def export_arff(data: FeatureFile, path: Path) -> Path:
 def export_features(data: FeatureFile, path: Path, fmt: str) -> Path:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return {"csv": export_csv, "arff": export_arff}[fmt](data, path)
+
+
+# auDeep's partition folders: it calls the validation split "devel".
+PARTITION_FOLDERS = {"train": "train", "val": "devel", "test": "test"}
+
+
+def subset(data: FeatureFile, keep: np.ndarray) -> FeatureFile:
+    """The clips where `keep` is True, with the file's metadata."""
+    rows = np.flatnonzero(keep)
+    return replace(
+        data,
+        features=data.features[rows],
+        filenames=[data.filenames[i] for i in rows],
+        labels=data.labels[rows],
+        folds=data.folds[rows],
+        splits=[data.splits[i] for i in rows],
+    )
+
+
+def export_tree(data: FeatureFile, folder: Path, name: str, fmt: str) -> list[Path]:
+    """auDeep's `export --output DIR` layout: FOLDER/fold_<k>/NAME.<fmt> with the clips of
+    fold k (the ones it validates on) when the task has folds, else
+    FOLDER/{train,devel,test}/NAME.<fmt>. Returns the files written."""
+    folder = Path(folder)
+    if data.fold_count:
+        parts = {f"fold_{k}": data.folds == k for k in range(1, data.fold_count + 1)}
+    else:
+        splits = np.array(data.splits)
+        parts = {PARTITION_FOLDERS[s]: splits == s for s in PARTITION_FOLDERS if (splits == s).any()}
+    return [
+        export_features(subset(data, keep), folder / part / f"{name}.{fmt}", fmt)
+        for part, keep in parts.items()
+        if keep.any()
+    ]

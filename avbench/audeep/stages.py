@@ -12,7 +12,7 @@ import numpy as np
 
 from avbench.audeep.store import FeatureFile, read_feature_file
 from avbench.config import DataConfig, Experiment, read_mapping, validate
-from avbench.errors import ConfigError, DatasetError
+from avbench.errors import ConfigError, DatasetError, DecodeError
 
 AUDEEP_SPECTROGRAM_FIELDS = ("sample_rate", "fixed_length", "window_width", "window_overlap", "mel_bands", "clip_below")
 
@@ -34,6 +34,22 @@ def resolve_dataset(dataset: str, task: str | None, size: str) -> tuple[str, Pat
             raise ConfigError(f"DATASET names task '{dataset}' but --task says '{task}'")
         return dataset, ensure_synthetic(dataset, size)
     raise DatasetError(f"{dataset} is neither a dataset folder nor a task (tasks: {', '.join(TASKS.names())})")
+
+
+def native_sample_rate(task_name: str, root: Path) -> int:
+    """The sample rate of the dataset's first usable file (auDeep reads every file at its own)."""
+    from avbench.data.audio import read_mono
+    from avbench.registry import TASKS
+
+    reasons = []
+    for item in TASKS.get(task_name)().items(root, DataConfig())[:5]:
+        try:
+            return read_mono(item.audio)[1]
+        except DecodeError as exc:  # a bad first file: try the next
+            reasons.append(str(exc))
+    raise DatasetError(
+        f"cannot read a sample rate from {root}: {reasons[0] if reasons else 'no files'}; pass --sample-rate"
+    )
 
 
 def spectrogram_data(
@@ -73,6 +89,7 @@ def extract_spectrograms(
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import cache_workers, prepare_data
     from avbench.data.spectrogram import SpectrogramSettings
+    from avbench.preflight import SYNTHETIC_MARKER
     from avbench.registry import TASKS
 
     cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(data))
@@ -80,6 +97,7 @@ def extract_spectrograms(
     clips = Clips.from_prepared(prepared, root)
     result = spectrogram_file(clips, SpectrogramSettings.from_data(data), task_name)
     result.settings["skipped_files"] = [list(s) for s in prepared.skipped]
+    result.settings["data_kind"] = "synthetic" if (Path(root) / SYNTHETIC_MARKER).exists() else "real"
     return result
 
 
@@ -172,11 +190,14 @@ def generate_representations(run: Path, spectrograms: FeatureFile) -> FeatureFil
     )
 
 
-def evaluate_file(path: Path, cfg, *, seed: int = 0):
-    """Repeated cross-validation of auDeep's MLP on a feature file (any kind)."""
+def evaluate_file(path: Path, cfg, *, seed: int = 0, require_folds: bool = False):
+    """Repeated cross-validation of auDeep's MLP on a feature file (any kind); `require_folds`
+    (auDeep's --cross-validate) refuses a file without predefined folds."""
     from avbench.audeep.evaluate import cross_validate
 
     data = read_feature_file(path)
+    if require_folds and not data.fold_count:
+        raise DatasetError(f"{path} has no cross-validation folds (its task '{data.task}' has a train/val/test split)")
     return data, cross_validate(
         data.features, data.labels, data.folds, data.splits, len(data.class_names), cfg, seed=seed
     )

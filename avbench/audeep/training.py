@@ -41,6 +41,9 @@ class Reconstruction:
     def score(self, metrics: dict) -> float:
         return -metrics["loss"]
 
+    def correct(self, output, batch: dict) -> None:
+        return None  # an autoencoder predicts no label
+
 
 def fit_autoencoder(
     model: torch.nn.Module,

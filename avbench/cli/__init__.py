@@ -138,13 +138,23 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, cv) -> 
     if cv:
         _cross_validate(loaded.name, config, run_ctx)
         return
+    from avbench.cli.epochs import EpochReport, device_line, summary_lines
     from avbench.distributed import join_ranks
 
     console = make_console()
     main_rank = join_ranks().is_main  # under torchrun every rank trains; rank 0 speaks for them
-    with feature_progress(console) as on_features:
-        record = run_recipe(config, run_ctx, progress=on_features if main_rank else None)
     if main_rank:
+        console.print(f"{loaded.name}: {device_line(config)}")
+    with feature_progress(console) as on_features, EpochReport(console, config.train.epochs) as on_epoch:
+        record = run_recipe(
+            config,
+            run_ctx,
+            on_eval=on_epoch if main_rank else None,
+            progress=on_features if main_rank else None,
+        )
+    if main_rank:
+        for line in summary_lines(record, on_epoch.history):
+            console.print(line)
         console.print(f"{loaded.name} {record.run_id}: {summarize(record)}")
         click.echo(f"record: {results_dir(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
     if record.status == "failed":

@@ -19,9 +19,11 @@ def features() -> None:
 
 
 @features.command()
-@click.argument("dataset")
+@click.argument("dataset", required=False)
+@click.option("--basedir", default=None, help="auDeep's name for DATASET: the dataset folder.")
 @click.option(
     "--out",
+    "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
     help="The netCDF-4 file to write (with --pretend: previews go to OUT's name + '-previews/').",
@@ -37,13 +39,12 @@ def features() -> None:
 @click.option(
     "--sample-rate",
     type=click.IntRange(min=1),
-    default=16000,
-    show_default=True,
-    help="Resample to this rate first (auDeep keeps the file's: 44100 for ESC).",
+    default=None,
+    help="Resample to this rate first [default: the rate of the dataset's first file, as auDeep reads it].",
 )
 @click.option("--window-width", type=float, default=0.08, show_default=True, help="FFT window, seconds.")
 @click.option("--window-overlap", type=float, default=0.04, show_default=True, help="Window overlap, seconds.")
-@click.option("--mel-bands", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--mel-bands", "--mel-spectrum", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option(
     "--fixed-length",
     type=float,
@@ -65,11 +66,15 @@ def features() -> None:
     default=None,
     help="Write PNG previews of the first N clips (spectrograms and amplitude histograms) instead.",
 )
+@click.option(
+    "--center-fixed", is_flag=True, help="auDeep's flag, accepted: --fixed-length always cuts or pads at both ends."
+)
 @click.option("--strict", is_flag=True, help="Stop at the first bad file instead of skipping it.")
 @click.pass_context
 def spectrogram(
     ctx,
     dataset,
+    basedir,
     out,
     task,
     size,
@@ -80,14 +85,23 @@ def spectrogram(
     fixed_length,
     clip_below,
     pretend,
+    center_fixed,
     strict,
 ) -> None:
     """Spectrograms of every clip of DATASET (a folder, or a task name = its synthetic stand-in)."""
-    from avbench.audeep.stages import extract_spectrograms, resolve_dataset, spectrogram_data, write_previews
+    from avbench.audeep.stages import (
+        extract_spectrograms,
+        native_sample_rate,
+        resolve_dataset,
+        spectrogram_data,
+        write_previews,
+    )
     from avbench.audeep.store import write_feature_file
     from avbench.display import feature_progress
 
-    task_name, root = resolve_dataset(dataset, task, size)
+    task_name, root = resolve_dataset(one_of(dataset, basedir, "DATASET", "--basedir"), task, size)
+    if sample_rate is None:
+        sample_rate = native_sample_rate(task_name, root)
     data = spectrogram_data(
         sample_rate, fixed_length, window_width, window_overlap, mel_bands, list(clip_below), strict
     )
@@ -103,58 +117,74 @@ def spectrogram(
     clips, thresholds, frames, bands = result.features.shape
     skipped = len(result.settings.get("skipped_files", []))
     click.echo(
-        f"wrote {out}: {clips} clips of {task_name} ({root}), {thresholds} threshold(s) "
+        f"wrote {out}: {clips} clips of {task_name} ({root}) at {sample_rate} Hz, {thresholds} threshold(s) "
         f"{', '.join(f'{t:g}' for t in clip_below)} dB, {frames} frames x {bands} mel bands"
         + (f"; skipped {skipped} bad file(s), listed in the file's avbench_settings" if skipped else "")
     )
 
 
 @features.command()
-@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.option(
+    "--model-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="auDeep's name for RUN."
+)
 @click.option(
     "--spectrograms",
+    "--input",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
     help="A file from `avbench features spectrogram` with the run's spectrogram settings.",
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def generate(run: Path, spectrograms: Path, out: Path) -> None:
+@click.option("--out", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def generate(run: Path | None, model_dir: Path | None, spectrograms: Path, out: Path) -> None:
     """Representations of every clip from RUN's trained autoencoder (a results/runs/<exp>/<id> folder),
     fused across its clip-below thresholds."""
     from avbench.audeep.stages import generate_representations
     from avbench.audeep.store import read_feature_file, write_feature_file
 
+    run = one_of(run, model_dir, "RUN", "--model-dir")
     result = generate_representations(run, read_feature_file(spectrograms))
     write_feature_file(out, result)
     click.echo(f"wrote {out}: {len(result)} clips x {result.features.shape[1]} features")
 
 
 @features.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--input", "input_file", type=click.Path(dir_okay=False, path_type=Path), help="auDeep's name for FILE.")
 @click.option("--num-layers", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("--num-units", type=click.IntRange(min=1), default=150, show_default=True)
 @click.option("--keep-prob", type=click.FloatRange(0, 1, min_open=True), default=0.6, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=400, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
-@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--epochs", "--num-epochs", type=click.IntRange(min=1), default=400, show_default=True)
+@click.option("--lr", "--learning-rate", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--repeats", "--repeat", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--cross-validate",
+    is_flag=True,
+    help="auDeep's flag: require the file's folds (FILE's folds are always used when it has them).",
+)
+@click.option("--shuffle", is_flag=True, help="auDeep's flag, accepted: full-batch training sees every clip each step.")
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Write the test folds' confusion matrix to this PNG.",
 )
-def evaluate(file: Path, num_layers, num_units, keep_prob, epochs, lr, repeats, seed, plot) -> None:
-    """Cross-validate auDeep's MLP on FILE's features: accuracy and UAR per fold, mean ± std."""
+def evaluate(
+    file, input_file, num_layers, num_units, keep_prob, epochs, lr, repeats, seed, cross_validate, shuffle, plot
+) -> None:
+    """Cross-validate auDeep's MLP on FILE's features: accuracy and UAR per fold, mean ± std,
+    and the confusion matrix of the test folds."""
     from rich.table import Table
 
     from avbench.audeep.stages import evaluate_file
     from avbench.config import EvaluationConfig
 
+    file = one_of(file, input_file, "FILE", "--input")
     cfg = EvaluationConfig(
         num_layers=num_layers, num_units=num_units, keep_prob=keep_prob, epochs=epochs, lr=lr, repeats=repeats
     )
-    data, result = evaluate_file(file, cfg, seed=seed)
+    data, result = evaluate_file(file, cfg, seed=seed, require_folds=cross_validate)
     table = Table(
         "test fold",
         "val fold",
@@ -178,6 +208,7 @@ def evaluate(file: Path, num_layers, num_units, keep_prob, epochs, lr, repeats, 
             f"{split}: acc {scores['acc']:.4f} ± {scores['acc_std']:.4f}, "
             f"UAR {scores['uar']:.4f} ± {scores['uar_std']:.4f}"
         )
+    console.print(confusion_table(result.test["confusion"], data.class_names))
     if plot is not None:
         from avbench.audeep.plots import write_confusion
 
@@ -186,19 +217,48 @@ def evaluate(file: Path, num_layers, num_units, keep_prob, epochs, lr, repeats, 
 
 
 @features.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["csv", "arff"]), required=True)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--input", "input_file", type=click.Path(dir_okay=False, path_type=Path), help="auDeep's name for FILE.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "arff"], case_sensitive=False), required=True)
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "--output",
+    type=click.Path(path_type=Path),
     default=None,
-    help="[default: FILE with the format's suffix]",
+    help="A file ending in .csv/.arff, or a folder: auDeep's tree (fold_<k>/NAME per fold, or "
+    "train|devel|test/NAME for a task without folds) [default: FILE with the format's suffix]",
 )
-def export(file: Path, fmt: str, out: Path | None) -> None:
+@click.option("--name", default=None, help="The files' name inside a folder --out [default: FILE's name].")
+def export(file: Path | None, input_file: Path | None, fmt: str, out: Path | None, name: str | None) -> None:
     """Write FILE's features as CSV or ARFF: filename, fold, features, label per clip."""
-    from avbench.audeep.export import export_features
+    from avbench.audeep.export import export_features, export_tree
     from avbench.audeep.store import read_feature_file
 
+    file = one_of(file, input_file, "FILE", "--input")
+    fmt = fmt.lower()
     data = read_feature_file(file)
+    if out is not None and (out.is_dir() or out.suffix.lower() != f".{fmt}"):
+        written = export_tree(data, out, name or file.stem, fmt)
+        click.echo(f"wrote {len(written)} file(s) under {out}: {', '.join(str(p.relative_to(out)) for p in written)}")
+        return
     target = export_features(data, out or file.with_suffix(f".{fmt}"), fmt)
     click.echo(f"wrote {target}: {len(data)} rows, {data.features[0].size} features")
+
+
+def one_of(value, alias, name: str, alias_name: str):
+    """The value given either way (avbench's argument or auDeep's option), never both or neither."""
+    if value is not None and alias is not None:
+        raise click.UsageError(f"give {name} or {alias_name}, not both")
+    if value is None and alias is None:
+        raise click.UsageError(f"missing {name} (or auDeep's {alias_name})")
+    return value if value is not None else alias
+
+
+def confusion_table(confusion: list[list[int]], class_names: tuple[str, ...]):
+    """Counts summed over the test folds and repeats: rows are the true classes, columns the predicted."""
+    from rich.table import Table
+
+    table = Table("true class", *class_names, title="confusion matrix, test folds (columns: predicted class)")
+    for name, row in zip(class_names, confusion, strict=True):
+        table.add_row(name, *(str(count) for count in row))
+    return table

@@ -17,6 +17,7 @@ import numpy as np
 
 from avbench.config import DataConfig
 from avbench.data.cache import CachedRows, FeatureCache
+from avbench.data.crop import TemporalWindow, cached_clip, crops_at_load
 from avbench.data.features import LogMelExtractor, LogMelSettings, WaveformExtractor, WaveformSettings
 from avbench.data.segments import clip_windows
 from avbench.data.spectrogram import SpectrogramExtractor, SpectrogramSettings
@@ -37,6 +38,10 @@ class SplitArrays:
     # for pipelines that regroup examples by fold or export them by name (avbench.audeep).
     paths: list[Path] = field(default_factory=list)
     folds: list[int | None] = field(default_factory=list)
+    # data.train_crop random: `shapes` are the cached clip's; each read cuts this window from it,
+    # at a random position when `random_window` (the train split), else at the centre.
+    window: TemporalWindow | None = None
+    random_window: bool = False
 
     @property
     def audio(self) -> CachedRows:
@@ -107,8 +112,16 @@ def feature_extractors(data: DataConfig) -> dict[str, AudioExtractor | FrameExtr
 
 def example_shapes(data: DataConfig) -> dict[str, tuple[int, ...]]:
     """modality → one example's tensor shape under these data settings, without reading data
-    (what a model's TaskSpec will say; tests and cost estimates build specs from it)."""
+    (what a model's TaskSpec will say; tests and cost estimates build specs from it). With a
+    window cut at load time, the window's shape, not the cached clip's."""
     return {m: tuple(extractor.settings.shape) for m, extractor in feature_extractors(data).items()}
+
+
+def load_window(data: DataConfig) -> TemporalWindow | None:
+    """The window cut from each cached clip at load time (data.train_crop random), else None."""
+    if not crops_at_load(data):
+        return None
+    return TemporalWindow.between(data, example_shapes(data), example_shapes(cached_clip(data)))
 
 
 def cache_workers(data: DataConfig) -> int:
@@ -136,7 +149,8 @@ def prepare_data(
         raise ConfigError(
             f"task '{task.name}' has no {absent[0]} (data.modalities may use: {', '.join(task.modalities)})"
         )
-    extractors = feature_extractors(data)
+    extractors = feature_extractors(cached_clip(data))
+    window = load_window(data)
     try:
         items = task.items(root, data)
     except PermissionError as exc:  # an unreadable folder of the layout: nothing below it can be listed
@@ -181,12 +195,14 @@ def prepare_data(
             (list(data.video_mean), list(data.video_std)),
             paths=[item.audio for item in members],
             folds=[item.fold for item in members],
+            window=window,
+            random_window=window is not None and name == "train",
         )
     spec = TaskSpec(
         num_classes=len(task.classes),
         modalities=modalities,
         sample_rate=data.sample_rate,
-        shapes=shapes,
+        shapes=example_shapes(data) if window is not None else shapes,
         class_names=tuple(task.classes),
     )
     return PreparedData(spec, splits, skipped, cache.totals())
@@ -207,12 +223,18 @@ class ArrayDataset:
         import torch
 
         example: dict = {"label": int(self.split.labels[index])}
+        window = self.split.window
+        position = 0.0
+        if window is not None:
+            # torch's generator: seeded by train.seed in the main process, per worker by the loader.
+            position = int(torch.randint(window.positions, ())) if self.split.random_window else window.centre
         for modality, rows in self.split.features.items():
             row = rows[index]
             if modality == "audio":
                 # The cache stores rows without the channel axis; the shape puts it back.
-                array = np.asarray(row, dtype=np.float32).reshape(self.split.shapes[modality])
-            else:
-                array = normalize_frames(row, *self.split.video_norm)
-            example[modality] = torch.from_numpy(array)
+                row = np.asarray(row, dtype=np.float32).reshape(self.split.shapes[modality])
+            if window is not None:
+                row = window.cut(modality, row, position)
+            array = row if modality == "audio" else normalize_frames(row, *self.split.video_norm)
+            example[modality] = torch.from_numpy(np.ascontiguousarray(array))
         return example

@@ -173,11 +173,19 @@ def check_input_width(samples_per_patch: int, d_model: int) -> None:
 def load_pretrained(path: str, architecture: dict, attention_dropout: float):
     """From a local directory or the local HF cache only; nothing is downloaded. The checkpoint's
     frames/image/audio resolutions stay: they set its Fourier position features."""
-    from transformers import PerceiverForMultimodalAutoencoding
+    from transformers import PerceiverConfig, PerceiverForMultimodalAutoencoding
 
     try:
+        config = PerceiverConfig.from_pretrained(path, local_files_only=True)
+        fine_tuned = config.num_labels + MIN_PADDING != config.d_model
+        if fine_tuned:
+            # A classifier saved with its classes (name_labels): HF rebuilds the label slot at the
+            # encoder's width; only the label slot's padding and classifier differ, and both are
+            # replaced (the padding is always masked, the head is the task's).
+            config.num_labels = config.d_model - MIN_PADDING
+        config.attention_probs_dropout_prob = attention_dropout
         model = PerceiverForMultimodalAutoencoding.from_pretrained(
-            path, local_files_only=True, attention_probs_dropout_prob=attention_dropout
+            path, config=config, local_files_only=True, ignore_mismatched_sizes=fine_tuned
         )
     except (OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -191,10 +199,8 @@ def load_pretrained(path: str, architecture: dict, attention_dropout: float):
         for arg, field in ARCHITECTURE.items()
         if getattr(config, field) != architecture[arg]
     ]
-    if config.num_labels + MIN_PADDING != architecture["d_model"]:
-        wrong.append(
-            f"model_args.d_model is {architecture['d_model']} but the checkpoint has {config.num_labels + MIN_PADDING}"
-        )
+    if config.d_model != architecture["d_model"]:
+        wrong.append(f"model_args.d_model is {architecture['d_model']} but the checkpoint has {config.d_model}")
     if wrong:
         raise ConfigError(f"perceiver: {path}: " + "; ".join(wrong))
     return model
@@ -220,6 +226,21 @@ def adapt_for_classes(autoencoder: nn.Module, num_classes: int, head_hidden: int
     unused.append(perceiver.input_preprocessor.padding["label"])
     for part in unused:
         part.requires_grad_(False)
+
+
+def name_labels(autoencoder: nn.Module, class_names: tuple[str, ...]) -> None:
+    """Write the task's classes into the HF config (label2id / id2label, so num_labels follows),
+    as the seed did, and keep the encoder's input width: the narrower label slot gets a wider
+    padding (frozen: the label input is always replaced by the mask token)."""
+    config = autoencoder.config
+    preprocessor = autoencoder.perceiver.input_preprocessor
+    width = preprocessor.num_channels
+    config.id2label = dict(enumerate(class_names))
+    config.label2id = {name: index for index, name in config.id2label.items()}
+    widest = max(p.num_channels for name, p in preprocessor.modalities.items() if name != "label")
+    preprocessor.min_padding_size = width - max(widest, len(class_names))
+    padding = torch.zeros(1, width - len(class_names), device=preprocessor.padding["label"].device)
+    preprocessor.padding["label"] = nn.Parameter(padding, requires_grad=False)
 
 
 @register_model(
@@ -320,4 +341,5 @@ def perceiver(
         scaled = f" ({', '.join(changed)})" if changed else ""
         source = f"random init from the {PUBLISHED} config{scaled}"
     adapt_for_classes(autoencoder, spec.num_classes, head_hidden, head_dropout)
+    name_labels(autoencoder, spec.class_names or tuple(str(i) for i in range(spec.num_classes)))
     return PerceiverClassifier(autoencoder, source, normalize_audio)

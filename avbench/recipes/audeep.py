@@ -39,7 +39,7 @@ def run_audeep(
 
     ranks = join_ranks()
     prepared = prepare(experiment, ctx, progress)
-    clips = Clips.from_prepared(prepared.data, prepared.root)
+    clips = prepared.clips or Clips.from_prepared(prepared.data, prepared.root)
     regrouped = autoencoder_data(clips, prepared.data, seed=prepared.experiment.data.split_seed)
     run = start_run(replace(prepared, data=regrouped), ctx, trial, ranks)
     return execute(run, partial(train_and_score, clips), on_eval)

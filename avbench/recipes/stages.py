@@ -31,6 +31,7 @@ from avbench.registry import MODELS
 from avbench.results.records import RunRecord, new_run_id, run_dir, write_rank_report, write_record
 
 if TYPE_CHECKING:
+    from avbench.audeep.pipeline import Clips
     from avbench.data.dataset import PreparedData
     from avbench.train.loop import FitResult
 
@@ -44,19 +45,25 @@ class Prepared:
     root: Path
     data_kind: str
     data: PreparedData
+    clips: Clips | None = None  # auDeep's clips when they come from a spectrogram file
 
 
 def prepare(experiment: Experiment, ctx: RunContext, progress: Progress | None = None) -> Prepared:
     """Everything a user can get wrong fails here, in one line, before a model is built."""
+    from avbench.audeep.spectrogram_input import clips_from_file, with_spectrogram_file
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import cache_workers, prepare_data
     from avbench.models import check_model_args
     from avbench.preflight import check_feasible, resolve_data_root, with_model_inputs
     from avbench.registry import TASKS
 
+    experiment = with_spectrogram_file(experiment)
     model_args = check_model_args(experiment)
     experiment = with_model_inputs(experiment)
     check_feasible(experiment, model_args)
+    if experiment.data.spectrograms is not None:  # auDeep's `t-rae train --input FILE.nc`: no dataset read
+        data, clips, data_kind = clips_from_file(experiment)
+        return Prepared(experiment, model_args, Path("."), data_kind, data, clips)
     root, data_kind = resolve_data_root(experiment, synthetic=ctx.synthetic)
     cache = FeatureCache(Path(ctx.results) / "cache" / "features", workers=cache_workers(experiment.data))
     data = prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache, progress)

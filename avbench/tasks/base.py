@@ -23,6 +23,8 @@ OPTIONAL_DATA_FIELDS = {
     "label_source": ("filename", "its labels come only from its file names or metadata"),
     "subfolders": ({}, "its splits are not folders of their own"),
     "classes": ([], "its classes are fixed by the dataset"),
+    "split_csv": (None, "its split comes from its layout"),
+    "audio_root": (None, "its audio lies in its own layout"),
 }
 
 

@@ -23,7 +23,8 @@ from avbench.config import DataConfig
 from avbench.data import synth
 from avbench.errors import DatasetError
 from avbench.registry import register_task
-from avbench.tasks.base import Item, Task
+from avbench.tasks.base import UNKNOWN_SPEAKER, Item, Task
+from avbench.tasks.split_csv import read_split_csv
 from avbench.tasks.splits import split_actors
 
 SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
@@ -45,6 +46,17 @@ _EMPTY_WAV_BYTES = 44  # a WAV header and no samples
 SUMMARY = Path("processedResults") / "summaryTable.csv"
 _VOTE_COLUMNS = {"voice": "VoiceVote", "face": "FaceVote", "multimodal": "MultiModalVote"}
 _VOTE_LETTERS = {"A": "ANG", "D": "DIS", "F": "FEA", "H": "HAP", "N": "NEU", "S": "SAD"}
+# Emotion names a split CSV may use besides CREMA-D's codes.
+_EMOTION_NAMES = {
+    **{name: "ANG" for name in ("anger", "angry")},
+    "disgust": "DIS",
+    "disgusted": "DIS",
+    "fear": "FEA",
+    "fearful": "FEA",
+    **{name: "HAP" for name in ("happy", "happiness", "joy")},
+    "neutral": "NEU",
+    **{name: "SAD" for name in ("sad", "sadness")},
+}
 
 
 def parse_name(stem: str) -> tuple[str, str, str, str] | str:
@@ -60,6 +72,14 @@ def parse_name(stem: str) -> tuple[str, str, str, str] | str:
     if level not in LEVELS:
         return f"unknown level '{level}'"
     return actor, sentence, emotion, level
+
+
+def csv_emotion(written: str) -> str | None:
+    """The CREMA-D code of an emotion as a split CSV writes it (ANG, anger, Angry…), or None."""
+    code = written.strip().upper()
+    if code in CremaD.classes:
+        return code
+    return _EMOTION_NAMES.get(written.strip().lower())
 
 
 def clip_plan(emotion: str, per_emotion: int | None, rng: np.random.Generator) -> list[tuple[str, str]]:
@@ -78,7 +98,7 @@ class CremaD(Task):
     title = "CREMA-D"
     classes = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
     modalities = ("audio", "video")
-    data_options = frozenset({"label_source"})
+    data_options = frozenset({"label_source", "split_csv", "audio_root"})
     layout = "ROOT/AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav (CREMA-D; optional ROOT/VideoFlash/*.flv)"
 
     def __init__(self) -> None:
@@ -92,16 +112,29 @@ class CremaD(Task):
 
         With `data.label_source` voice / face / multimodal the label is the raters' majority
         vote from processedResults/summaryTable.csv; a tie or a missing vote skips the clip.
-        The split does not depend on the label source.
+        The split does not depend on the label source. With `data.split_csv` the CSVs give the
+        clips, their splits and labels instead; `data.audio_root` is a folder of the WAVs when
+        they are not in ROOT/AudioWAV.
         """
         self.check_data_options(data)
         root = Path(root)
         self.skipped = []
         if not root.is_dir():
             raise self._missing(f"{root} does not exist")
-        audio_dir = root / "AudioWAV"
+        audio_dir = Path(data.audio_root) if data.audio_root else root / "AudioWAV"
         if not audio_dir.is_dir():
-            raise self._missing(f"no AudioWAV folder in {root}")
+            where = (
+                f"data.audio_root {audio_dir} is not a folder" if data.audio_root else f"no AudioWAV folder in {root}"
+            )
+            raise self._missing(where)
+        if data.split_csv is not None:
+            if data.label_source != "filename":
+                raise DatasetError("CREMA-D: data.split_csv gives the labels; data.label_source must stay 'filename'")
+            return self._items_from_csv(data.split_csv, audio_dir, root / "VideoFlash")
+        return self._items_from_names(root, audio_dir, data)
+
+    def _items_from_names(self, root: Path, audio_dir: Path, data: DataConfig) -> list[Item]:
+        """The published way: labels from the file names (or the raters' votes), split by actor."""
         parsed: list[tuple[Path, tuple[str, str, str, str]]] = []
         for path in sorted(audio_dir.iterdir()):
             if path.suffix.lower() != ".wav" or not path.is_file():
@@ -136,6 +169,39 @@ class CremaD(Task):
                     video=video if video.is_file() else None,
                 )
             )
+        return out
+
+    def _items_from_csv(self, spec: str | dict[str, str], audio_dir: Path, video_dir: Path) -> list[Item]:
+        """The clips the split CSVs list, labelled and split as they say; a listed clip without
+        its WAV or with an unknown emotion is skipped with the reason, and so is a clip listed
+        again after a usable listing."""
+        out: list[Item] = []
+        seen: dict[str, str] = {}
+        for row in read_split_csv(spec):
+            audio = audio_dir / f"{row.stem}.wav"
+            emotion = csv_emotion(row.label)
+            if row.stem in seen:
+                self.skipped.append((audio, f"listed in {row.source} and in {seen[row.stem]}"))
+            elif emotion is None:
+                self.skipped.append((audio, f"unknown emotion '{row.label}' in {row.source}"))
+            elif not audio.is_file() or audio.stat().st_size <= _EMPTY_WAV_BYTES:
+                self.skipped.append((audio, f"listed in {row.source} but missing or empty"))
+            else:
+                fields = parse_name(row.stem)
+                video = video_dir / f"{row.stem}.flv"
+                out.append(
+                    Item(
+                        audio=audio,
+                        label=self.classes.index(emotion),
+                        speaker=fields[0] if isinstance(fields, tuple) else UNKNOWN_SPEAKER,
+                        split=row.split,
+                        video=video if video.is_file() else None,
+                    )
+                )
+                seen[row.stem] = row.source
+        if not out:
+            first = f"; first skipped: {self.skipped[0][1]}" if self.skipped else ""
+            raise DatasetError(f"CREMA-D: the split CSVs name no usable clip in {audio_dir}{first}")
         return out
 
     def _votes(self, root: Path, source: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from avbench.errors import DatasetError
 from avbench.registry import register_task
+from avbench.tasks import esc_legacy
 from avbench.tasks.esc50 import CATEGORIES, ESC10_TARGETS, ESC50, META, MetaRow, read_meta
 
 
@@ -20,7 +21,7 @@ class ESC10(ESC50):
     targets = ESC10_TARGETS
     layout = (
         "ROOT/audio/<fold>-<src_file>-<take>-<target>.wav (5 s, 44.1 kHz) and ROOT/meta/esc50.csv "
-        "(rows with esc10 True)"
+        "(rows with esc10 True), or the old ESC-10 checkout ROOT/<NNN - Class>/<fold>-….ogg"
     )
     sizes = {"tiny": 2, "small": 4, "medium": 8, "full": 8}
 
@@ -30,7 +31,11 @@ class ESC10(ESC50):
 
     @classmethod
     def looks_like(cls, root: Path) -> bool:
-        """Only the ESC-10 stand-in (or a trimmed copy) lists nothing but ESC-10 rows."""
+        """Only the ESC-10 stand-in (or a trimmed copy) lists nothing but ESC-10 rows; the old
+        ESC-10 checkout has only ESC-10 class folders (001 - Dog bark …)."""
+        folders = esc_legacy.class_dirs(Path(root))
+        if folders:
+            return all(esc_legacy.folder_target(f) in ESC10_TARGETS for f in folders)
         try:
             rows = [row for row in read_meta(Path(root) / META) if not isinstance(row, str)]
         except DatasetError:

@@ -21,7 +21,7 @@ from avbench.config import DataConfig
 from avbench.data import synth_events
 from avbench.errors import DatasetError
 from avbench.registry import register_task
-from avbench.tasks import standin
+from avbench.tasks import esc_legacy, standin
 from avbench.tasks.base import Item, Task
 from avbench.tasks.splits import fold_split
 
@@ -64,7 +64,10 @@ class ESC50(Task):
     classes = CATEGORIES
     fold_count = FOLDS
     data_options = frozenset({"fold"})
-    layout = "ROOT/audio/<fold>-<src_file>-<take>-<target>.wav (5 s, 44.1 kHz) and ROOT/meta/esc50.csv"
+    layout = (
+        "ROOT/audio/<fold>-<src_file>-<take>-<target>.wav (5 s, 44.1 kHz) and ROOT/meta/esc50.csv, "
+        "or the old ROOT/<NNN - Class>/<fold>-….ogg"
+    )
     # The ESC-50 targets this task keeps, in label order; clips per class and fold by size.
     targets: ClassVar[tuple[int, ...]] = tuple(range(len(CATEGORIES)))
     sizes: ClassVar[dict[str, int]] = {"tiny": 1, "small": 2, "medium": 4, "full": 8}
@@ -79,7 +82,11 @@ class ESC50(Task):
 
     @classmethod
     def looks_like(cls, root: Path) -> bool:
-        """ESC-50 when the metadata lists any clip outside ESC-10 (the ESC-10 stand-in lists none)."""
+        """ESC-50 when the metadata lists any clip outside ESC-10 (the ESC-10 stand-in lists none),
+        or when the old layout's class folders are ESC-50's (101 - Dog …)."""
+        folders = esc_legacy.class_dirs(Path(root))
+        if folders:
+            return any(esc_legacy.folder_target(f) not in ESC10_TARGETS for f in folders)
         try:
             rows = read_meta(Path(root) / META)
         except DatasetError:
@@ -95,9 +102,15 @@ class ESC50(Task):
         self.skipped = []
         if not root.is_dir():
             raise self.missing(f"{root} does not exist")
-        audio_dir = root / "audio"
         if not (root / META).is_file():
+            if esc_legacy.class_dirs(root):
+                return self._legacy_items(root, data)
             raise self.missing(f"no {META.as_posix()} in {root}")
+        return self._meta_items(root, data)
+
+    def _meta_items(self, root: Path, data: DataConfig) -> list[Item]:
+        """Today's layout: audio/*.wav listed in meta/esc50.csv."""
+        audio_dir = root / "audio"
         if not audio_dir.is_dir():
             raise self.missing(f"no audio folder in {root}")
         rows = read_meta(root / META)
@@ -136,6 +149,13 @@ class ESC50(Task):
                 self.skipped.append((path, f"not listed in {META.as_posix()}"))
         if not out:
             raise self.missing(f"no usable clip listed in {root / META}")
+        return out
+
+    def _legacy_items(self, root: Path, data: DataConfig) -> list[Item]:
+        """The old `NNN - Class/<fold>-….ogg` layout of auDeep's tutorial (avbench.tasks.esc_legacy)."""
+        out = esc_legacy.legacy_items(root, self.targets, data.fold, self.skipped)
+        if not out:
+            raise self.missing(f"no clip of {self.display_name}'s classes in the NNN - Class folders of {root}")
         return out
 
     def _check(self, row: MetaRow, path: Path) -> str | None:

@@ -55,6 +55,11 @@ class Objective(Protocol):
 
     def score(self, metrics: dict) -> float: ...
 
+    def correct(self, output, batch: dict) -> torch.Tensor | None:
+        """Correct predictions in a training batch, as a device tensor (no host-device sync), or
+        None for an objective that predicts no label."""
+        ...
+
 
 def classification_loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
     return F.cross_entropy(logits.float(), batch["label"])
@@ -95,6 +100,9 @@ class Classification:
 
     def score(self, metrics: dict) -> float:
         return metrics[self.metric]
+
+    def correct(self, output, batch: dict) -> torch.Tensor:
+        return (output.detach().argmax(dim=-1) == batch["label"]).sum()
 
 
 def fit(
@@ -138,15 +146,11 @@ def train_loop(
     result = FitResult(resumed_from_epoch=state.epoch)
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         started = time.perf_counter()
-        train_loss = train_epoch(model, train_loader, optimizer, scheduler, cfg, accelerator, objective.loss)
-        if not np.isfinite(train_loss):
-            raise NonFiniteLoss(f"training loss became {train_loss} in epoch {epoch}")
+        trained = train_epoch(model, train_loader, optimizer, scheduler, cfg, accelerator, objective)
+        if not np.isfinite(trained["train/loss"]):
+            raise NonFiniteLoss(f"training loss became {trained['train/loss']} in epoch {epoch}")
         val = objective.evaluate(model, val_loader, accelerator)
-        metrics = {
-            "epoch": epoch,
-            "train/loss": train_loss,
-            **{f"val/{k}": v for k, v in val.items() if k != "confusion"},
-        }
+        metrics = {"epoch": epoch, **trained, **{f"val/{k}": v for k, v in val.items() if k != "confusion"}}
         metrics["epoch_time_s"] = time.perf_counter() - started
         accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
         state.history.append(metrics)
@@ -169,14 +173,16 @@ def train_loop(
     return result
 
 
-def train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, accelerator, loss_of) -> float:
-    """One pass over the training split; the mean loss per example over every rank."""
+def train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, accelerator, objective: Objective) -> dict:
+    """One pass over the training split: {"train/loss"} (the mean per example over every rank)
+    and, for an objective that predicts labels, {"train/acc"}."""
     model.train()
-    loss_sum = torch.zeros((), device=accelerator.device)
-    seen = 0
+    totals = torch.zeros(3, device=accelerator.device)  # loss x examples, examples, correct
+    labelled = False
     for batch in loader:
         with accelerator.accumulate(model):
-            loss = loss_of(model(batch), batch)
+            output = model(batch)
+            loss = objective.loss(output, batch)
             accelerator.backward(loss)
             if cfg.max_grad_norm > 0 and accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -184,11 +190,17 @@ def train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, accelerat
             optimizer.zero_grad()
             if scheduler is not None and accelerator.sync_gradients:
                 scheduler.step()
-        loss_sum += loss.detach() * len(batch["label"])
-        seen += len(batch["label"])
-    # Checked once per epoch, not per step: a per-step check would sync the GPU every batch.
-    # Summed over all ranks first, so every rank takes the same decision at the same point.
-    totals = accelerator.reduce(
-        torch.stack([loss_sum.float(), torch.tensor(float(seen), device=loss_sum.device)]), reduction="sum"
-    )
-    return float(totals[0]) / max(float(totals[1]), 1.0)
+        count = len(batch["label"])
+        correct = objective.correct(output, batch)
+        # Summed on the device: a per-step .item() would sync the GPU every batch.
+        totals[0] += loss.detach().float() * count
+        totals[1] += count
+        if correct is not None:
+            totals[2] += correct
+            labelled = True
+    # Summed over all ranks first, so every rank takes the same NaN decision at the same point.
+    loss_sum, seen, correct_sum = accelerator.reduce(totals, reduction="sum").tolist()
+    epoch = {"train/loss": loss_sum / max(seen, 1.0)}
+    if labelled:
+        epoch["train/acc"] = correct_sum / max(seen, 1.0)
+    return epoch
