@@ -15,8 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from avbench.errors import ConfigError
-from avbench.registry import did_you_mean
+from avbench.errors import ConfigError, did_you_mean
 
 EXPERIMENTS_DIR = Path("experiments")
 SWEEPS_DIR = Path("sweeps")

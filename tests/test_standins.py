@@ -12,7 +12,7 @@ import pytest
 from avbench.config import DataConfig
 from avbench.errors import DatasetError
 from avbench.registry import TASKS
-from avbench.tasks.base import OPTIONAL_DATA_FIELDS
+from avbench.spec import OPTIONAL_DATA_FIELDS
 from avbench.tasks.standin import MARKER
 
 # The smallest stand-ins that still exercise every code path (cremad has its own test).

@@ -20,9 +20,9 @@ AUDEEP_SPECTROGRAM_FIELDS = ("sample_rate", "fixed_length", "window_width", "win
 def resolve_dataset(dataset: str, task: str | None, size: str) -> tuple[str, Path]:
     """(task name, root): a dataset folder (its task from --task, the stand-in marker or the
     layout), or a task name, meaning its synthetic stand-in (written on first use)."""
-    from avbench.data.inspection import detect_task
-    from avbench.preflight import ensure_synthetic
     from avbench.registry import TASKS
+    from avbench.tasks.detection import detect_task
+    from avbench.tasks.standin import ensure_synthetic
 
     path = Path(dataset)
     if path.is_dir():

@@ -220,8 +220,8 @@ def data() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth(task: str, out: Path | None, size: str, seed: int) -> None:
     """Write TASK's synthetic stand-in in the dataset's published layout."""
-    from avbench.preflight import synthetic_root
     from avbench.registry import TASKS
+    from avbench.tasks.standin import synthetic_root
 
     task_cls = TASKS.get(task)
     target = out or synthetic_root(task, size)
@@ -245,7 +245,7 @@ def synth(task: str, out: Path | None, size: str, seed: int) -> None:
 def inspect(path: Path, task: str | None, fold: int, speaker_regex: str | None, split_seed: int, as_json: bool) -> None:
     """Files, classes per split, durations, formats and every problem in a dataset folder."""
     from avbench.config import DataConfig
-    from avbench.data.inspection import inspect_dataset
+    from avbench.tasks.detection import inspect_dataset
 
     data_config = DataConfig(fold=fold, speaker_regex=speaker_regex, split_seed=split_seed)
     report = inspect_dataset(path, task, data_config)

@@ -26,6 +26,7 @@ from avbench.errors import AvbenchError
 from avbench.results.records import RunRecord, run_dir
 from avbench.sweep.infeasible import INFEASIBLE, is_infeasible
 from avbench.sweep.optuna_backend import StudyHandle, SweepOutcome, count_finished, sweep_outcome
+from avbench.threads import usable_cores
 
 PARENT_ENV = "AVBENCH_SWEEP_PARENT"
 POLL_S = 1.0  # how often the progress is read from the storage
@@ -37,8 +38,7 @@ STOP_TIMEOUT_S = 120
 def threads_per_worker(workers: int) -> int:
     """Each worker's share of the cores: torch's default of one thread per core in every
     process would oversubscribe the CPU N times over (measured in benchmarks/sweep_workers.py)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // workers)
+    return max(1, usable_cores() // workers)
 
 
 def follow_parent() -> None:

@@ -9,10 +9,7 @@ recognise the actor and overstate accuracy, so they are not offered.
 from __future__ import annotations
 
 import csv
-import json
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +20,8 @@ from avbench.config import DataConfig
 from avbench.data import synth
 from avbench.errors import DatasetError
 from avbench.registry import register_task
-from avbench.tasks.base import Item, Task
+from avbench.spec import Item, Task
+from avbench.tasks import standin
 from avbench.tasks.splits import split_actors
 
 SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
@@ -31,7 +29,6 @@ LEVELS = ("LO", "MD", "HI", "XX")
 SAMPLE_RATE = 16000
 VIDEO_FPS = 15
 VIDEO_SIZE = 64
-MARKER = ".avbench-synthetic"
 # (actors, clips per actor and emotion); None = every real sentence/level combination (82).
 SIZES: dict[str, tuple[int, int | None]] = {
     "tiny": (10, 2),
@@ -170,7 +167,7 @@ class CremaD(Task):
         out = Path(out)
         actors, per_emotion = _resolve_size(size)
         audio_dir, video_dir = out / "AudioWAV", out / "VideoFlash"
-        _prepare(out, audio_dir, video_dir)
+        standin.reset_output(out, "cremad", (audio_dir.name, video_dir.name, SUMMARY.parts[0]))
         audio_dir.mkdir(parents=True, exist_ok=True)
         if video:
             video_dir.mkdir(parents=True, exist_ok=True)
@@ -181,15 +178,9 @@ class CremaD(Task):
                 plan_rng = np.random.default_rng([seed, actor, label, 1])
                 for sentence, level in clip_plan(emotion, per_emotion, plan_rng):
                     jobs.append(_Clip(out, seed, actor, speaker, label, sentence, level, video))
-        workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-        if workers > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                rows = list(pool.map(_write_clip, jobs))
-        else:
-            rows = [_write_clip(job) for job in jobs]
+        rows = standin.run_jobs(_write_clip, jobs, workers)
         _write_summary(out / SUMMARY, rows)
-        marker = {"task": "cremad", "size": size, "seed": seed, "count": len(rows), "video": video}
-        (out / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+        standin.write_marker(out, "cremad", size, seed, len(rows), video=video)
         return len(rows)
 
 
@@ -256,22 +247,7 @@ def _resolve_size(size: str | int) -> tuple[int, int | None]:
         if not 1 <= size <= 9000:
             raise DatasetError(f"CREMA-D synthetic size must be 1–9000 actors, got {size}")
         return size, SIZES["small"][1]
-    if size not in SIZES:
-        raise DatasetError(f"unknown synthetic size '{size}' (choose from: {', '.join(SIZES)})")
-    return SIZES[size]
-
-
-def _prepare(out: Path, audio_dir: Path, video_dir: Path) -> None:
-    """Clear a previous stand-in so counts match; never write into a real copy of CREMA-D."""
-    has_files = audio_dir.is_dir() and any(audio_dir.iterdir())
-    if not (out / MARKER).is_file():
-        if has_files:
-            raise DatasetError(f"{out} holds a dataset that is not a synthetic stand-in; refusing to overwrite")
-        return
-    for folder, suffix in ((audio_dir, ".wav"), (video_dir, ".flv")):
-        if folder.is_dir():
-            for path in folder.glob(f"*{suffix}"):
-                path.unlink()
+    return standin.resolve_size("CREMA-D", SIZES, size)
 
 
 def _summary_row(stem: str, emotion: str, rng: np.random.Generator) -> list[str]:

@@ -21,8 +21,8 @@ from avbench.config import DataConfig
 from avbench.data import synth_events
 from avbench.errors import DatasetError
 from avbench.registry import register_task
+from avbench.spec import Item, Task
 from avbench.tasks import standin
-from avbench.tasks.base import Item, Task
 from avbench.tasks.splits import fold_split
 
 CATEGORIES = (

@@ -20,8 +20,8 @@ import soundfile as sf
 from avbench.config import DataConfig
 from avbench.data import synth, synth_av
 from avbench.registry import register_task
+from avbench.spec import Item, Task
 from avbench.tasks import standin
-from avbench.tasks.base import Item, Task
 from avbench.tasks.splits import split_actors
 
 SAMPLE_RATE = 48000
