@@ -18,8 +18,9 @@ import yaml
 from avbench.config import Experiment, TrainConfig
 from avbench.preflight import check_feasible, check_model_args, resolve_data_root, with_model_inputs
 from avbench.registry import MODELS, TASKS
+from avbench.results.layout import RunFiles, feature_cache_dir, run_dir
 from avbench.results.provenance import git_hash, versions
-from avbench.results.records import RunRecord, run_dir, write_record
+from avbench.results.records import RunRecord, write_record
 from avbench.threads import capped_torch_threads
 from avbench.train.failures import describe_failure, empty_device_cache, is_out_of_memory, smaller_micro_batch
 
@@ -65,7 +66,7 @@ def run_experiment(
     check_feasible(experiment, model_args)
     task = TASKS.get(experiment.task)()
     root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
-    cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(experiment.data))
+    cache = FeatureCache(feature_cache_dir(results), workers=cache_workers(experiment.data))
     data = prepare_data(task, root, experiment.data, cache, progress)
     clips = None
     if MODELS.get(experiment.model).objective == "reconstruction":
@@ -105,9 +106,7 @@ def run_experiment(
             write_record(results, record)
 
     if ranks.is_main:
-        (out_dir / "config.yaml").write_text(
-            yaml.safe_dump(experiment.model_dump(exclude={"presets"}), sort_keys=False)
-        )
+        RunFiles(out_dir).config.write_text(yaml.safe_dump(experiment.model_dump(exclude={"presets"}), sort_keys=False))
     save_record()
     started = time.perf_counter()
 
@@ -140,7 +139,7 @@ def run_experiment(
                 },
                 tags=[experiment.task, experiment.model, data_kind.split(",")[0]],
             )
-        metrics_file = out_dir / "metrics.jsonl"
+        metrics_file = RunFiles(out_dir).metrics
 
         def on_epoch(epoch: int, metrics: dict) -> bool:
             if ranks.is_main:
@@ -245,7 +244,7 @@ def run_experiment(
             tracker.finish()
         if record.status in ("completed", "pruned") and ranks.is_main:
             # A finished run no longer needs its resume point; best.pt stays.
-            (out_dir / "last.pt").unlink(missing_ok=True)
+            RunFiles(out_dir).last.unlink(missing_ok=True)
         if ranks.count > 1:
             write_rank_report(out_dir, ranks.index, experiment, record)
     if record.status == "failed" and out_of_step:
@@ -263,7 +262,7 @@ def write_rank_report(out_dir: Path, rank: int, experiment: Experiment, record: 
 
     config = json.dumps(experiment.model_dump(exclude={"presets"}), sort_keys=True, default=str)
     write_json_atomic(
-        out_dir / f"rank-{rank}.json",
+        RunFiles(out_dir).rank(rank),
         {
             "rank": rank,
             "processes": record.processes,

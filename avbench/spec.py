@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # What fit() reports for every split, and what `train.metric` may select on.
 METRICS = ("acc", "uar", "macro_f1")
+# The sizes of every task's synthetic stand-in (`avbench data synth --size`, `data.synth_size`).
+STANDIN_SIZES = ("tiny", "small", "medium", "full")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class Task:
     fold_count: ClassVar[int | None] = None
     # Which of OPTIONAL_DATA_FIELDS this task reads; a non-default value of another is an error.
     data_options: ClassVar[frozenset[str]] = frozenset()
+    # The synthetic stand-in's settings for each of STANDIN_SIZES (what they mean is the task's).
+    sizes: ClassVar[dict[str, object]]
     # Layout detection (`avbench data inspect` without --task): a fallback task matches only
     # when no specific one does (any folder of class folders looks like an audiofolder).
     detect_as_fallback: ClassVar[bool] = False

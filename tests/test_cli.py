@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import click
 import pytest
 
+from avbench.config import DataConfig, EvaluationConfig
 from tests.conftest import run_avbench
 
 
@@ -121,3 +123,21 @@ def test_list_tasks_shows_every_registered_task(cli):
     listed = cli("list", "tasks").output.split()
     assert listed == sorted(listed)
     assert {"audiofolder", "commands", "cremad", "esc10", "esc50", "ravdess"} <= set(listed)
+
+
+def test_options_that_default_to_the_schema_read_existing_fields():
+    """Every SchemaDefault option names a schema field (a renamed field fails here, not in use)."""
+    from avbench.cli import cli as group
+    from avbench.cli.support import SchemaDefault
+
+    def commands(command):
+        yield command
+        for sub in getattr(command, "commands", {}).values():
+            yield from commands(sub)
+
+    options = [p for c in commands(group) for p in c.params if isinstance(p, SchemaDefault)]
+    assert {option.schema_field for option in options} >= {"data.synth_size", "data.fold", "evaluation.lr"}
+    with click.Context(group) as ctx:
+        defaults = {option.schema_field: option.get_default(ctx) for option in options}
+    assert defaults["evaluation.lr"] == EvaluationConfig().lr
+    assert defaults["data.clip_below"] == tuple(DataConfig().clip_below)

@@ -236,3 +236,46 @@ def test_light_commands_import_no_torch(tmp_path):
         check=True,
     )
     assert out.stdout.strip() == ""
+
+
+# The names of results/'s layout; joined onto a path (`x / "runs"`) only in avbench/results/layout.py.
+LAYOUT_NAMES = {
+    "runs",
+    "studies",
+    "cache",
+    "features",
+    "wandb",
+    "wandb-sweeps",
+    "record.json",
+    "metrics.jsonl",
+    "config.yaml",
+    "best.pt",
+    "last.pt",
+    "representations.nc",
+    "confusion.png",
+}
+
+
+def layout_paths_outside(root: Path, owner: str) -> list[str]:
+    """'module:line' for each `path / "<layout name>"` (or f"…" starting with one) outside `owner`."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        name = module_name(path, root.parent)
+        if name == owner:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                right = node.right
+                if isinstance(right, ast.JoinedStr) and right.values and isinstance(right.values[0], ast.Constant):
+                    right = right.values[0]
+                if isinstance(right, ast.Constant) and str(right.value).split("-{")[0] in LAYOUT_NAMES:
+                    found.append(f"{name}:{node.lineno}")
+    return found
+
+
+def test_only_the_layout_module_builds_paths_under_results(tmp_path):
+    assert layout_paths_outside(PACKAGE, "avbench.results.layout") == []
+    package = tmp_path / "avbench"
+    package.mkdir()
+    (package / "stray.py").write_text('from pathlib import Path\n\nLOG = Path("results") / "studies"\n')
+    assert layout_paths_outside(package, "avbench.results.layout") == ["avbench.stray:3"]

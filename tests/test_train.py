@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from avbench.config import load_experiment
-from avbench.results.records import run_dir
+from avbench.results.layout import run_dir
 from avbench.runner import run_experiment
 from avbench.train.metrics import classification_metrics
 

@@ -27,7 +27,8 @@ from optuna.trial import TrialState
 from avbench.config import RESULT_NEUTRAL_FIELDS, LoadedExperiment
 from avbench.errors import ConfigError, InfeasibleConfig
 from avbench.preflight import check_feasible
-from avbench.results.records import RunRecord, run_dir
+from avbench.results.layout import run_dir
+from avbench.results.records import RunRecord
 from avbench.runner import new_run_id
 from avbench.sweep.infeasible import INFEASIBLE, infeasible_record, is_infeasible, reject_trial
 from avbench.sweep.liveness import Heartbeat, recover_dead_trials, worker_id

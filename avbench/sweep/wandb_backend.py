@@ -21,6 +21,7 @@ from typing import Any
 from avbench.config import LoadedExperiment
 from avbench.errors import AvbenchError, ConfigError, InfeasibleConfig
 from avbench.preflight import check_feasible
+from avbench.results.layout import wandb_sweep_state
 from avbench.results.records import FINISHED, write_json_atomic
 from avbench.runner import run_experiment
 from avbench.sweep.infeasible import INFEASIBLE, infeasible_record
@@ -126,7 +127,7 @@ def run_wandb_sweep(
     sweeps = _engine()
     name = study or study_name(loaded, preset, synthetic) + "-wandb"
     config = engine_config(space)
-    state = SweepState(Path(results) / "wandb-sweeps" / f"{name}.json", config, config_fingerprint(loaded, space))
+    state = SweepState(wandb_sweep_state(results, name), config, config_fingerprint(loaded, space))
     metric = space.metric
     streaks = Streaks()
     grid_exhausted = False

@@ -30,6 +30,7 @@ from typing import Any
 
 from avbench.config import LoadedExperiment
 from avbench.errors import AvbenchError, ConfigError
+from avbench.results.layout import wandb_sweep_state
 from avbench.results.records import FINISHED, RunRecord, iter_records, write_json_atomic
 from avbench.sweep.optuna_backend import SweepOutcome, config_fingerprint, study_name
 from avbench.sweep.space import SearchSpace
@@ -101,7 +102,7 @@ def run_online_sweep(
     tracking = loaded.config.tracking
     command = trial_command(experiment, sweep=name, preset=preset, synthetic=synthetic, overrides=overrides)
     config = online_sweep_config(space, name=name, command=command, run_cap=trials)
-    state_file = Path(results) / "wandb-sweeps" / f"{name}.online.json"
+    state_file = wandb_sweep_state(results, name, online=True)
     fingerprint = config_fingerprint(loaded, space)
     if state_file.exists():
         known = json.loads(state_file.read_text())

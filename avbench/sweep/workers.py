@@ -23,7 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from avbench.display import format_values, summarize
 from avbench.errors import AvbenchError
-from avbench.results.records import RunRecord, run_dir
+from avbench.results.layout import feature_cache_dir, run_files, study_dir, worker_log
+from avbench.results.records import RunRecord
 from avbench.sweep.infeasible import INFEASIBLE, is_infeasible
 from avbench.sweep.optuna_backend import StudyHandle, SweepOutcome, count_finished, sweep_outcome
 from avbench.threads import usable_cores
@@ -75,15 +76,15 @@ def prepare_features_once(loaded, space, *, results: Path, synthetic: bool) -> b
 
     experiment = with_model_inputs(loaded.resolve({name: representative(p) for name, p in space.params.items()}))
     root, _ = resolve_data_root(experiment, synthetic=synthetic)
-    cache = FeatureCache(Path(results) / "cache" / "features")
+    cache = FeatureCache(feature_cache_dir(results))
     prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache)
     return True
 
 
 class _Worker:
-    def __init__(self, index: int, argv: list[str], log_dir: Path, threads: int):
+    def __init__(self, index: int, argv: list[str], log: Path, threads: int):
         self.index, self.argv, self.threads = index, argv, threads
-        self.log = log_dir / f"worker-{index}.log"
+        self.log = log
         self.restarts = 0
         self.proc: subprocess.Popen | None = None
 
@@ -152,7 +153,7 @@ class _Watch:
 
         if not run_id:
             return None
-        path = run_dir(self.results, self.experiment, run_id) / "record.json"
+        path = run_files(self.results, self.experiment, run_id).record
         try:
             return RunRecord.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError):
@@ -174,9 +175,8 @@ def run_workers(
     `while_starting` runs once the workers are started (they take seconds to import and open
     the study), e.g. prepare_features_once: the feature cache's build lock makes the workers
     wait for it if they get that far first."""
-    log_dir = Path(results) / "studies" / handle.name
-    log_dir.mkdir(parents=True, exist_ok=True)
-    pool = [_Worker(i, argv, log_dir, threads) for i in range(workers)]
+    study_dir(results, handle.name).mkdir(parents=True, exist_ok=True)
+    pool = [_Worker(i, argv, worker_log(results, handle.name, i), threads) for i in range(workers)]
     watch = _Watch(console, handle, results, experiment)
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:

@@ -18,6 +18,7 @@ import soundfile as sf
 
 from avbench.config import DataConfig
 from avbench.data import synth
+from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.errors import DatasetError
 from avbench.registry import register_task
 from avbench.spec import Item, Task
@@ -38,7 +39,6 @@ SIZES: dict[str, tuple[int, int | None]] = {
 }
 _NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 _INTENSITY = {"LO": 0.5, "MD": 0.8, "HI": 1.0, "XX": 0.8}
-_EMPTY_WAV_BYTES = 44  # a WAV header and no samples
 SUMMARY = Path("processedResults") / "summaryTable.csv"
 _VOTE_COLUMNS = {"voice": "VoiceVote", "face": "FaceVote", "multimodal": "MultiModalVote"}
 _VOTE_LETTERS = {"A": "ANG", "D": "DIS", "F": "FEA", "H": "HAP", "N": "NEU", "S": "SAD"}
@@ -77,6 +77,7 @@ class CremaD(Task):
     modalities = ("audio", "video")
     data_options = frozenset({"label_source"})
     layout = "ROOT/AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav (CREMA-D; optional ROOT/VideoFlash/*.flv)"
+    sizes = SIZES
 
     def __init__(self) -> None:
         self.skipped: list[tuple[Path, str]] = []
@@ -106,7 +107,7 @@ class CremaD(Task):
             fields = parse_name(path.stem)
             if isinstance(fields, str):
                 self.skipped.append((path, fields))
-            elif path.stat().st_size <= _EMPTY_WAV_BYTES:
+            elif path.stat().st_size <= EMPTY_WAV_BYTES:
                 self.skipped.append((path, "empty file"))
             else:
                 parsed.append((path, fields))
@@ -165,7 +166,7 @@ class CremaD(Task):
         numpy, the PyAV encoders and file writes. Defaults to all cores, at most 8.
         """
         out = Path(out)
-        actors, per_emotion = _resolve_size(size)
+        actors, per_emotion = _resolve_size(self.sizes, size)
         audio_dir, video_dir = out / "AudioWAV", out / "VideoFlash"
         standin.reset_output(out, "cremad", (audio_dir.name, video_dir.name, SUMMARY.parts[0]))
         audio_dir.mkdir(parents=True, exist_ok=True)
@@ -242,12 +243,13 @@ def _voted_emotion(vote: str | None, source: str) -> str:
     return _VOTE_LETTERS.get(vote.upper(), f"unknown {column} '{vote}'")
 
 
-def _resolve_size(size: str | int) -> tuple[int, int | None]:
+def _resolve_size(sizes: dict[str, tuple[int, int | None]], size: str | int) -> tuple[int, int | None]:
+    """A named size, or a number of actors (at the default size's clips per emotion)."""
     if isinstance(size, int) and not isinstance(size, bool):
         if not 1 <= size <= 9000:
             raise DatasetError(f"CREMA-D synthetic size must be 1–9000 actors, got {size}")
-        return size, SIZES["small"][1]
-    return standin.resolve_size("CREMA-D", SIZES, size)
+        return size, sizes["small"][1]
+    return standin.resolve_size("cremad", sizes, size)
 
 
 def _summary_row(stem: str, emotion: str, rng: np.random.Generator) -> list[str]:

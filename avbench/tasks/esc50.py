@@ -19,6 +19,7 @@ import soundfile as sf
 
 from avbench.config import DataConfig
 from avbench.data import synth_events
+from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.errors import DatasetError
 from avbench.registry import register_task
 from avbench.spec import Item, Task
@@ -42,7 +43,6 @@ SAMPLE_RATE = 44100
 CLIP_SECONDS = 5.0
 META = Path("meta") / "esc50.csv"
 _NAME = re.compile(r"^(\d+)-([0-9A-Za-z]+)-([A-Z])-(\d+)$")
-_EMPTY_WAV_BYTES = 44
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class ESC50(Task):
             return "name disagrees with its metadata row (fold, src_file, take or target)"
         if not path.is_file():
             return f"missing (listed in {META.as_posix()})"
-        if path.stat().st_size <= _EMPTY_WAV_BYTES:
+        if path.stat().st_size <= EMPTY_WAV_BYTES:
             return "empty file"
         return None
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from avbench.config import TrainConfig
+from avbench.results.layout import RunFiles
 from avbench.train.checkpoint import load_checkpoint, save_checkpoint
 from avbench.train.metrics import classification_metrics
 from avbench.train.optim import build_optimizer, build_scheduler, model_param_groups
@@ -103,8 +104,8 @@ def fit(
     result = FitResult()
     best_value, bad_epochs, start_epoch = -np.inf, 0, 0
     best_state, best_val = None, {}
-    last_path = checkpoint_dir / "last.pt" if checkpoint_dir else None
-    best_path = checkpoint_dir / "best.pt" if checkpoint_dir else None
+    last_path = RunFiles(checkpoint_dir).last if checkpoint_dir else None
+    best_path = RunFiles(checkpoint_dir).best if checkpoint_dir else None
     if last_path is not None and last_path.exists():
         saved = load_checkpoint(last_path)
         accelerator.unwrap_model(model).load_state_dict(saved["model"])
