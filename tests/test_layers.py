@@ -90,7 +90,7 @@ def imported_names(path: Path, base: Path, at_import_only: bool = False) -> list
         module = ".".join(package[: len(package) - node.level + 1] + [node.module or ""]) if node.level else node.module
         module = module.strip(".")
         found.append(module)
-        # `from avbench.data import synth` imports the module avbench.data.synth.
+        # `from avbench.tasks import synth` imports the module avbench.tasks.synth.
         found += [f"{module}.{alias.name}" for alias in node.names]
     return found
 

@@ -17,12 +17,11 @@ import numpy as np
 import soundfile as sf
 
 from avbench.config import DataConfig
-from avbench.data import synth
 from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.errors import DatasetError
 from avbench.registry import register_task
 from avbench.spec import Item, Task
-from avbench.tasks import standin
+from avbench.tasks import standin, synth
 from avbench.tasks.splits import split_actors
 
 SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")

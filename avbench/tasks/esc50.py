@@ -18,12 +18,11 @@ import numpy as np
 import soundfile as sf
 
 from avbench.config import DataConfig
-from avbench.data import synth_events
 from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.errors import DatasetError
 from avbench.registry import register_task
 from avbench.spec import Item, Task
-from avbench.tasks import standin
+from avbench.tasks import standin, synth_events
 from avbench.tasks.splits import fold_split
 
 CATEGORIES = (

@@ -18,11 +18,10 @@ import numpy as np
 import soundfile as sf
 
 from avbench.config import DataConfig
-from avbench.data import synth, synth_av
 from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.registry import register_task
 from avbench.spec import Item, Task
-from avbench.tasks import standin
+from avbench.tasks import standin, synth, synth_av
 from avbench.tasks.splits import split_actors
 
 SAMPLE_RATE = 48000

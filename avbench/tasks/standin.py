@@ -31,7 +31,7 @@ class SpeakerTake:
     path: Path
     seed: int
     number: int
-    speaker: Any  # avbench.data.synth.SpeakerProfile
+    speaker: Any  # avbench.tasks.synth.SpeakerProfile
     label: int
     take: int
 
