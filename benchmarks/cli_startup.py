@@ -6,7 +6,9 @@ A one-trial `avbench sweep mel-stats-mlp-cremad --preset tiny --synthetic` is ti
 end against its trial's own wall time (the run record's `wall_time_s`): the difference is what
 every sweep pays before and after training (target ≤ 2 s), shown beside `import torch`, which
 any trial needs. The stand-in and the feature cache are written by a first, untimed sweep, so
-the figures are those of every later sweep.
+the figures are those of every later sweep. Each command's CPU seconds (user + system, from
+the child's resource usage) are printed beside its wall time: on a busy machine they say
+what the wall time would be on an idle one.
 
     python benchmarks/cli_startup.py [--repeats 5] [--sweep-repeats 3]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,28 +31,32 @@ from avbench.results.layout import record_paths
 SWEEP_EXPERIMENT = "mel-stats-mlp-cremad"
 
 
-def timed(args: list[str], repeats: int, env: dict[str, str] | None = None) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        subprocess.run(args, check=True, capture_output=True, env=env)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def run_timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of `args`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(args, check=True, capture_output=True, env=env)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def sweep_once(results: Path, study: str, env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds of the whole command, the trial's wall_time_s from its record)."""
+def timed(args: list[str], repeats: int) -> tuple[float, float]:
+    runs = [run_timed(args) for _ in range(repeats)]
+    return statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs)
+
+
+def sweep_once(results: Path, study: str, env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall and CPU seconds of the whole command, the trial's wall_time_s from its record)."""
     command = [sys.executable, "-m", "avbench", "--results", str(results), "sweep", SWEEP_EXPERIMENT]
     command += ["--preset", "tiny", "--synthetic", "--trials", "1", "--study", study]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, env=env)
-    wall = time.perf_counter() - started
+    wall, cpu = run_timed(command, env)
     records = [json.loads(path.read_text()) for path in record_paths(results)]
     trial = max((r for r in records if r.get("sweep") == study), key=lambda r: r["started_at"])
-    return wall, float(trial["wall_time_s"])
+    return wall, cpu, float(trial["wall_time_s"])
 
 
-def sweep_fixed_cost(repeats: int) -> list[tuple[float, float]]:
+def sweep_runs(repeats: int) -> list[tuple[float, float, float]]:
     with tempfile.TemporaryDirectory() as scratch:
         env = {**os.environ, "AVBENCH_DATA": str(Path(scratch) / "data"), "WANDB_MODE": "offline"}
         results = Path(scratch) / "results"
@@ -57,12 +64,16 @@ def sweep_fixed_cost(repeats: int) -> list[tuple[float, float]]:
         return [sweep_once(results, f"timed-{i}", env) for i in range(repeats)]
 
 
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sweep-repeats", type=int, default=3)
     args = parser.parse_args()
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average before: {load()}")
     with tempfile.TemporaryDirectory() as empty:
         cases = {
             "python -c pass": [sys.executable, "-c", "pass"],
@@ -70,19 +81,17 @@ def main() -> None:
             "avbench leaderboard": [sys.executable, "-m", "avbench", "--results", empty, "leaderboard"],
             "python -c 'import torch'": [sys.executable, "-c", "import torch"],
         }
-        base = timed(cases["python -c pass"], args.repeats)
-        seconds = {}
-        for name, command in cases.items():
-            seconds[name] = timed(command, args.repeats)
-            print(f"{name:28s} {seconds[name]:6.3f}s  ({seconds[name] / base:5.1f}x bare python)")
-    runs = sweep_fixed_cost(args.sweep_repeats)
-    wall = statistics.median(w for w, _ in runs)
-    trial = statistics.median(t for _, t in runs)
-    fixed = statistics.median(w - t for w, t in runs)
-    torch_s = seconds["python -c 'import torch'"]
-    print(f"one-trial tiny sweep         {wall:6.3f}s  (trial {trial:.3f}s, fixed cost {fixed:.3f}s)")
-    print(f"fixed cost - import torch    {fixed - torch_s:6.3f}s  (fixed cost {fixed / torch_s:.1f}x import torch)")
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        seconds = {name: timed(command, args.repeats) for name, command in cases.items()}
+    base = seconds["python -c pass"][0]
+    for name, (wall, cpu) in seconds.items():
+        print(f"{name:28s} {wall:7.3f}s wall ({wall / base:5.1f}x bare python)  {cpu:6.3f}s CPU")
+    runs = sweep_runs(args.sweep_repeats)
+    wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    trial, fixed = statistics.median(r[2] for r in runs), statistics.median(r[0] - r[2] for r in runs)
+    torch_wall = seconds["python -c 'import torch'"][0]
+    print(f"one-trial tiny sweep         {wall:7.3f}s wall  {cpu:6.3f}s CPU  (trial {trial:.3f}s wall)")
+    print(f"fixed cost (wall - trial)    {fixed:7.3f}s wall  = {fixed / torch_wall:.2f}x import torch")
+    print(f"load average after: {load()}")
 
 
 if __name__ == "__main__":
