@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from avbench.errors import ConfigError
-from avbench.registry import did_you_mean
+from avbench.errors import ConfigError, did_you_mean
+from avbench.spec import METRICS, STANDIN_SIZES
 
 EXPERIMENTS_DIR = Path("experiments")
 SWEEPS_DIR = Path("sweeps")
@@ -44,7 +44,7 @@ class DataConfig(_Strict):
     # A control for honest benchmarks: permute the training labels; a model that still
     # beats chance on test has found a leak.
     shuffle_train_labels: bool = False
-    synth_size: Literal["tiny", "small", "medium", "full"] = "small"
+    synth_size: Literal[STANDIN_SIZES] = "small"
     # Tasks with predefined folds (ESC-50): fold k is test, fold k mod n + 1 is validation.
     fold: int = Field(1, ge=1)
     # A regex with one group that pulls the speaker out of a file name (audiofolder, commands):
@@ -149,7 +149,7 @@ class TrainConfig(_Strict):
     grad_accum: int = Field(1, ge=1)
     max_grad_norm: float = Field(0.0, ge=0)  # 0 = no clipping
     patience: int = Field(3, ge=0)  # 0 = no early stopping
-    metric: Literal["acc", "uar", "macro_f1"] = "acc"  # selects the best epoch and run
+    metric: Literal[METRICS] = "acc"  # selects the best epoch and run
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     seed: int = 42
     num_workers: int = Field(0, ge=0)

@@ -14,8 +14,7 @@ from avbench.context import RunContext, TrialInfo
 from avbench.errors import ConfigError
 from avbench.registry import TASKS
 from avbench.results.records import RunRecord
-
-METRICS = ("acc", "uar", "macro_f1")
+from avbench.spec import METRICS
 
 
 @dataclass

@@ -1,5 +1,16 @@
 """Errors a user can cause. The CLI prints them as one line, never as a traceback."""
 
+import difflib
+
+
+def did_you_mean(name: str, choices: list[str] | tuple[str, ...] | set[str]) -> str:
+    """' (did you mean 'x'?)' when a close match exists, else the list of choices."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    listed = ", ".join(sorted(choices)) or "none"
+    return f" (choose from: {listed})"
+
 
 class AvbenchError(Exception):
     """Base class: a problem with the user's input (config, data, arguments)."""

@@ -8,8 +8,6 @@ Shared by `avbench run`, `validate`, the sweeps (which check every suggestion) a
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,29 +17,7 @@ from avbench.errors import ConfigError, DatasetError
 from avbench.models import check_model_args  # re-exported: `validate` and the sweeps check with it
 from avbench.registry import MODELS, TASKS
 from avbench.spec import TaskSpec
-
-SYNTHETIC_MARKER = ".avbench-synthetic"
-
-
-def synthetic_root(task: str, size: str = "small") -> Path:
-    """$AVBENCH_DATA/<task> for the default size, <task>-<size> for others, so switching
-    presets never rewrites a stand-in (and never invalidates its cached features)."""
-    base = Path(os.environ.get("AVBENCH_DATA", "data/synthetic"))
-    return base / (task if size == "small" else f"{task}-{size}")
-
-
-def ensure_synthetic(task_name: str, size: str) -> Path:
-    """Write the stand-in once; a lock keeps concurrent workers from writing it twice."""
-    import fcntl
-
-    root = synthetic_root(task_name, size)
-    marker = root / SYNTHETIC_MARKER
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / f".{root.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not marker.exists() or json.loads(marker.read_text()).get("size") != size:
-            TASKS.get(task_name)().synthesize(root, size=size, seed=0)
-    return root
+from avbench.tasks.standin import MARKER, ensure_synthetic
 
 
 def resolve_data_root(experiment: Experiment, *, synthetic: bool) -> tuple[Path, str]:
@@ -56,7 +32,7 @@ def resolve_data_root(experiment: Experiment, *, synthetic: bool) -> tuple[Path,
                 "set data.root, pass --set data.root=PATH, or use --synthetic"
             )
         root = Path(experiment.data.root).expanduser()
-        kind = "synthetic" if (root / SYNTHETIC_MARKER).exists() else "real"
+        kind = "synthetic" if (root / MARKER).exists() else "real"
     if experiment.data.shuffle_train_labels:
         kind += ", shuffled train labels"
     return root, kind

@@ -1,35 +1,66 @@
 """Name → factory registries for models and tasks, with did-you-mean errors.
 
-One file + one decorator adds an entry: the packages `avbench.models` and `avbench.tasks`
-import every module they contain on first lookup, so nothing else needs editing.
+One file + one decorator adds an entry. The registries are lazy: the names come from a scan
+of the package's source for `@register_model("name", …)` / `@register_task("name")`, and a
+lookup imports only the module that registers the name asked for, so finding one model never
+imports every model family (and its libraries).
 """
 
 from __future__ import annotations
 
-import difflib
+import ast
 import importlib
-import pkgutil
+import importlib.util
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from avbench.errors import ConfigError
+from avbench.errors import ConfigError, did_you_mean
 
 
-def did_you_mean(name: str, choices: list[str] | tuple[str, ...] | set[str]) -> str:
-    """' (did you mean 'x'?)' when a close match exists, else the list of choices."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean '{close[0]}'?)"
-    listed = ", ".join(sorted(choices)) or "none"
-    return f" (choose from: {listed})"
+def scan_registrations(package: str, decorator: str) -> dict[str, str]:
+    """name → module for every `@decorator("name", …)` in the package's public modules,
+    read from the source without importing it."""
+    spec = importlib.util.find_spec(package)
+    found: dict[str, str] = {}
+    for folder in spec.submodule_search_locations or ():
+        for path in sorted(Path(folder).glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            source = path.read_text(encoding="utf-8")
+            if decorator not in source:
+                continue
+            for name in _decorated_names(ast.parse(source, str(path)), decorator):
+                found[name] = f"{package}.{path.stem}"
+    return found
+
+
+def _decorated_names(tree: ast.Module, decorator: str) -> Iterator[str]:
+    """The literal first arguments of `@decorator(...)` on the module's top-level definitions."""
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            continue
+        for call in node.decorator_list:
+            if (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and call.func.id == decorator
+                and call.args
+                and isinstance(call.args[0], ast.Constant)
+                and isinstance(call.args[0].value, str)
+            ):
+                yield call.args[0].value
 
 
 class Registry:
-    def __init__(self, kind: str, package: str):
+    """Entries registered by decorator; names known from the source, modules imported on lookup."""
+
+    def __init__(self, kind: str, package: str, decorator: str):
         self.kind = kind
         self.package = package
+        self.decorator = decorator
         self._entries: dict[str, Any] = {}
-        self._discovered = False
+        self._modules: dict[str, str] | None = None
 
     def register(self, name: str, **meta: Any) -> Callable[[Any], Any]:
         def decorator(obj: Any) -> Any:
@@ -43,35 +74,34 @@ class Registry:
 
         return decorator
 
-    def _discover(self) -> None:
-        if self._discovered:
-            return
-        self._discovered = True
-        package = importlib.import_module(self.package)
-        for module in pkgutil.iter_modules(package.__path__):
-            if not module.name.startswith("_"):
-                importlib.import_module(f"{self.package}.{module.name}")
+    def modules(self) -> dict[str, str]:
+        """name → the module that registers it (scanned once per process)."""
+        if self._modules is None:
+            self._modules = scan_registrations(self.package, self.decorator)
+        return self._modules
 
     def get(self, name: str) -> Any:
-        self._discover()
         if name not in self._entries:
-            raise ConfigError(f"unknown {self.kind} '{name}'{did_you_mean(name, self._entries)}")
+            module = self.modules().get(name)
+            if module is None:
+                raise ConfigError(f"unknown {self.kind} '{name}'{did_you_mean(name, self.names())}")
+            importlib.import_module(module)
+            if name not in self._entries:
+                raise RuntimeError(f"{module} does not register {self.kind} '{name}' as its source says")
         return self._entries[name]
 
     def names(self) -> list[str]:
-        self._discover()
-        return sorted(self._entries)
+        return sorted({*self.modules(), *self._entries})
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __contains__(self, name: str) -> bool:
-        self._discover()
-        return name in self._entries
+        return name in self._entries or name in self.modules()
 
 
-MODELS = Registry("model", "avbench.models")
-TASKS = Registry("task", "avbench.tasks")
+MODELS = Registry("model", "avbench.models", "register_model")
+TASKS = Registry("task", "avbench.tasks", "register_task")
 
 
 def register_model(

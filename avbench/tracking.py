@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from avbench.results.layout import wandb_parent
+
 
 def wandb_logged_in() -> bool:
     if os.environ.get("WANDB_API_KEY"):
@@ -28,7 +30,7 @@ def configure_wandb_env() -> str:
 
 def wandb_dir(results: Path) -> Path:
     """W&B writes <dir>/wandb/offline-run-*: under results/ unless the user set WANDB_DIR."""
-    folder = Path(os.environ.get("WANDB_DIR") or Path(results).resolve())
+    folder = Path(os.environ.get("WANDB_DIR") or wandb_parent(results).resolve())
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -71,7 +71,7 @@ def compare(label: str, choice: Callable[[], object], alternative: Callable[[], 
 
 
 def generator_choices(repeats: int) -> None:
-    from avbench.data import synth, synth_av
+    from avbench.tasks import synth, synth_av
     from avbench.tasks.ravdess import _upsample
 
     print("\nPart 2: generator choices (choice vs alternative, ratio = alternative / choice)")

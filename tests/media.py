@@ -111,7 +111,7 @@ class ListedTask:
         self.rows, self.classes, self.skipped = list(rows), tuple(classes), []
 
     def items(self, root, data):
-        from avbench.tasks.base import Item
+        from avbench.spec import Item
 
         return [
             Item(audio=Path(audio), label=label, speaker=f"s{i}", split=split, video=Path(video) if video else None)

@@ -16,9 +16,9 @@ import pytest
 import soundfile as sf
 
 from avbench.config import DataConfig
-from avbench.data.inspection import detect_task, inspect_dataset
 from avbench.errors import DatasetError
 from avbench.registry import TASKS
+from avbench.tasks.detection import detect_task, inspect_dataset
 from avbench.tasks.standin import MARKER
 from tests.conftest import REPO, run_avbench
 

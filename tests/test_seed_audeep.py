@@ -15,7 +15,7 @@ import soundfile as sf
 from avbench.audeep.export import export_tree
 from avbench.audeep.store import FeatureFile, read_feature_file, write_feature_file
 from avbench.config import DataConfig
-from avbench.data.inspection import detect_task
+from avbench.tasks.detection import detect_task
 from avbench.tasks.esc10 import ESC10
 from avbench.tasks.esc50 import ESC50
 from avbench.tasks.esc_legacy import folder_target

@@ -17,7 +17,7 @@ from torch import nn
 from avbench.config import TrainConfig, load_experiment
 from avbench.context import RunContext, TrialInfo
 from avbench.recipes import run_recipe
-from avbench.results.records import run_dir
+from avbench.results.layout import run_dir
 from avbench.train.metrics import classification_metrics
 
 PROBE = Path(__file__).parent / "resume_probe.py"

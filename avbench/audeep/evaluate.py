@@ -32,10 +32,9 @@ from torch import nn
 
 from avbench.config import EvaluationConfig
 from avbench.errors import DatasetError
+from avbench.spec import METRICS
 from avbench.threads import capped_torch_threads
 from avbench.train.metrics import classification_metrics
-
-METRICS = ("acc", "uar", "macro_f1")
 
 
 @dataclass(frozen=True)

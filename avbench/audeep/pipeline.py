@@ -24,6 +24,7 @@ from avbench.audeep.store import FeatureFile
 from avbench.data.cache import CachedRows
 from avbench.data.dataset import PreparedData, SplitArrays
 from avbench.data.spectrogram import SpectrogramSettings
+from avbench.results.layout import RunFiles
 from avbench.spec import TaskSpec
 
 MONITOR_FRACTION = 0.1
@@ -185,11 +186,12 @@ def score_representations(model, clips: Clips, experiment, out_dir: Path, *, run
             "run": f"{experiment.name}/{run_id}",
         }
         write_feature_file(
-            Path(out_dir) / "representations.nc", representation_file(clips, representations, experiment.task, settings)
+            RunFiles(Path(out_dir)).representations,
+            representation_file(clips, representations, experiment.task, settings),
         )
         folds = f"{len(result.per_fold)} folds" if result.per_fold[0]["fold"] else "the task's split"
         write_confusion(
-            Path(out_dir) / "confusion.png",
+            RunFiles(Path(out_dir)).confusion,
             result.test["confusion"],
             clips.spec.class_names,
             f"{experiment.name} {run_id}\ntest folds, {folds} x {result.repeats} repeat(s), "

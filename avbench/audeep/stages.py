@@ -13,6 +13,7 @@ import numpy as np
 from avbench.audeep.store import FeatureFile, read_feature_file
 from avbench.config import DataConfig, Experiment, read_mapping, validate
 from avbench.errors import ConfigError, DatasetError, DecodeError
+from avbench.results.layout import RunFiles, feature_cache_dir
 
 AUDEEP_SPECTROGRAM_FIELDS = ("sample_rate", "fixed_length", "window_width", "window_overlap", "mel_bands", "clip_below")
 
@@ -20,9 +21,9 @@ AUDEEP_SPECTROGRAM_FIELDS = ("sample_rate", "fixed_length", "window_width", "win
 def resolve_dataset(dataset: str, task: str | None, size: str) -> tuple[str, Path]:
     """(task name, root): a dataset folder (its task from --task, the stand-in marker or the
     layout), or a task name, meaning its synthetic stand-in (written on first use)."""
-    from avbench.data.inspection import detect_task
-    from avbench.preflight import ensure_synthetic
     from avbench.registry import TASKS
+    from avbench.tasks.detection import detect_task
+    from avbench.tasks.standin import ensure_synthetic
 
     path = Path(dataset)
     if path.is_dir():
@@ -92,7 +93,7 @@ def extract_spectrograms(
     from avbench.preflight import SYNTHETIC_MARKER
     from avbench.registry import TASKS
 
-    cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(data))
+    cache = FeatureCache(feature_cache_dir(results), workers=cache_workers(data))
     prepared = prepare_data(TASKS.get(task_name)(), root, data, cache, progress)
     clips = Clips.from_prepared(prepared, root)
     result = spectrogram_file(clips, SpectrogramSettings.from_data(data), task_name)
@@ -129,7 +130,7 @@ def load_run(run: Path) -> tuple[Experiment, Path]:
     from avbench.registry import MODELS
 
     run = Path(run)
-    config, weights = run / "config.yaml", run / "best.pt"
+    config, weights = RunFiles(run).config, RunFiles(run).best
     if not config.is_file() or not weights.is_file():
         raise ConfigError(
             f"{run} is not a finished run folder (needs config.yaml and best.pt, e.g. "

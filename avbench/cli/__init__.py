@@ -13,9 +13,11 @@ import click
 
 from avbench.cli.audeep import features
 from avbench.cli.imports import import_group
-from avbench.cli.support import common_run_options, make_console, results_dir, with_strict
+from avbench.cli.support import SchemaDefault, common_run_options, make_console, results_dir, with_strict
 from avbench.cli.sweep import agent_trial, show, sweep
 from avbench.errors import AvbenchError
+from avbench.results.layout import run_files, runs_root
+from avbench.spec import STANDIN_SIZES
 
 
 class _Group(click.Group):
@@ -156,7 +158,7 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, cv) -> 
         for line in summary_lines(record, on_epoch.history):
             console.print(line)
         console.print(f"{loaded.name} {record.run_id}: {summarize(record)}")
-        click.echo(f"record: {results_dir(ctx) / 'runs' / loaded.name / record.run_id / 'record.json'}")
+        click.echo(f"record: {run_files(results_dir(ctx), loaded.name, record.run_id).record}")
     if record.status == "failed":
         sys.exit(1)
 
@@ -195,7 +197,7 @@ def leaderboard(ctx, fmt: str, task: str | None, out: Path | None) -> None:
     rows = leaderboard_rows(results_dir(ctx), task)
     if fmt == "table" and out is None:
         if not rows:
-            click.echo(f"no finished runs under {results_dir(ctx) / 'runs'}")
+            click.echo(f"no finished runs under {runs_root(results_dir(ctx))}")
             return
         render_table(rows, make_console())
         return
@@ -221,12 +223,12 @@ def data() -> None:
     default=None,
     help="Output directory [default: the folder --synthetic uses, data/synthetic/<task>[-<size>]].",
 )
-@click.option("--size", type=click.Choice(["tiny", "small", "medium", "full"]), default="small", show_default=True)
+@click.option("--size", type=click.Choice(STANDIN_SIZES), cls=SchemaDefault, field="data.synth_size")
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth(task: str, out: Path | None, size: str, seed: int) -> None:
     """Write TASK's synthetic stand-in in the dataset's published layout."""
-    from avbench.preflight import synthetic_root
     from avbench.registry import TASKS
+    from avbench.tasks.standin import synthetic_root
 
     task_cls = TASKS.get(task)
     target = out or synthetic_root(task, size)
@@ -240,17 +242,17 @@ def synth(task: str, out: Path | None, size: str, seed: int) -> None:
 @click.option(
     "--fold",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
+    cls=SchemaDefault,
+    field="data.fold",
     help="Test fold, for tasks with predefined folds (esc50, esc10).",
 )
 @click.option("--speaker-regex", default=None, help="Regex with one group: the speaker in a file name.")
-@click.option("--split-seed", type=int, default=0, show_default=True)
+@click.option("--split-seed", type=int, cls=SchemaDefault, field="data.split_seed")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON instead of tables.")
 def inspect(path: Path, task: str | None, fold: int, speaker_regex: str | None, split_seed: int, as_json: bool) -> None:
     """Files, classes per split, durations, formats and every problem in a dataset folder."""
     from avbench.config import DataConfig
-    from avbench.data.inspection import inspect_dataset
+    from avbench.tasks.detection import inspect_dataset
 
     data_config = DataConfig(fold=fold, speaker_regex=speaker_regex, split_seed=split_seed)
     report = inspect_dataset(path, task, data_config)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from avbench.cli.support import make_console, results_dir
+from avbench.cli.support import SchemaDefault, make_console, results_dir
+from avbench.spec import STANDIN_SIZES
 
 
 @click.group()
@@ -31,9 +32,9 @@ def features() -> None:
 @click.option("--task", default=None, help="The dataset's task [default: from the stand-in marker or the layout].")
 @click.option(
     "--size",
-    type=click.Choice(["tiny", "small", "medium", "full"]),
-    default="small",
-    show_default=True,
+    type=click.Choice(STANDIN_SIZES),
+    cls=SchemaDefault,
+    field="data.synth_size",
     help="Stand-in size when DATASET is a task name.",
 )
 @click.option(
@@ -56,8 +57,8 @@ def features() -> None:
     "--clip-below",
     type=float,
     multiple=True,
-    default=(-60.0,),
-    show_default=True,
+    cls=SchemaDefault,
+    field="data.clip_below",
     help="dB threshold (the loudest bin is 0 dB); repeat for several, one channel each.",
 )
 @click.option(
@@ -151,12 +152,16 @@ def generate(run: Path | None, model_dir: Path | None, spectrograms: Path, out: 
 @features.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--input", "input_file", type=click.Path(dir_okay=False, path_type=Path), help="auDeep's name for FILE.")
-@click.option("--num-layers", type=click.IntRange(min=0), default=2, show_default=True)
-@click.option("--num-units", type=click.IntRange(min=1), default=150, show_default=True)
-@click.option("--keep-prob", type=click.FloatRange(0, 1, min_open=True), default=0.6, show_default=True)
-@click.option("--epochs", "--num-epochs", type=click.IntRange(min=1), default=400, show_default=True)
-@click.option("--lr", "--learning-rate", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
-@click.option("--repeats", "--repeat", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--num-layers", type=click.IntRange(min=0), cls=SchemaDefault, field="evaluation.num_layers")
+@click.option("--num-units", type=click.IntRange(min=1), cls=SchemaDefault, field="evaluation.num_units")
+@click.option(
+    "--keep-prob", type=click.FloatRange(0, 1, min_open=True), cls=SchemaDefault, field="evaluation.keep_prob"
+)
+@click.option("--epochs", "--num-epochs", type=click.IntRange(min=1), cls=SchemaDefault, field="evaluation.epochs")
+@click.option(
+    "--lr", "--learning-rate", type=click.FloatRange(0, min_open=True), cls=SchemaDefault, field="evaluation.lr"
+)
+@click.option("--repeats", "--repeat", type=click.IntRange(min=1), cls=SchemaDefault, field="evaluation.repeats")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--cross-validate",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -42,3 +43,28 @@ def common_run_options(func):
 
 def with_strict(overrides: tuple[str, ...], strict: bool) -> tuple[str, ...]:
     return (*overrides, "data.strict=true") if strict else overrides
+
+
+def schema_default(dotted: str) -> Any:
+    """The experiment schema's default for a field such as "evaluation.lr" (lists as tuples,
+    as click's multiple options hold them)."""
+    from avbench.config import Experiment
+
+    model: Any = Experiment
+    *sections, name = dotted.split(".")
+    for section in sections:
+        model = model.model_fields[section].annotation
+    default = model.model_fields[name].get_default(call_default_factory=True)
+    return tuple(default) if isinstance(default, list) else default
+
+
+class SchemaDefault(click.Option):
+    """An option whose default is the schema's (`field="data.fold"`), so the two never differ.
+    Read only when a command parses or shows its help: `avbench --help` stays without pydantic."""
+
+    def __init__(self, *decls: str, field: str, **kwargs: Any):
+        super().__init__(*decls, show_default=True, **kwargs)
+        self.schema_field = field
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> Any:
+        return schema_default(self.schema_field)

@@ -20,6 +20,8 @@ from avbench.errors import DecodeError
 
 # What libsndfile decodes natively; anything else (or a file it rejects) goes to PyAV.
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff"})
+# A file this small is a canonical WAV header with no samples: listed as empty without decoding.
+EMPTY_WAV_BYTES = 44
 
 
 def read_mono(path: Path) -> tuple[np.ndarray, int]:

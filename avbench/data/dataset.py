@@ -8,7 +8,6 @@ keeps; with `data.strict` the first one stops the run with one line naming it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,8 @@ from avbench.data.segments import clip_windows
 from avbench.data.spectrogram import SpectrogramExtractor, SpectrogramSettings
 from avbench.data.video import FrameExtractor, FrameSettings, normalize_frames
 from avbench.errors import ConfigError, DatasetError, DecodeError
-from avbench.spec import TaskSpec
-from avbench.tasks.base import SPLITS, Item, Task
+from avbench.spec import SPLITS, Item, Task, TaskSpec
+from avbench.threads import usable_cores
 
 
 @dataclass
@@ -126,7 +125,7 @@ def load_window(data: DataConfig) -> TemporalWindow | None:
 
 def cache_workers(data: DataConfig) -> int:
     if data.cache_workers == "auto":
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return usable_cores()
     return int(data.cache_workers)
 
 

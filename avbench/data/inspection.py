@@ -1,4 +1,5 @@
-"""`avbench data inspect`: what a dataset folder holds, as its task's loader sees it.
+"""`avbench data inspect`: what a dataset folder holds, as its task's loader sees it (the task
+is found by avbench.tasks.detection; this module knows no task).
 
 Files are listed by the task (`Task.items`), so the splits and classes are those a run would
 use; each file's header is read (soundfile for WAV/FLAC/OGG/MP3, PyAV for containers) without
@@ -17,9 +18,7 @@ from pathlib import Path
 
 from avbench.config import DataConfig
 from avbench.errors import DatasetError
-from avbench.registry import TASKS
-from avbench.tasks.base import SPLITS, UNKNOWN_SPEAKER, Task
-from avbench.tasks.standin import read_marker
+from avbench.spec import SPLITS, UNKNOWN_SPEAKER, Task
 
 _SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".mp3"})
 
@@ -79,28 +78,6 @@ class Inspection:
     problems: list[tuple[str, str]] = field(default_factory=list)
 
 
-def detect_task(root: Path) -> tuple[str, str]:
-    """(task name, how it was found): the stand-in marker, else the one task whose layout
-    signature matches (a fallback task such as audiofolder only when no other does)."""
-    root = Path(root)
-    marker = read_marker(root)
-    if marker is not None and marker.get("task") in TASKS:
-        return str(marker["task"]), "marker"
-    matches: dict[bool, list[str]] = {False: [], True: []}
-    for name in TASKS.names():
-        task = TASKS.get(name)
-        if task.looks_like(root):
-            matches[bool(task.detect_as_fallback)].append(name)
-    for candidates in (matches[False], matches[True]):
-        if len(candidates) == 1:
-            return candidates[0], "layout"
-        if len(candidates) > 1:
-            raise DatasetError(f"{root} matches the layouts of several tasks ({', '.join(candidates)}); pass --task")
-    raise DatasetError(
-        f"cannot tell which dataset {root} holds from its layout; pass --task (one of: {', '.join(TASKS.names())})"
-    )
-
-
 def probe(path: Path) -> MediaInfo:
     """Read a file's header. Raises DatasetError with the reason when it cannot be read."""
     suffix = path.suffix.lower()
@@ -157,16 +134,11 @@ def _stream_seconds(stream) -> float | None:
     return float(stream.duration * stream.time_base)
 
 
-def inspect_dataset(root: Path, task_name: str | None = None, data: DataConfig | None = None) -> Inspection:
-    """List `root` with its task's loader and read every file's header."""
+def inspect_listing(root: Path, task: Task, data: DataConfig, *, detected_by: str, synthetic: bool) -> Inspection:
+    """List `root` with the task's loader and read every file's header (`detected_by` and
+    `synthetic` are reported as given: finding the task is the tasks' job)."""
     root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root} is not a directory")
-    detected_by = "--task"
-    if task_name is None:
-        task_name, detected_by = detect_task(root)
-    task: Task = TASKS.get(task_name)()
-    items = task.items(root, data or DataConfig())
+    items = task.items(root, data)
     problems: dict[tuple[str, str], None] = {}
     for path, reason in [*task.skipped, *_unreadable_folders(root)]:
         problems[(_relative(path, root), reason)] = None
@@ -211,9 +183,9 @@ def inspect_dataset(root: Path, task_name: str | None = None, data: DataConfig |
         folds = dict(sorted(Counter(item.fold for item in items if item.fold is not None).items()))
     return Inspection(
         root=str(root),
-        task=task_name,
+        task=task.name,
         detected_by=detected_by,
-        synthetic=read_marker(root) is not None,
+        synthetic=synthetic,
         files=len(items),
         classes=classes,
         counts=counts,

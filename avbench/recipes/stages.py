@@ -28,7 +28,8 @@ from avbench.context import RunContext, TrialInfo
 from avbench.distributed import Ranks
 from avbench.recipes import OnEval, Progress
 from avbench.registry import MODELS
-from avbench.results.records import RunRecord, new_run_id, run_dir, write_rank_report, write_record
+from avbench.results.layout import RunFiles, feature_cache_dir, run_dir
+from avbench.results.records import RunRecord, new_run_id, write_rank_report, write_record
 
 if TYPE_CHECKING:
     from avbench.audeep.pipeline import Clips
@@ -65,7 +66,7 @@ def prepare(experiment: Experiment, ctx: RunContext, progress: Progress | None =
         data, clips, data_kind = clips_from_file(experiment)
         return Prepared(experiment, model_args, Path("."), data_kind, data, clips)
     root, data_kind = resolve_data_root(experiment, synthetic=ctx.synthetic)
-    cache = FeatureCache(Path(ctx.results) / "cache" / "features", workers=cache_workers(experiment.data))
+    cache = FeatureCache(feature_cache_dir(ctx.results), workers=cache_workers(experiment.data))
     data = prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache, progress)
     return Prepared(experiment, model_args, root, data_kind, data)
 
@@ -85,7 +86,7 @@ class Run:
 
     @property
     def metrics_file(self) -> Path:
-        return self.out_dir / "metrics.jsonl"
+        return RunFiles(self.out_dir).metrics
 
     def save_record(self) -> None:
         if self.ranks.is_main:
@@ -125,7 +126,7 @@ def start_run(prepared: Prepared, ctx: RunContext, trial: TrialInfo, ranks: Rank
     out_dir.mkdir(parents=True, exist_ok=True)
     run = Run(experiment, prepared.model_args, prepared.data, ctx, trial, ranks, record, out_dir)
     if ranks.is_main:
-        (run.out_dir / "config.yaml").write_text(yaml.safe_dump(run.config(), sort_keys=False))
+        RunFiles(run.out_dir).config.write_text(yaml.safe_dump(run.config(), sort_keys=False))
     run.save_record()
     return run
 
@@ -309,6 +310,6 @@ def close_run(run: Run, accelerator, started: float) -> None:
         tracker.finish()
     if run.record.status in ("completed", "pruned") and run.ranks.is_main:
         # A finished run no longer needs its resume point; best.pt stays.
-        (run.out_dir / "last.pt").unlink(missing_ok=True)
+        RunFiles(run.out_dir).last.unlink(missing_ok=True)
     if run.ranks.count > 1:
         write_rank_report(run.out_dir, run.ranks.index, run.config(), run.record)

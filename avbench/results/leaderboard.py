@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from avbench.results.records import FINISHED, RunRecord, iter_records
-
-METRICS = ("acc", "uar", "macro_f1")
+from avbench.spec import METRICS
 
 
 def fold_cross_validation(records: list[RunRecord]) -> list[RunRecord]:

@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from avbench.results.layout import record_paths, run_files
+
 FINISHED = ("completed", "pruned")
 
 
@@ -81,19 +83,15 @@ def new_run_id(trial: int | None = None) -> str:
     return f"{prefix}{stamp}-{secrets.token_hex(2)}"
 
 
-def run_dir(results: Path, experiment: str, run_id: str) -> Path:
-    return Path(results) / "runs" / experiment / run_id
-
-
 def write_record(results: Path, record: RunRecord) -> Path:
-    path = run_dir(results, record.experiment, record.run_id) / "record.json"
+    path = run_files(results, record.experiment, record.run_id).record
     write_json_atomic(path, asdict(record))
     return path
 
 
 def iter_records(results: Path) -> Iterator[RunRecord]:
     """Every readable record under results/runs; unreadable ones are skipped, not fatal."""
-    for path in sorted((Path(results) / "runs").glob("*/*/record.json")):
+    for path in record_paths(results):
         try:
             yield RunRecord.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):

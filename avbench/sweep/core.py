@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from avbench.config import RESULT_NEUTRAL_FIELDS, LoadedExperiment
 from avbench.context import RunContext, TrialInfo
 from avbench.errors import AvbenchError, ConfigError, InfeasibleConfig
-from avbench.results.records import RunRecord, run_dir
+from avbench.results.layout import run_dir
+from avbench.results.records import RunRecord
 from avbench.sweep.infeasible import INFEASIBLE, infeasible_record
 from avbench.sweep.space import SearchSpace
 

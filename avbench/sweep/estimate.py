@@ -21,6 +21,7 @@ from rich.table import Table
 from avbench.config import LoadedExperiment, find_nulls, read_mapping
 from avbench.data.cache import FeatureCache
 from avbench.errors import ConfigError
+from avbench.results.layout import feature_cache_dir
 from avbench.sweep.core import SweepPlan
 from avbench.sweep.space import SearchSpace, representative
 from avbench.threads import capped_torch_threads
@@ -141,7 +142,7 @@ def _print_cost(
     split_sizes = " / ".join(f"{n} {name}" for name, n in counts.items())
     scratch: list[Path] = []
     try:
-        data = prepare_data(task, root, experiment.data, _WarmOnlyCache(Path(results) / "cache" / "features"))
+        data = prepare_data(task, root, experiment.data, _WarmOnlyCache(feature_cache_dir(results)))
         console.print(f"data: {total_files} files ({split_sizes}); feature cache warm: no decoding needed")
     except _ColdCache:
         # A one-file-per-split pass first pays the one-off costs (imports, building the

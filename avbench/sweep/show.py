@@ -22,12 +22,14 @@ from rich.table import Table
 from avbench.display import format_values
 from avbench.errors import StorageError
 from avbench.registry import did_you_mean
-from avbench.results.records import RunRecord, run_dir
+from avbench.results.layout import run_files, study_dir
+from avbench.results.records import RunRecord
+from avbench.spec import METRICS
 from avbench.sweep.backends.optuna import is_infeasible
 from avbench.sweep.infeasible import INFEASIBLE
 from avbench.sweep.storage import display_url, list_study_names, open_storage, resolve_storage_url, storage_file
 
-TEST_METRICS = ("acc", "uar", "macro_f1")
+TEST_METRICS = METRICS
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate")
 
 
@@ -112,7 +114,7 @@ def _best_row(trial: FrozenTrial, results: Path, experiment: str) -> dict:
     row = {"trial": trial.number, "value": trial.value, "params": dict(trial.params), "run_id": run_id, "test": {}}
     if run_id:
         try:
-            record = RunRecord.from_dict(json.loads((run_dir(results, experiment, run_id) / "record.json").read_text()))
+            record = RunRecord.from_dict(json.loads(run_files(results, experiment, run_id).record.read_text()))
             row["test"] = {k: record.test[k] for k in TEST_METRICS if k in record.test}
             row["epochs"] = record.epochs_run
         except (OSError, ValueError):
@@ -173,7 +175,7 @@ def write_plots(report: StudyReport, results: Path) -> list[Path]:
 
     completed = len(report.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     wanted = [p for p in PLOTS if completed >= (2 if p == "param_importances" else 1)]
-    out_dir = Path(results) / "studies" / report.name
+    out_dir = study_dir(results, report.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with warnings.catch_warnings():

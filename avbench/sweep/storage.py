@@ -32,6 +32,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from avbench.errors import StorageError
+from avbench.results.layout import study_storage
 
 HEARTBEAT_INTERVAL_S = 10
 GRACE_PERIOD_S = 30
@@ -50,7 +51,7 @@ USAGE = (
 
 
 def default_storage(results: Path, experiment: str) -> str:
-    return f"sqlite:///{(Path(results) / 'studies' / f'{experiment}.db').resolve()}"
+    return f"sqlite:///{study_storage(results, experiment).resolve()}"
 
 
 def resolve_storage_url(raw: str | None, results: Path, experiment: str) -> str:

@@ -1,1 +1,2 @@
-"""Tasks: one module per dataset, each a `@register_task` class. Modules are auto-discovered."""
+"""Tasks: one module per dataset, each a `@register_task` class. Found by a scan of their
+source (avbench.registry); a lookup imports only the module it needs."""

@@ -16,10 +16,9 @@ import numpy as np
 import soundfile as sf
 
 from avbench.config import DataConfig
-from avbench.data import synth
 from avbench.registry import register_task
-from avbench.tasks import folders, standin
-from avbench.tasks.base import UNKNOWN_SPEAKER, Item, Task
+from avbench.spec import UNKNOWN_SPEAKER, Item, Task
+from avbench.tasks import folders, standin, synth
 from avbench.tasks.splits import split_actors, stratified_split
 
 SAMPLE_RATE = 16000

@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from avbench.config import DataConfig
-from avbench.data import synth, synth_av
 from avbench.registry import register_task
-from avbench.tasks import folders, standin
-from avbench.tasks.base import SPLITS, UNKNOWN_SPEAKER, Item, Task
+from avbench.spec import SPLITS, UNKNOWN_SPEAKER, Item, Task
+from avbench.tasks import folders, standin, synth, synth_av
 from avbench.tasks.splits import split_actors
 
 SAMPLE_RATE = 16000

@@ -9,10 +9,7 @@ recognise the actor and overstate accuracy, so they are not offered.
 from __future__ import annotations
 
 import csv
-import json
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +17,11 @@ import numpy as np
 import soundfile as sf
 
 from avbench.config import DataConfig
-from avbench.data import synth
+from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.errors import DatasetError
 from avbench.registry import register_task
-from avbench.tasks.base import UNKNOWN_SPEAKER, Item, Task
+from avbench.spec import UNKNOWN_SPEAKER, Item, Task
+from avbench.tasks import standin, synth
 from avbench.tasks.split_csv import read_split_csv
 from avbench.tasks.splits import split_actors
 
@@ -32,7 +30,6 @@ LEVELS = ("LO", "MD", "HI", "XX")
 SAMPLE_RATE = 16000
 VIDEO_FPS = 15
 VIDEO_SIZE = 64
-MARKER = ".avbench-synthetic"
 # (actors, clips per actor and emotion); None = every real sentence/level combination (82).
 SIZES: dict[str, tuple[int, int | None]] = {
     "tiny": (10, 2),
@@ -42,7 +39,6 @@ SIZES: dict[str, tuple[int, int | None]] = {
 }
 _NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 _INTENSITY = {"LO": 0.5, "MD": 0.8, "HI": 1.0, "XX": 0.8}
-_EMPTY_WAV_BYTES = 44  # a WAV header and no samples
 SUMMARY = Path("processedResults") / "summaryTable.csv"
 _VOTE_COLUMNS = {"voice": "VoiceVote", "face": "FaceVote", "multimodal": "MultiModalVote"}
 _VOTE_LETTERS = {"A": "ANG", "D": "DIS", "F": "FEA", "H": "HAP", "N": "NEU", "S": "SAD"}
@@ -100,6 +96,7 @@ class CremaD(Task):
     modalities = ("audio", "video")
     data_options = frozenset({"label_source", "split_csv", "audio_root"})
     layout = "ROOT/AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav (CREMA-D; optional ROOT/VideoFlash/*.flv)"
+    sizes = SIZES
 
     def __init__(self) -> None:
         self.skipped: list[tuple[Path, str]] = []
@@ -142,7 +139,7 @@ class CremaD(Task):
             fields = parse_name(path.stem)
             if isinstance(fields, str):
                 self.skipped.append((path, fields))
-            elif path.stat().st_size <= _EMPTY_WAV_BYTES:
+            elif path.stat().st_size <= EMPTY_WAV_BYTES:
                 self.skipped.append((path, "empty file"))
             else:
                 parsed.append((path, fields))
@@ -184,7 +181,7 @@ class CremaD(Task):
                 self.skipped.append((audio, f"listed in {row.source} and in {seen[row.stem]}"))
             elif emotion is None:
                 self.skipped.append((audio, f"unknown emotion '{row.label}' in {row.source}"))
-            elif not audio.is_file() or audio.stat().st_size <= _EMPTY_WAV_BYTES:
+            elif not audio.is_file() or audio.stat().st_size <= EMPTY_WAV_BYTES:
                 self.skipped.append((audio, f"listed in {row.source} but missing or empty"))
             else:
                 fields = parse_name(row.stem)
@@ -234,9 +231,9 @@ class CremaD(Task):
         numpy, the PyAV encoders and file writes. Defaults to all cores, at most 8.
         """
         out = Path(out)
-        actors, per_emotion = _resolve_size(size)
+        actors, per_emotion = _resolve_size(self.sizes, size)
         audio_dir, video_dir = out / "AudioWAV", out / "VideoFlash"
-        _prepare(out, audio_dir, video_dir)
+        standin.reset_output(out, "cremad", (audio_dir.name, video_dir.name, SUMMARY.parts[0]))
         audio_dir.mkdir(parents=True, exist_ok=True)
         if video:
             video_dir.mkdir(parents=True, exist_ok=True)
@@ -247,15 +244,9 @@ class CremaD(Task):
                 plan_rng = np.random.default_rng([seed, actor, label, 1])
                 for sentence, level in clip_plan(emotion, per_emotion, plan_rng):
                     jobs.append(_Clip(out, seed, actor, speaker, label, sentence, level, video))
-        workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-        if workers > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                rows = list(pool.map(_write_clip, jobs))
-        else:
-            rows = [_write_clip(job) for job in jobs]
+        rows = standin.run_jobs(_write_clip, jobs, workers)
         _write_summary(out / SUMMARY, rows)
-        marker = {"task": "cremad", "size": size, "seed": seed, "count": len(rows), "video": video}
-        (out / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+        standin.write_marker(out, "cremad", size, seed, len(rows), video=video)
         return len(rows)
 
 
@@ -317,27 +308,13 @@ def _voted_emotion(vote: str | None, source: str) -> str:
     return _VOTE_LETTERS.get(vote.upper(), f"unknown {column} '{vote}'")
 
 
-def _resolve_size(size: str | int) -> tuple[int, int | None]:
+def _resolve_size(sizes: dict[str, tuple[int, int | None]], size: str | int) -> tuple[int, int | None]:
+    """A named size, or a number of actors (at the default size's clips per emotion)."""
     if isinstance(size, int) and not isinstance(size, bool):
         if not 1 <= size <= 9000:
             raise DatasetError(f"CREMA-D synthetic size must be 1–9000 actors, got {size}")
-        return size, SIZES["small"][1]
-    if size not in SIZES:
-        raise DatasetError(f"unknown synthetic size '{size}' (choose from: {', '.join(SIZES)})")
-    return SIZES[size]
-
-
-def _prepare(out: Path, audio_dir: Path, video_dir: Path) -> None:
-    """Clear a previous stand-in so counts match; never write into a real copy of CREMA-D."""
-    has_files = audio_dir.is_dir() and any(audio_dir.iterdir())
-    if not (out / MARKER).is_file():
-        if has_files:
-            raise DatasetError(f"{out} holds a dataset that is not a synthetic stand-in; refusing to overwrite")
-        return
-    for folder, suffix in ((audio_dir, ".wav"), (video_dir, ".flv")):
-        if folder.is_dir():
-            for path in folder.glob(f"*{suffix}"):
-                path.unlink()
+        return size, sizes["small"][1]
+    return standin.resolve_size("cremad", sizes, size)
 
 
 def _summary_row(stem: str, emotion: str, rng: np.random.Generator) -> list[str]:

@@ -18,11 +18,11 @@ import numpy as np
 import soundfile as sf
 
 from avbench.config import DataConfig
-from avbench.data import synth_events
+from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.errors import DatasetError
 from avbench.registry import register_task
-from avbench.tasks import esc_legacy, standin
-from avbench.tasks.base import Item, Task
+from avbench.spec import Item, Task
+from avbench.tasks import esc_legacy, standin, synth_events
 from avbench.tasks.splits import fold_split
 
 CATEGORIES = (
@@ -42,7 +42,6 @@ SAMPLE_RATE = 44100
 CLIP_SECONDS = 5.0
 META = Path("meta") / "esc50.csv"
 _NAME = re.compile(r"^(\d+)-([0-9A-Za-z]+)-([A-Z])-(\d+)$")
-_EMPTY_WAV_BYTES = 44
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,7 @@ class ESC50(Task):
             return "name disagrees with its metadata row (fold, src_file, take or target)"
         if not path.is_file():
             return f"missing (listed in {META.as_posix()})"
-        if path.stat().st_size <= _EMPTY_WAV_BYTES:
+        if path.stat().st_size <= EMPTY_WAV_BYTES:
             return "empty file"
         return None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from avbench.tasks.base import Item
+from avbench.spec import Item
 from avbench.tasks.splits import fold_split
 
 CLASS_DIR = re.compile(r"^(\d{3}) - (.+)$")

@@ -12,11 +12,11 @@ import re
 import unicodedata
 from pathlib import Path
 
+from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.errors import DatasetError
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm"})
-_EMPTY_BYTES = 44  # a WAV header and no samples
 
 
 def class_name(folder: str) -> str:
@@ -62,7 +62,7 @@ def media_files(folder: Path, problems: list[tuple[Path, str]], *, recursive: bo
             except OSError as exc:  # e.g. a link to a file that is gone
                 problems.append((path, f"unreadable file: {exc.strerror}"))
                 continue
-            if size <= _EMPTY_BYTES:
+            if size <= EMPTY_WAV_BYTES:
                 problems.append((path, "empty file"))
             else:
                 found.append(path)

@@ -18,10 +18,10 @@ import numpy as np
 import soundfile as sf
 
 from avbench.config import DataConfig
-from avbench.data import synth, synth_av
+from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.registry import register_task
-from avbench.tasks import standin
-from avbench.tasks.base import Item, Task
+from avbench.spec import Item, Task
+from avbench.tasks import standin, synth, synth_av
 from avbench.tasks.splits import split_actors
 
 SAMPLE_RATE = 48000
@@ -34,7 +34,6 @@ ACTORS = 24
 _NAME = re.compile(r"^(0[1-3])-(0[12])-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d\d)$")
 _ACTOR_DIR = re.compile(r"^Actor_(\d\d)$")
 _SUFFIX = {".wav": ("03",), ".mp4": ("01", "02")}
-_EMPTY_BYTES = 44
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ class Ravdess(Task):
                 parsed = parse_name(path, folder.name[-2:])
                 if isinstance(parsed, str):
                     self.skipped.append((path, parsed))
-                elif path.stat().st_size <= _EMPTY_BYTES:
+                elif path.stat().st_size <= EMPTY_WAV_BYTES:
                     self.skipped.append((path, "empty file"))
                 else:
                     modality, clip = parsed

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avbench.errors import DatasetError
-from avbench.tasks.base import SPLITS
+from avbench.spec import SPLITS
 
 PATH_COLUMNS = ("file_path", "path", "file", "filename", "FileName")
 LABEL_COLUMNS = ("emotion", "label", "class")

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from avbench.tasks.base import SPLITS
+from avbench.spec import SPLITS
 
 SPLIT_FRACTIONS = (Fraction(7, 10), Fraction(1, 10), Fraction(2, 10))
 

@@ -1,8 +1,10 @@
-"""What every synthetic stand-in shares: sizes, the marker file, never overwriting real data,
-and writing clips on a few threads with per-clip seeds (so files never depend on threads)."""
+"""What every synthetic stand-in shares: where it is written and when, sizes, the marker file,
+never overwriting real data, and writing clips on a few threads with per-clip seeds (so files
+never depend on threads)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -13,8 +15,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from avbench.errors import DatasetError
+from avbench.registry import TASKS
+from avbench.threads import usable_cores
 
-MARKER = ".avbench-synthetic"
+MARKER = ".avbench-synthetic"  # a stand-in's root holds this JSON file; real data never does
+MAX_WRITER_THREADS = 8
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 
@@ -26,7 +31,7 @@ class SpeakerTake:
     path: Path
     seed: int
     number: int
-    speaker: Any  # avbench.data.synth.SpeakerProfile
+    speaker: Any  # avbench.tasks.synth.SpeakerProfile
     label: int
     take: int
 
@@ -76,8 +81,27 @@ def write_marker(out: Path, task: str, size: str, seed: int, count: int, **extra
 
 def run_jobs(write: Callable[[Job], Result], jobs: list[Job], workers: int | None = None) -> list[Result]:
     """`write` over `jobs` in order; threads overlap numpy, the PyAV encoders and file writes."""
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    workers = workers if workers is not None else min(usable_cores(), MAX_WRITER_THREADS)
     if workers > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(write, jobs))
     return [write(job) for job in jobs]
+
+
+def synthetic_root(task: str, size: str = "small") -> Path:
+    """$AVBENCH_DATA/<task> for the default size, <task>-<size> for others, so switching
+    presets never rewrites a stand-in (and never invalidates its cached features)."""
+    base = Path(os.environ.get("AVBENCH_DATA", "data/synthetic"))
+    return base / (task if size == "small" else f"{task}-{size}")
+
+
+def ensure_synthetic(task_name: str, size: str) -> Path:
+    """Write the stand-in once; a lock keeps concurrent workers from writing it twice."""
+    root = synthetic_root(task_name, size)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        marker = read_marker(root)
+        if marker is None or marker.get("size") != size:
+            TASKS.get(task_name)().synthesize(root, size=size, seed=0)
+    return root

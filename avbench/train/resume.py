@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avbench.results.layout import RunFiles
 from avbench.train.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -85,11 +86,11 @@ class ResumePoint:
 
     @property
     def last(self) -> Path:
-        return self.folder / "last.pt"
+        return RunFiles(self.folder).last
 
     @property
     def best(self) -> Path:
-        return self.folder / "best.pt"
+        return RunFiles(self.folder).best
 
     def exists(self) -> bool:
         return self.last.exists()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from avbench.errors import AvbenchError
+from avbench.results.layout import wandb_sweep_state
 from avbench.results.records import FINISHED, RunRecord, write_json_atomic
 from avbench.sweep.core import (
     Backend,
@@ -157,7 +158,7 @@ class LocalWandbBackend(Backend):
         self.name, self.target = plan.name("-wandb"), plan.target
         self.config = engine_config(plan.space)
         self.metric = plan.space.metric
-        path = Path(plan.ctx.results) / "wandb-sweeps" / f"{self.name}.json"
+        path = wandb_sweep_state(plan.ctx.results, self.name)
         self.state = SweepState(path, self.config, config_fingerprint(plan.loaded, plan.space))
         self.grid_exhausted = False
 

@@ -31,6 +31,7 @@ from typing import Any
 from avbench.config import LoadedExperiment
 from avbench.context import RunContext
 from avbench.errors import AvbenchError, ConfigError
+from avbench.results.layout import wandb_sweep_state
 from avbench.results.records import FINISHED, RunRecord, iter_records, write_json_atomic
 from avbench.sweep.backends.wandb_local import engine_config
 from avbench.sweep.core import SweepOutcome, SweepPlan, Trial, config_fingerprint, refuse_other_config, run_trial
@@ -98,7 +99,7 @@ def sweep(plan: SweepPlan) -> SweepOutcome:
         overrides=plan.request.overrides,
     )
     config = online_sweep_config(plan.space, name=name, command=command, run_cap=trials)
-    state_file = Path(ctx.results) / "wandb-sweeps" / f"{name}.online.json"
+    state_file = wandb_sweep_state(ctx.results, name, online=True)
     fingerprint = config_fingerprint(plan.loaded, plan.space)
     if state_file.exists():
         known = json.loads(state_file.read_text())

@@ -24,11 +24,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from avbench.context import RunContext
 from avbench.display import format_values, summarize
 from avbench.errors import AvbenchError
-from avbench.results.records import RunRecord, run_dir
+from avbench.results.layout import feature_cache_dir, run_files, study_dir, worker_log
+from avbench.results.records import RunRecord
 from avbench.sweep.backends.optuna import StudyHandle, count_finished, is_infeasible, sweep_outcome
 from avbench.sweep.core import SweepOutcome, SweepPlan, SweepRequest
 from avbench.sweep.infeasible import INFEASIBLE
 from avbench.sweep.launch import PARENT_ENV
+from avbench.threads import usable_cores
 
 POLL_S = 1.0  # how often the progress is read from the storage
 EXIT_POLL_S = 0.1  # how often the workers are checked for having exited (a waitpid each: cheap)
@@ -39,8 +41,7 @@ STOP_TIMEOUT_S = 120
 def threads_per_worker(workers: int) -> int:
     """Each worker's share of the cores: torch's default of one thread per core in every
     process would oversubscribe the CPU N times over (measured in benchmarks/sweep_workers.py)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // workers)
+    return max(1, usable_cores() // workers)
 
 
 def follow_parent() -> None:
@@ -77,15 +78,15 @@ def prepare_features_once(loaded, space, *, results: Path, synthetic: bool) -> b
 
     experiment = with_model_inputs(loaded.resolve({name: representative(p) for name, p in space.params.items()}))
     root, _ = resolve_data_root(experiment, synthetic=synthetic)
-    cache = FeatureCache(Path(results) / "cache" / "features")
+    cache = FeatureCache(feature_cache_dir(results))
     prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache)
     return True
 
 
 class _Worker:
-    def __init__(self, index: int, argv: list[str], log_dir: Path, threads: int):
+    def __init__(self, index: int, argv: list[str], log: Path, threads: int):
         self.index, self.argv, self.threads = index, argv, threads
-        self.log = log_dir / f"worker-{index}.log"
+        self.log = log
         self.restarts = 0
         self.proc: subprocess.Popen | None = None
 
@@ -154,7 +155,7 @@ class _Watch:
 
         if not run_id:
             return None
-        path = run_dir(self.results, self.experiment, run_id) / "record.json"
+        path = run_files(self.results, self.experiment, run_id).record
         try:
             return RunRecord.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError):
@@ -168,9 +169,8 @@ def run_workers(handle: StudyHandle, plan: SweepPlan) -> SweepOutcome:
     request, ctx, console = plan.request, plan.ctx, plan.view.console
     threads = request.threads or threads_per_worker(request.workers)
     argv = worker_argv(request, ctx, handle, threads)
-    log_dir = Path(ctx.results) / "studies" / handle.name
-    log_dir.mkdir(parents=True, exist_ok=True)
-    pool = [_Worker(i, argv, log_dir, threads) for i in range(request.workers)]
+    study_dir(ctx.results, handle.name).mkdir(parents=True, exist_ok=True)
+    pool = [_Worker(i, argv, worker_log(ctx.results, handle.name, i), threads) for i in range(request.workers)]
     watch = _Watch(console, handle, ctx.results, plan.loaded.name)
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:

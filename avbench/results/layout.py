@@ -1,0 +1,109 @@
+"""Where every file under results/ goes: the one module that knows the layout.
+
+    results/
+      runs/<experiment>/<run_id>/   one run (RunFiles): record.json, metrics.jsonl, config.yaml,
+                                    best.pt, last.pt, rank-<i>.json, representations.nc, confusion.png
+      studies/<study>.db            a sweep's default Optuna storage (SQLite)
+      studies/<study>/              its plots and its workers' logs (worker-<i>.log)
+      cache/features/               the feature cache, shared by every run and experiment
+      wandb/                        W&B's offline runs (unless WANDB_DIR says otherwise)
+      wandb-sweeps/<sweep>.json     a W&B sweep's local state (<sweep>.online.json for a server sweep)
+
+Everything else asks here, so moving a file is one edit. No torch, no I/O beyond globbing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+RECORD = "record.json"
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one run folder."""
+
+    root: Path
+
+    @property
+    def record(self) -> Path:
+        """The run record: written as "running" at the start, rewritten at the end."""
+        return self.root / RECORD
+
+    @property
+    def metrics(self) -> Path:
+        """One JSON line per epoch."""
+        return self.root / "metrics.jsonl"
+
+    @property
+    def config(self) -> Path:
+        """The resolved config the run trained with."""
+        return self.root / "config.yaml"
+
+    @property
+    def best(self) -> Path:
+        """The best epoch's weights."""
+        return self.root / "best.pt"
+
+    @property
+    def last(self) -> Path:
+        """The latest epoch's full state, to resume from; removed when the run finishes."""
+        return self.root / "last.pt"
+
+    @property
+    def representations(self) -> Path:
+        """auDeep runs: every clip's learned representation (netCDF-4)."""
+        return self.root / "representations.nc"
+
+    @property
+    def confusion(self) -> Path:
+        return self.root / "confusion.png"
+
+    def rank(self, index: int) -> Path:
+        """What rank `index` of a data-parallel run trained and how it ended."""
+        return self.root / f"rank-{index}.json"
+
+
+def runs_root(results: Path) -> Path:
+    return Path(results) / "runs"
+
+
+def run_dir(results: Path, experiment: str, run_id: str) -> Path:
+    return runs_root(results) / experiment / run_id
+
+
+def run_files(results: Path, experiment: str, run_id: str) -> RunFiles:
+    return RunFiles(run_dir(results, experiment, run_id))
+
+
+def record_paths(results: Path) -> list[Path]:
+    """Every run record under results/, in a stable order."""
+    return sorted(runs_root(results).glob(f"*/*/{RECORD}"))
+
+
+def study_storage(results: Path, study: str) -> Path:
+    """The default SQLite storage of a study."""
+    return Path(results) / "studies" / f"{study}.db"
+
+
+def study_dir(results: Path, study: str) -> Path:
+    """A study's plots and worker logs."""
+    return Path(results) / "studies" / study
+
+
+def worker_log(results: Path, study: str, index: int) -> Path:
+    return study_dir(results, study) / f"worker-{index}.log"
+
+
+def feature_cache_dir(results: Path) -> Path:
+    return Path(results) / "cache" / "features"
+
+
+def wandb_parent(results: Path) -> Path:
+    """The folder W&B is given as `dir` (it writes wandb/offline-run-* below it)."""
+    return Path(results)
+
+
+def wandb_sweep_state(results: Path, sweep: str, *, online: bool = False) -> Path:
+    return Path(results) / "wandb-sweeps" / (f"{sweep}.online.json" if online else f"{sweep}.json")
