@@ -90,5 +90,5 @@ def wav2vec2_cnn(
     if cnn_lr is not None and cnn_lr <= 0:
         raise ConfigError(f"model_args.cnn_lr must be positive, got {cnn_lr}")
     encoder, source = build_wav2vec2(Wav2Vec2Model, spec, options)
-    backbone = efficientnet(spec.num_classes, arch=arch, drop_rate=drop_rate, width=width, depth=depth)
+    backbone = efficientnet(spec, arch=arch, drop_rate=drop_rate, width=width, depth=depth)
     return Wav2Vec2CNN(encoder, backbone, cnn_lr, source, freeze_base_model)

@@ -16,8 +16,8 @@ time (the seed's view scrambled frames and features); logits, not softmax, go to
 cross-entropy; `conv_lr` really drives the head (the seed defined it and trained everything at
 base_lr); the mean switches have defaults (the seed's example config lacked them and crashed);
 the FC layers use LayerNorm where the seed had BatchNorm1d (same role, but a last training
-batch of one example, which the seed avoided with drop_last, cannot break it); one head for
-the task's classes instead of the seed's emotion + state pair. The seed skipped wav2vec2's
+batch of one example, which the seed avoided with drop_last, cannot break it); the seed's
+emotion + state pair is the task's heads (a two-head task gives two). The seed skipped wav2vec2's
 transformer and froze the rest; `num_layers: 0` with `freeze_base_model: true` and
 pretrained weights is that setup.
 """
@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from avbench.errors import ConfigError
+from avbench.models._heads import classifier
 from avbench.models._wav2vec2_encoder import (
     TINY_ENCODER,
     EncoderOptions,
@@ -51,7 +52,7 @@ class ConvFnHead(nn.Module):
         self,
         frames: int,
         hidden: int,
-        num_classes: int,
+        spec: TaskSpec,
         *,
         conv_h_count: int,
         conv_w_count: int,
@@ -72,7 +73,7 @@ class ConvFnHead(nn.Module):
             nn.Linear(layer_1_size, layer_2_size),
             nn.LayerNorm(layer_2_size),
             nn.ReLU(),
-            nn.Linear(layer_2_size, num_classes),
+            classifier(layer_2_size, spec),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -165,7 +166,7 @@ def wav2vec2_fn(
     head = ConvFnHead(
         frames,
         encoder.config.hidden_size,
-        spec.num_classes,
+        spec,
         conv_h_count=conv_h_count,
         conv_w_count=conv_w_count,
         time_mean=time_mean,
