@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from avbench.config import Experiment, TrainConfig
+from avbench.errors import ConfigError
 from avbench.preflight import check_feasible, check_model_args, resolve_data_root, with_model_inputs
 from avbench.registry import MODELS, TASKS
 from avbench.results.provenance import git_hash, versions
@@ -55,7 +56,9 @@ def run_experiment(
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import ArrayDataset, cache_workers, prepare_data
     from avbench.distributed import RankFailure, join_ranks
+    from avbench.train.heads import resolve_for_heads
     from avbench.train.loop import FitResult, NonFiniteLoss, fit
+    from avbench.train.warm_start import check_warm_start, warm_start
 
     # Under torchrun / accelerate launch every rank runs this with the same config; rank 0
     # alone writes results, decides about stopping, and gives the run its id.
@@ -67,8 +70,13 @@ def run_experiment(
     root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
     cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(experiment.data))
     data = prepare_data(task, root, experiment.data, cache, progress)
+    # train.metric names its head; a warm start's checkpoint must fit the model: both checked here, in one line.
+    experiment = experiment.model_copy(update={"train": resolve_for_heads(experiment.train, data.spec)})
+    check_warm_start(experiment.train, lambda: MODELS.get(experiment.model)(data.spec, **model_args))
     clips = None
     if MODELS.get(experiment.model).objective == "reconstruction":
+        if data.spec.heads:
+            raise ConfigError(f"model '{experiment.model}' learns without labels; task '{task.name}' has several heads")
         # The auDeep pipeline: the autoencoder trains on the clips of every fold (no labels),
         # then an MLP cross-validates its representations (avbench.audeep.pipeline).
         from avbench.audeep.pipeline import Clips, autoencoder_data
@@ -161,6 +169,8 @@ def run_experiment(
             model = MODELS.get(experiment.model)(data.spec, **model_args)
             record.params = sum(p.numel() for p in model.parameters())
             record.weights = getattr(model, "weights_source", "random init (published architecture)")
+            if cfg.init_from is not None:
+                record.weights = f"warm start from {cfg.init_from} ({warm_start(model, cfg)} tensors)"
             loaders = {
                 name: torch.utils.data.DataLoader(
                     ArrayDataset(split),

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from avbench.cli.audeep import features
-from avbench.cli.support import common_run_options, make_console, results_dir, with_strict
+from avbench.cli.support import common_run_options, make_console, results_dir, with_init_from, with_strict
 from avbench.cli.sweep import agent_trial, show, sweep
 from avbench.errors import AvbenchError
 
@@ -117,12 +117,13 @@ def validate(experiments: tuple[str, ...]) -> None:
 @common_run_options
 @click.option("--cv", is_flag=True, help="Cross-validate over the task's predefined folds (esc50, esc10).")
 @click.pass_context
-def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, cv) -> None:
+def run(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, strict, cv) -> None:
     """Train and evaluate one experiment once (every field must have a value)."""
     from avbench.config import load_experiment
     from avbench.display import feature_progress, summarize
 
-    loaded = load_experiment(experiment, preset=preset, overrides=with_strict(overrides, strict))
+    overrides = with_init_from(with_strict(overrides, strict), init_from)
+    loaded = load_experiment(experiment, preset=preset, overrides=overrides)
     if loaded.searched:
         raise AvbenchError(
             f"{loaded.name} has searched (null) fields: {', '.join(loaded.searched)}; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -26,6 +27,13 @@ def common_run_options(func):
         "--strict", is_flag=True, help="Stop at the first bad data file (sets data.strict) instead of skipping it."
     )(func)
     func = click.option("--no-wandb", is_flag=True, help="Do not log to Weights & Biases.")(func)
+    func = click.option(
+        "--init-from",
+        type=click.Path(path_type=Path),
+        default=None,
+        metavar="CHECKPOINT",
+        help="Start from this checkpoint's weights (sets train.init_from; see train.init_skip_keys).",
+    )(func)
     func = click.option("--synthetic", is_flag=True, help="Use the task's synthetic stand-in (written on first use).")(
         func
     )
@@ -42,3 +50,11 @@ def common_run_options(func):
 
 def with_strict(overrides: tuple[str, ...], strict: bool) -> tuple[str, ...]:
     return (*overrides, "data.strict=true") if strict else overrides
+
+
+def with_init_from(overrides: tuple[str, ...], checkpoint: Path | None) -> tuple[str, ...]:
+    """--init-from as the override it stands for; absolute, so workers elsewhere find the file,
+    and quoted, so a path that looks like a number stays a string."""
+    if checkpoint is None:
+        return overrides
+    return (*overrides, f"train.init_from={json.dumps(str(checkpoint.resolve()))}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from avbench.cli.support import common_run_options, make_console, results_dir, with_strict
+from avbench.cli.support import common_run_options, make_console, results_dir, with_init_from, with_strict
 from avbench.errors import AvbenchError
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports optuna; --help must not
@@ -76,6 +76,7 @@ def sweep(
     preset,
     synthetic,
     no_wandb,
+    init_from,
     strict,
     trials,
     workers,
@@ -93,7 +94,7 @@ def sweep(
     from avbench.distributed import join_ranks
     from avbench.sweep.space import resolve_space
 
-    overrides = with_strict(overrides, strict)  # workers get it too, through their --set
+    overrides = with_init_from(with_strict(overrides, strict), init_from)  # workers get them too, through their --set
     loaded = load_experiment(experiment, preset=preset, overrides=overrides)
     if not loaded.searched:
         raise AvbenchError(f"{loaded.name} has no null (searched) fields; use `avbench run`")

@@ -26,7 +26,7 @@ OPTIONAL_DATA_FIELDS = {
 
 @dataclass(frozen=True)
 class Item:
-    """One labelled example: the audio file, optional video file, its class and speaker.
+    """One labelled example: the audio file, optional video file, its class(es) and speaker.
 
     `fold` is the predefined fold (ESC-50's 1..5) for cross-validation; None when the
     dataset has no folds.
@@ -38,12 +38,18 @@ class Item:
     split: str
     video: Path | None = None
     fold: int | None = None
+    # A task with several heads: the label of every head, in the order of Task.heads
+    # (`label` is the first's).
+    targets: tuple[int, ...] = ()
 
 
 class Task:
     # How messages name the dataset ("ESC-50"); defaults to the registry name.
     title: ClassVar[str] = ""
     classes: ClassVar[tuple[str, ...]]
+    # Several targets per example: head name → its classes (the first head's are `classes`).
+    # Empty: one head. A task whose heads come from its data sets them in items().
+    heads: dict[str, tuple[str, ...]] = {}
     modalities: ClassVar[tuple[str, ...]] = ("audio",)
     # One line that tells a user what directory tree the loader expects.
     layout: ClassVar[str]

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from avbench.config import TrainConfig
 from avbench.train.checkpoint import load_checkpoint, save_checkpoint
-from avbench.train.metrics import classification_metrics
+from avbench.train.heads import EvalCollector, classification_loss, is_logged, per_example_loss
 from avbench.train.optim import build_optimizer, build_scheduler, model_param_groups
 
 OnEval = Callable[[int, dict], bool | None]
@@ -51,20 +50,13 @@ def evaluate(model, loader, accelerator, num_classes: int, reconstruction_loss: 
     if reconstruction_loss is not None:
         return _evaluate_reconstruction(model, loader, accelerator, reconstruction_loss)
     model.eval()
-    preds, labels, losses = [], [], []
+    collected = EvalCollector(num_classes)  # per head when the model has several
     with torch.no_grad():
         for batch in loader:
             logits = model(batch)
-            loss = F.cross_entropy(logits.float(), batch["label"], reduction="none")
-            logits, target, loss = accelerator.gather_for_metrics((logits, batch["label"], loss))
-            preds.append(logits.argmax(dim=-1).cpu())
-            labels.append(target.cpu())
-            losses.append(loss.float().cpu())
-    y_true = torch.cat(labels).numpy()
-    y_pred = torch.cat(preds).numpy()
-    metrics = classification_metrics(y_true, y_pred, num_classes)
-    metrics["loss"] = float(torch.cat(losses).mean())
-    return metrics
+            loss = per_example_loss(logits, batch["label"])
+            collected.add(*accelerator.gather_for_metrics((logits, batch["label"], loss)))
+    return collected.metrics()
 
 
 def _evaluate_reconstruction(model, loader, accelerator, reconstruction_loss: Loss) -> dict:
@@ -128,7 +120,7 @@ def fit(
             with accelerator.accumulate(model):
                 output = model(batch)
                 if reconstruction_loss is None:
-                    loss = F.cross_entropy(output.float(), batch["label"])
+                    loss = classification_loss(output, batch["label"], cfg.head_weights)
                 else:
                     loss = reconstruction_loss(output, batch)
                 accelerator.backward(loss)
@@ -151,7 +143,7 @@ def fit(
 
         val = evaluate(model, val_loader, accelerator, num_classes, reconstruction_loss)
         metrics = {"epoch": epoch, "train/loss": train_loss}
-        metrics.update({f"val/{k}": v for k, v in val.items() if k != "confusion"})
+        metrics.update({f"val/{k}": v for k, v in val.items() if is_logged(k)})
         metrics["epoch_time_s"] = time.perf_counter() - started
         accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
         result.history.append(metrics)
