@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from avbench.cli.audeep import features
+from avbench.cli.imports import import_group, pipeline
 from avbench.cli.support import common_run_options, make_console, results_dir, with_init_from, with_strict
 from avbench.cli.sweep import agent_trial, show, sweep
 from avbench.errors import AvbenchError
@@ -302,6 +303,8 @@ cli.add_command(sweep)
 cli.add_command(show)
 cli.add_command(agent_trial)
 cli.add_command(features)
+cli.add_command(import_group)
+cli.add_command(pipeline)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from avbench.config import DataConfig
 from avbench.data.cache import CachedRows, FeatureCache
 from avbench.data.features import LogMelExtractor, LogMelSettings, WaveformExtractor, WaveformSettings
+from avbench.data.linear_spectrogram import LinearSpectrogramExtractor, LinearSpectrogramSettings
 from avbench.data.segments import clip_windows
 from avbench.data.spectrogram import SpectrogramExtractor, SpectrogramSettings
 from avbench.data.video import FrameExtractor, FrameSettings, normalize_frames
@@ -86,7 +87,7 @@ def frame_settings(data: DataConfig) -> FrameSettings:
     )
 
 
-AudioExtractor = LogMelExtractor | WaveformExtractor | SpectrogramExtractor
+AudioExtractor = LogMelExtractor | WaveformExtractor | SpectrogramExtractor | LinearSpectrogramExtractor
 
 
 def feature_extractors(data: DataConfig) -> dict[str, AudioExtractor | FrameExtractor]:
@@ -97,6 +98,10 @@ def feature_extractors(data: DataConfig) -> dict[str, AudioExtractor | FrameExtr
         if data.max_segment:
             raise ConfigError("auDeep spectrograms cover the whole clip: data.max_segment must be 0")
         audio = SpectrogramExtractor(SpectrogramSettings.from_data(data))
+    elif data.audio_feature == "linear_spectrogram":
+        if data.max_segment:
+            raise ConfigError("the linear spectrogram covers the whole file: data.max_segment must be 0")
+        audio = LinearSpectrogramExtractor(LinearSpectrogramSettings(data.sample_rate, data.spectrogram_size))
     elif data.audio_feature == "waveform":
         audio = WaveformExtractor(waveform_settings(data))
     else:

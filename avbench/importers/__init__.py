@@ -1,0 +1,1 @@
+"""Converters from the seed projects' own config files to avbench experiments (no torch)."""
