@@ -243,3 +243,50 @@ def test_pipeline_errors_are_one_line(cli, workspace):
     assert "step 1: type must be train, tune or print_tune_res" in cli("pipeline", str(bad), expect=1).output
     bad.write_text(json.dumps({"pipeline": [{"type": "train", "model": "ResNet"}]}))
     assert "unknown model 'ResNet'" in cli("import", "emotions-classify", str(bad), expect=1).output
+
+
+def test_each_seed_model_step_maps_to_its_avbench_fields(tmp_path):
+    from avbench.config import validate
+    from avbench.importers.emotions_classify import convert
+
+    fn = {
+        "type": "train",
+        "model": "Wav2Vec2FnClassifier",
+        "model_architecture": {"conv_h_count": 1, "conv_w_count": 2, "layer_1_size": 64, "layer_2_size": 32},
+        "learn_params": {"lr": {"base_lr": 0.01, "conv_lr": 0.02}, "batch_size": 8, "padding_sec": 5, "max_epoch": 3},
+        "saving_data_params": {"start_from_saved_checkpoint_path": ["$$ROOT_DIR$$", "tmp", "$$MODEL_NAME$$.ckpt"]},
+    }
+    vit = {
+        "type": "tune",
+        "model": "TransformerClassifier",
+        "model_architecture": {
+            "layer_1_size": None,
+            "patch_transformer_size": 16,
+            "transformer_attantion_head_count": 4,
+        },
+        "learn_params": {"lr": {"base_lr": 0.001, "conv_lr": 0.1}, "batch_size": 8, "spectrogram_size": 512},
+        "tune": {"num_samples": 7, "target_metric_name": "val/st_acc"},
+    }
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"pipeline": [fn, vit]}))
+    first, second = convert(path, Path("/seed"), pretrained=tmp_path)
+    config = first.config
+    assert config["model_args"] == {
+        "num_layers": 0,
+        "feature_source": "projection",
+        "pretrained": str(tmp_path),
+        "freeze_base_model": True,
+        "conv_h_count": 1,
+        "conv_w_count": 2,
+        "layer_1_size": 64,
+        "layer_2_size": 32,
+        "conv_lr": 0.02,
+    }
+    assert config["data"]["clip_seconds"] == 5 and config["data"]["root"] == "/seed/data/dataset"
+    assert config["train"]["init_from"] == "/seed/tmp/Wav2Vec2FnClassifier.ckpt"
+    assert config["presets"]["tiny"]["model_args"]["pretrained"] == ""  # the tiny encoder is random
+    validate(config)
+    assert second.command == "sweep" and second.config["train"]["metric"] == "state/acc"
+    assert second.config["model_args"] == {"dim": None, "patch_size": 16, "heads": 4, "spectrogram_size": 512}
+    assert second.sweep["parameters"] == {"model_args.dim": {"values": [32, 64, 128, 256, 512]}}
+    assert "learn_params.lr.conv_lr (one learning rate)" in second.unmapped and second.config["sweep"]["trials"] == 7
