@@ -98,6 +98,18 @@ def test_annotations_layout_errors_are_one_line(tmp_path):
         Annotations().items(tmp_path, DataConfig())
 
 
+def test_both_heads_are_learnable_on_unseen_recordings(standin):
+    from tests.learnability import clip_features, grouped_cv_accuracy, shuffled
+
+    items = Annotations().items(standin("annotations"), DataConfig())
+    x = np.stack([clip_features(item.audio) for item in items])
+    recordings = np.array([item.speaker for item in items])
+    for head, (classes, floor, shuffled_ceiling) in enumerate(((6, 0.5, 0.35), (3, 0.6, 0.5))):
+        y = np.array([item.targets[head] for item in items])
+        assert grouped_cv_accuracy(x, y, recordings, classes) > floor
+        assert grouped_cv_accuracy(x, shuffled(y), recordings, classes) < shuffled_ceiling
+
+
 def _only_run(workspace: Path, name: str) -> dict:
     (record,) = (workspace / "results" / "runs" / name).glob("*/record.json")
     return json.loads(record.read_text())

@@ -34,7 +34,7 @@ EMOTIONS = ("гнев", "нейтраль", "печаль", "радость", "�
 STATES = ("нейтральное", "отрицательное", "положительное")
 # How a state sounds in the stand-in, independent of the emotion: cue strength and spectral tilt.
 STATE_INTENSITY = (0.35, 0.7, 1.0)
-STATE_TILT_DB = (-3.0, 0.0, 3.0)
+STATE_TILT_DB = (-6.0, 0.0, 6.0)
 
 
 def recording_of(name: str) -> str:
