@@ -139,6 +139,7 @@ def spec_without_data(experiment: Experiment) -> TaskSpec:
         sample_rate=experiment.data.sample_rate,
         shapes=example_shapes(experiment.data),
         class_names=tuple(map(str, classes)),
+        heads=dict(task.heads),  # declared heads (annotations: emotion, state), so counts include them
     )
 
 
