@@ -110,6 +110,15 @@ def test_both_heads_are_learnable_on_unseen_recordings(standin):
         assert grouped_cv_accuracy(x, shuffled(y), recordings, classes) < shuffled_ceiling
 
 
+def test_inspect_counts_every_heads_classes(standin):
+    from avbench.data.inspection import inspect_dataset
+
+    report = inspect_dataset(standin("annotations"))
+    states = {name: counts for name, counts in report.counts.items() if name.startswith("state/")}
+    assert set(states) == {f"state/{name}" for name in ("нейтральное", "отрицательное", "положительное")}
+    assert sum(sum(c.values()) for c in states.values()) == report.files
+
+
 def _only_run(workspace: Path, name: str) -> dict:
     (record,) = (workspace / "results" / "runs" / name).glob("*/record.json")
     return json.loads(record.read_text())
