@@ -119,6 +119,10 @@ def test_inspect_counts_every_heads_classes(standin):
     assert sum(sum(c.values()) for c in states.values()) == report.files
 
 
+def _records(workspace: Path, name: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (workspace / "results" / "runs" / name).glob("*/record.json")]
+
+
 def _only_run(workspace: Path, name: str) -> dict:
     (record,) = (workspace / "results" / "runs" / name).glob("*/record.json")
     return json.loads(record.read_text())
@@ -142,8 +146,12 @@ def test_two_heads_train_end_to_end_and_the_leaderboard_shows_the_selection_head
     # A warm start from that run: its weights load strictly; a checkpoint of another model does not.
     best = record_dir / "best.pt"
     cli("run", "two-heads", "--synthetic", "--no-wandb", "--init-from", str(best), "--set", "train.epochs=1")
-    warm = [json.loads(p.read_text()) for p in (workspace / "results" / "runs" / "two-heads").glob("*/record.json")]
-    assert any(r["weights"].startswith(f"warm start from {best.resolve()}") for r in warm)
+    assert any(r["weights"].startswith(f"warm start from {best.resolve()}") for r in _records(workspace, "two-heads"))
+    # The sweep takes the same flag; every trial starts from the checkpoint.
+    search = ("--set", "train.lr=null", "--set", "train.metric=emotion/acc", "--set", "train.epochs=1")
+    cli("sweep", "two-heads", "--synthetic", "--no-wandb", *search, "--trials", "1", "--init-from", str(best))
+    (trial,) = [r for r in _records(workspace, "two-heads") if r.get("sweep")]
+    assert trial["status"] == "completed" and trial["weights"].startswith("warm start from")
     other = workspace / "other.pt"
     torch.save({"model": {"head.0.weight": torch.zeros(2)}}, other)
     out = cli("run", "two-heads", "--synthetic", "--no-wandb", "--init-from", str(other), expect=1).output
