@@ -33,7 +33,10 @@ class DataConfig(_Strict):
     clip_seconds: float = Field(2.0, gt=0)  # every clip is centre-cropped / padded to this
     # How audio reaches the model: log-mel images, raw samples, or auDeep's clipped dB mel
     # spectrograms (one channel per clip_below threshold); auto = what the model reads.
-    audio_feature: Literal["auto", "logmel", "waveform", "spectrogram"] = "auto"
+    # linear_spectrogram: emotions-classify's square power spectrogram (n_fft 2·size−2, so
+    # `spectrogram_size` bins; frames cut or zero-padded to the same number).
+    audio_feature: Literal["auto", "logmel", "waveform", "spectrogram", "linear_spectrogram"] = "auto"
+    spectrogram_size: int = Field(401, ge=2)
     n_mels: int = Field(64, gt=0)
     win_ms: float = Field(25.0, gt=0)
     hop_ms: float = Field(10.0, gt=0)
@@ -149,10 +152,28 @@ class TrainConfig(_Strict):
     grad_accum: int = Field(1, ge=1)
     max_grad_norm: float = Field(0.0, ge=0)  # 0 = no clipping
     patience: int = Field(3, ge=0)  # 0 = no early stopping
-    metric: Literal[METRICS] = "acc"  # selects the best epoch and run
+    # Selects the best epoch and run: acc, uar or macro_f1; with several heads `<head>/<metric>`
+    # (a bare name means the first head's).
+    metric: str = "acc"
+    # Several heads: each head's cross-entropy weight in the summed loss (absent heads: 1).
+    head_weights: dict[str, Annotated[float, Field(ge=0)]] = {}
+    # Warm start: a checkpoint (a run's best.pt / last.pt, or a plain state dict) whose weights
+    # the model starts from; nothing else of it is restored. Keys starting with an entry of
+    # init_skip_keys are left as initialised (e.g. a classifier for other classes); every
+    # other key must match in name and shape.
+    init_from: str | None = None
+    init_skip_keys: list[str] = []
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     seed: int = 42
     num_workers: int = Field(0, ge=0)
+
+    @field_validator("metric")
+    @classmethod
+    def _check_metric(cls, metric):
+        head, _, base = metric.rpartition("/")
+        if base not in METRICS or (metric.count("/") and not head):
+            raise ValueError(f"metric is one of {', '.join(METRICS)}, or <head>/<one of them>")
+        return metric
 
 
 class EvaluationConfig(_Strict):

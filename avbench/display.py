@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from avbench.results.records import RunRecord
+from avbench.spec import split_metric
 
 if TYPE_CHECKING:
     from avbench.sweep.core import SweepHooks
@@ -40,8 +41,10 @@ def summarize(record: RunRecord) -> str:
         return f"infeasible, skipped untrained: {escape(record.error or '')}"
     val = record.val.get(record.metric)
     line = f"{record.status} val/{record.metric}={val:.4f}" if val is not None else record.status
-    if record.test:
-        for metric in ("acc", "uar"):
+    # Every head's test metrics (`emotion/acc`, `state/acc`, …) for a multi-head run.
+    prefixes = [f"{head}/" for head, base in map(split_metric, record.test) if head and base == "acc"] or [""]
+    for prefix in prefixes if record.test else []:
+        for metric in (f"{prefix}acc", f"{prefix}uar"):
             std = record.test.get(f"{metric}_std")  # over folds, when the run cross-validated
             line += f" test/{metric}={record.test[metric]:.4f}" + (f" ± {std:.4f}" if std is not None else "")
     return line + f" ({record.epochs_run} epochs, {record.wall_time_s:.0f}s)"

@@ -52,7 +52,9 @@ def with_model_inputs(experiment: Experiment) -> Experiment:
     wanted = factory.audio_input
     if data.audio_feature == "auto":
         return experiment.model_copy(update={"data": data.model_copy(update={"audio_feature": wanted})})
-    if "audio" in factory.modalities and data.audio_feature != wanted:
+    # A square linear spectrogram is an image too: any model that reads log-mel images takes it.
+    image_instead = wanted == "logmel" and data.audio_feature == "linear_spectrogram"
+    if "audio" in factory.modalities and data.audio_feature != wanted and not image_instead:
         raise ConfigError(
             f"model '{experiment.model}' reads audio as {wanted}, but data.audio_feature is "
             f"{data.audio_feature}; remove it or set it to {wanted}"
@@ -74,6 +76,7 @@ def spec_without_data(experiment: Experiment) -> TaskSpec:
         sample_rate=experiment.data.sample_rate,
         shapes=example_shapes(experiment.data),
         class_names=tuple(map(str, classes)),
+        heads=dict(task.heads),  # declared heads (annotations: emotion, state), so counts include them
     )
 
 

@@ -18,7 +18,7 @@ from avbench.errors import DatasetError
 if TYPE_CHECKING:
     from avbench.config import DataConfig
 
-# What fit() reports for every split, and what `train.metric` may select on.
+# What fit() reports for every split (per head when a task has several), and what `train.metric` selects on.
 METRICS = ("acc", "uar", "macro_f1")
 # The sizes of every task's synthetic stand-in (`avbench data synth --size`, `data.synth_size`).
 STANDIN_SIZES = ("tiny", "small", "medium", "full")
@@ -35,6 +35,20 @@ class TaskSpec:
     # e.g. {"audio": (1, 64, 201)} for a one-channel log-mel image.
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     class_names: tuple[str, ...] = ()
+    # Several targets per example (emotion and state): head name → its class names, in the
+    # order of the label columns. Empty: one head of `num_classes` (its logits a tensor);
+    # otherwise the model returns a dict of logits per head and num_classes is the first's.
+    heads: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def head_sizes(self) -> dict[str, int]:
+        """head name → number of classes; empty for a single-head task."""
+        return {name: len(classes) for name, classes in self.heads.items()}
+
+
+def split_metric(name: str) -> tuple[str | None, str]:
+    """'emotion/acc' → ('emotion', 'acc'); 'acc' → (None, 'acc'): which head a metric is of."""
+    head, sep, base = name.rpartition("/")
+    return (head, base) if sep else (None, name)
 
 
 SPLITS = ("train", "val", "test")
@@ -54,7 +68,7 @@ OPTIONAL_DATA_FIELDS = {
 
 @dataclass(frozen=True)
 class Item:
-    """One labelled example: the audio file, optional video file, its class and speaker.
+    """One labelled example: the audio file, optional video file, its class(es) and speaker.
 
     `fold` is the predefined fold (ESC-50's 1..5) for cross-validation; None when the
     dataset has no folds.
@@ -66,12 +80,18 @@ class Item:
     split: str
     video: Path | None = None
     fold: int | None = None
+    # A task with several heads: the label of every head, in the order of Task.heads
+    # (`label` is the first's).
+    targets: tuple[int, ...] = ()
 
 
 class Task:
     # How messages name the dataset ("ESC-50"); defaults to the registry name.
     title: ClassVar[str] = ""
     classes: ClassVar[tuple[str, ...]]
+    # Several targets per example: head name → its classes (the first head's are `classes`).
+    # Empty: one head. A task whose heads come from its data sets them in items().
+    heads: dict[str, tuple[str, ...]] = {}
     modalities: ClassVar[tuple[str, ...]] = ("audio",)
     # One line that tells a user what directory tree the loader expects.
     layout: ClassVar[str]

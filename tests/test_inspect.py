@@ -25,6 +25,7 @@ from tests.conftest import REPO, run_avbench
 SPLITS = ("train", "val", "test")
 # What each stand-in's headers say: sample rate, container/codecs, video.
 FORMATS = {
+    "annotations": (16000, {"wav PCM_16"}, set()),
     "audiofolder": (16000, {"wav PCM_16"}, set()),
     "commands": (16000, {"mp4 h264+aac"}, {"88×88 @ 25 fps"}),
     "cremad": (16000, {"wav PCM_16", "flv flv1+mp3"}, {"64×64 @ 15 fps"}),

@@ -16,7 +16,7 @@ from avbench.spec import TaskSpec
 TINY_DATA = {"clip_seconds": 1.0, "n_mels": 32, "num_frames": 4, "image_size": 32}
 
 
-def tiny_spec(name: str, num_classes: int = 5) -> TaskSpec:
+def tiny_spec(name: str, num_classes: int = 5, heads: dict[str, tuple[str, ...]] | None = None) -> TaskSpec:
     factory = MODELS.get(name)
     data = DataConfig(
         **{
@@ -31,6 +31,7 @@ def tiny_spec(name: str, num_classes: int = 5) -> TaskSpec:
         modalities=factory.modalities,
         sample_rate=data.sample_rate,
         shapes=example_shapes(data),
+        heads=dict(heads or {}),
     )
 
 
@@ -63,6 +64,31 @@ def test_tiny_forward_backward(name):
     for modality in factory.modalities:
         with torch.no_grad(), pytest.raises(KeyError, match=modality):
             model({key: value for key, value in batch.items() if key != modality})
+
+
+CLASSIFIERS = [name for name in MODELS.names() if MODELS.get(name).objective == "classification"]
+TWO_HEADS = {"emotion": ("a", "b", "c", "d"), "state": ("x", "y", "z")}
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_tiny_multi_head_forward_backward(name):
+    """Every classifier family can be given several heads: a dict of logits, each head's
+    width its own, and the summed loss reaches every parameter."""
+    factory = MODELS.get(name)
+    spec = tiny_spec(name, num_classes=4, heads=TWO_HEADS)
+    torch.manual_seed(0)
+    model = factory(spec, **factory.tiny_args)
+    model.train()
+    batch = fake_batch(spec)
+    output = model(batch)
+    assert isinstance(output, dict) and list(output) == ["emotion", "state"]
+    assert output["emotion"].shape == (3, 4) and output["state"].shape == (3, 3)
+    loss = sum(
+        torch.nn.functional.cross_entropy(logits, batch["label"] % logits.shape[-1]) for logits in output.values()
+    )
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"parameters without gradient: {missing[:5]}"
 
 
 def test_unknown_model_suggests():

@@ -25,6 +25,7 @@ SMALLEST = {
     "ravdess": {"sizes": {"tiny": (3, 1)}},
     "commands": {"sizes": {"tiny": (3, 1)}},
     "audiofolder": {"sizes": {"tiny": (3, 1)}},
+    "annotations": {"sizes": {"tiny": (3, 2)}},
 }
 
 

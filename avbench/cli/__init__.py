@@ -12,8 +12,15 @@ from pathlib import Path
 import click
 
 from avbench.cli.audeep import features
-from avbench.cli.imports import import_group
-from avbench.cli.support import SchemaDefault, common_run_options, make_console, results_dir, with_strict
+from avbench.cli.imports import import_group, pipeline
+from avbench.cli.support import (
+    SchemaDefault,
+    common_run_options,
+    make_console,
+    results_dir,
+    with_init_from,
+    with_strict,
+)
 from avbench.cli.sweep import agent_trial, show, sweep
 from avbench.errors import AvbenchError
 from avbench.results.layout import run_files, runs_root
@@ -121,12 +128,13 @@ def validate(experiments: tuple[str, ...]) -> None:
 @common_run_options
 @click.option("--cv", is_flag=True, help="Cross-validate over the task's predefined folds (esc50, esc10).")
 @click.pass_context
-def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, cv) -> None:
+def run(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, strict, cv) -> None:
     """Train and evaluate one experiment once (every field must have a value)."""
     from avbench.config import load_experiment
     from avbench.display import feature_progress, summarize
 
-    loaded = load_experiment(experiment, preset=preset, overrides=with_strict(overrides, strict))
+    overrides = with_init_from(with_strict(overrides, strict), init_from)
+    loaded = load_experiment(experiment, preset=preset, overrides=overrides)
     if loaded.searched:
         raise AvbenchError(
             f"{loaded.name} has searched (null) fields: {', '.join(loaded.searched)}; "
@@ -309,6 +317,7 @@ cli.add_command(show)
 cli.add_command(agent_trial)
 cli.add_command(features)
 cli.add_command(import_group)
+cli.add_command(pipeline)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,13 @@ def common_run_options(func):
         "--strict", is_flag=True, help="Stop at the first bad data file (sets data.strict) instead of skipping it."
     )(func)
     func = click.option("--no-wandb", is_flag=True, help="Do not log to Weights & Biases.")(func)
+    func = click.option(
+        "--init-from",
+        type=click.Path(path_type=Path),
+        default=None,
+        metavar="CHECKPOINT",
+        help="Start from this checkpoint's weights (sets train.init_from; see train.init_skip_keys).",
+    )(func)
     func = click.option("--synthetic", is_flag=True, help="Use the task's synthetic stand-in (written on first use).")(
         func
     )
@@ -68,3 +76,11 @@ class SchemaDefault(click.Option):
 
     def get_default(self, ctx: click.Context, call: bool = True) -> Any:
         return schema_default(self.schema_field)
+
+
+def with_init_from(overrides: tuple[str, ...], checkpoint: Path | None) -> tuple[str, ...]:
+    """--init-from as the override it stands for; absolute, so workers elsewhere find the file,
+    and quoted, so a path that looks like a number stays a string."""
+    if checkpoint is None:
+        return overrides
+    return (*overrides, f"train.init_from={json.dumps(str(checkpoint.resolve()))}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from avbench.cli.support import common_run_options, make_console, results_dir, with_strict
+from avbench.cli.support import common_run_options, make_console, results_dir, with_init_from, with_strict
 from avbench.sweep.backends import BACKENDS
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports optuna; --help must not
@@ -68,7 +68,7 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
     "sweep engine run locally; wandb-online: on W&B's server only.",
 )
 @click.pass_context
-def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, **options):
+def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, strict, **options):
     """Search the null fields of an experiment; re-run to resume."""
     # Every option not named here is the SweepRequest field of the same name.
     from avbench.context import RunContext
@@ -76,8 +76,10 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, **opt
     from avbench.sweep import run
     from avbench.sweep.core import SweepRequest
 
-    # Workers get --strict too, through their --set.
-    request = SweepRequest(experiment=experiment, overrides=with_strict(overrides, strict), **options)
+    # Workers get --strict and --init-from too, through their --set.
+    request = SweepRequest(
+        experiment=experiment, overrides=with_init_from(with_strict(overrides, strict), init_from), **options
+    )
     run_ctx = RunContext(results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb, preset=preset)
     console = make_console()
     outcome = run(request, run_ctx, ConsoleView(console))

@@ -18,6 +18,7 @@ from avbench.config import DataConfig
 from avbench.data.cache import CachedRows, FeatureCache
 from avbench.data.crop import TemporalWindow, cached_clip, crops_at_load
 from avbench.data.features import LogMelExtractor, LogMelSettings, WaveformExtractor, WaveformSettings
+from avbench.data.linear_spectrogram import LinearSpectrogramExtractor, LinearSpectrogramSettings
 from avbench.data.segments import clip_windows
 from avbench.data.spectrogram import SpectrogramExtractor, SpectrogramSettings
 from avbench.data.video import FrameExtractor, FrameSettings, normalize_frames
@@ -90,7 +91,7 @@ def frame_settings(data: DataConfig) -> FrameSettings:
     )
 
 
-AudioExtractor = LogMelExtractor | WaveformExtractor | SpectrogramExtractor
+AudioExtractor = LogMelExtractor | WaveformExtractor | SpectrogramExtractor | LinearSpectrogramExtractor
 
 
 def feature_extractors(data: DataConfig) -> dict[str, AudioExtractor | FrameExtractor]:
@@ -101,6 +102,10 @@ def feature_extractors(data: DataConfig) -> dict[str, AudioExtractor | FrameExtr
         if data.max_segment:
             raise ConfigError("auDeep spectrograms cover the whole clip: data.max_segment must be 0")
         audio = SpectrogramExtractor(SpectrogramSettings.from_data(data))
+    elif data.audio_feature == "linear_spectrogram":
+        if data.max_segment:
+            raise ConfigError("the linear spectrogram covers the whole file: data.max_segment must be 0")
+        audio = LinearSpectrogramExtractor(LinearSpectrogramSettings(data.sample_rate, data.spectrogram_size))
     elif data.audio_feature == "waveform":
         audio = WaveformExtractor(waveform_settings(data))
     else:
@@ -182,7 +187,7 @@ def prepare_data(
         if not members:
             hint = f" after skipping {len(skipped)} bad file(s), first {': '.join(skipped[0])}" if skipped else ""
             raise DatasetError(f"{task.name}: split '{name}' is empty under {root}{hint}")
-        labels = np.array([item.label for item in members], dtype=np.int64)
+        labels = _labels(members, multi_head=bool(task.heads))
         if name == "train" and data.shuffle_train_labels:
             labels = np.random.default_rng(data.split_seed).permutation(labels)
         features = {m: fetched[m].rows.take([position[m][_source(item, m)] for item in members]) for m in modalities}
@@ -203,14 +208,22 @@ def prepare_data(
         sample_rate=data.sample_rate,
         shapes=example_shapes(data) if window is not None else shapes,
         class_names=tuple(task.classes),
+        heads=dict(task.heads),
     )
     return PreparedData(spec, splits, skipped, cache.totals())
 
 
+def _labels(members: list[Item], *, multi_head: bool) -> np.ndarray:
+    """[N] class numbers, or [N, heads] for a task with several heads."""
+    if multi_head:
+        return np.array([item.targets for item in members], dtype=np.int64).reshape(len(members), -1)
+    return np.array([item.label for item in members], dtype=np.int64)
+
+
 class ArrayDataset:
     """A torch-style map dataset over a split: {"audio": [1, mels, frames] or [1, samples],
-    "video": [T, 3, H, W], "label": int}, with a leading segment axis S on both when segments
-    are on."""
+    "video": [T, 3, H, W], "label": int (a [heads] tensor for several heads)}, with a leading
+    segment axis S on both when segments are on."""
 
     def __init__(self, split: SplitArrays):
         self.split = split
@@ -221,7 +234,9 @@ class ArrayDataset:
     def __getitem__(self, index: int) -> dict:
         import torch
 
-        example: dict = {"label": int(self.split.labels[index])}
+        label = self.split.labels[index]
+        # One column per head for a multi-head task: batches get labels [B, heads].
+        example: dict = {"label": torch.from_numpy(label.copy()) if label.ndim else int(label)}
         window = self.split.window
         position = 0.0
         if window is not None:

@@ -67,7 +67,7 @@ class Inspection:
     synthetic: bool
     files: int
     classes: list[str]
-    counts: dict[str, dict[str, int]]  # class → split → files
+    counts: dict[str, dict[str, int]]  # class → split → files; other heads' classes as "<head>/<class>"
     splits: dict[str, SplitSummary]
     durations: Durations | None
     sample_rates: dict[int, int]  # Hz → files
@@ -170,6 +170,7 @@ def inspect_listing(root: Path, task: Task, data: DataConfig, *, detected_by: st
     counts = {name: {split: 0 for split in SPLITS} for name in classes}
     for item in items:
         counts[classes[item.label]][item.split] += 1
+    counts.update(_other_head_counts(task, items))
     splits = {
         split: SplitSummary(
             files=sum(1 for item in items if item.split == split),
@@ -251,3 +252,14 @@ def _relative(path: Path, root: Path) -> str:
         return Path(path).relative_to(root).as_posix() or "."
     except ValueError:
         return str(path)
+
+
+def _other_head_counts(task: Task, items: list) -> dict[str, dict[str, int]]:
+    """A multi-head task's files per class of every head after the first, as "<head>/<class>"."""
+    counts: dict[str, dict[str, int]] = {}
+    for position, (head, names) in enumerate(list(task.heads.items())[1:], start=1):
+        for name in names:
+            counts[f"{head}/{name}"] = {split: 0 for split in SPLITS}
+        for item in items:
+            counts[f"{head}/{names[item.targets[position]]}"][item.split] += 1
+    return counts

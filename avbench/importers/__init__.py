@@ -1,1 +1,1 @@
-"""Other projects' configs turned into avbench experiments (`avbench import ...`)."""
+"""Other projects' configs turned into avbench experiments (`avbench import ...`); no torch."""

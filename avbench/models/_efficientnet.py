@@ -6,10 +6,12 @@ from __future__ import annotations
 from torch import nn
 
 from avbench.errors import ConfigError
+from avbench.models._heads import classifier
+from avbench.spec import TaskSpec
 
 
 def efficientnet(
-    num_classes: int,
+    spec: TaskSpec,
     *,
     arch: str = "efficientnet_b0",
     drop_rate: float = 0.2,
@@ -20,16 +22,20 @@ def efficientnet(
     """`arch` is any timm EfficientNet; `width`/`depth` scale B0's channels and blocks
     (EfficientNet's compound-scaling multipliers; 1.0 = the published B0), which is how the
     CPU presets and tests shrink it. `pretrained` reads timm weights from the local HF cache
-    only; nothing is downloaded."""
+    only; nothing is downloaded. Its classifier is the task's (one Linear per head for several)."""
     import timm
     from timm.models import efficientnet as timm_efficientnet
 
-    common = {"in_chans": 1, "num_classes": num_classes, "drop_rate": drop_rate}
+    common = {"in_chans": 1, "num_classes": spec.num_classes, "drop_rate": drop_rate}
     if (width, depth) == (1.0, 1.0):
-        return timm.create_model(arch, pretrained=pretrained, **common)
-    if arch != "efficientnet_b0" or pretrained:
+        model = timm.create_model(arch, pretrained=pretrained, **common)
+    elif arch != "efficientnet_b0" or pretrained:
         raise ConfigError("model_args width/depth scale efficientnet_b0 without pretrained weights only")
-    # timm exposes the multipliers only through its generator function.
-    return timm_efficientnet._gen_efficientnet(
-        "efficientnet_b0", channel_multiplier=width, depth_multiplier=depth, **common
-    )
+    else:
+        # timm exposes the multipliers only through its generator function.
+        model = timm_efficientnet._gen_efficientnet(
+            "efficientnet_b0", channel_multiplier=width, depth_multiplier=depth, **common
+        )
+    if spec.heads:
+        model.classifier = classifier(model.classifier.in_features, spec)
+    return model

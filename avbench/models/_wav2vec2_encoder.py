@@ -9,6 +9,7 @@ Not a model itself: the leading underscore keeps the registry from importing it 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import torch
 from torch import nn
@@ -267,3 +268,25 @@ def _load(model_class: type, options: EncoderOptions, overrides: dict) -> nn.Mod
         )
     except OSError as exc:
         raise ConfigError(f"model_args.pretrained '{where}': {str(exc).splitlines()[0]}") from None
+
+
+# Which wav2vec2 tensor a head reads. hidden: the transformer's output (after the positional
+# convolution and layer norm even with num_layers 0); projection: the feature projection's
+# 768-d output (SpecAugment-masked while training), what emotions-classify's Wav2Vec2Fn read;
+# extract_features: the conv encoder's layer-normed 512-d features, what its Wav2Vec2Cnn read.
+FeatureSource = Literal["hidden", "projection", "extract_features"]
+
+
+def encoder_features(encoder: nn.Module, waveform: torch.Tensor, source: FeatureSource) -> torch.Tensor:
+    """[B, frames, width] from a Wav2Vec2Model; the transformer runs only for `hidden`."""
+    if source == "hidden":
+        return encoder(waveform).last_hidden_state
+    conv = encoder.feature_extractor(waveform).transpose(1, 2)
+    projected, normed = encoder.feature_projection(conv)
+    if source == "extract_features":
+        return normed
+    return encoder._mask_hidden_states(projected)
+
+
+def feature_width(config, source: FeatureSource) -> int:
+    return config.conv_dim[-1] if source == "extract_features" else config.hidden_size

@@ -28,7 +28,6 @@ OpenAV) and `lstm_size` (512) shrink them for CPUs.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avbench.errors import ConfigError
+from avbench.models._heads import classifier, mean_probability_logits
 from avbench.models._openav_nets import LipReader, ResNet18
 from avbench.models._weights import load_module_weights
 from avbench.registry import register_model
@@ -114,7 +114,7 @@ class AVFusion(nn.Module):
         self.video_tokens = nn.Linear(segments, hidden_features)
         self.encoders = nn.ModuleList(FusionEncoder(input_dim, first=k == 0) for k in range(encoder_decoder))
         self.decoders = nn.ModuleList(
-            nn.Sequential(nn.Linear(input_dim, hidden_units), nn.ReLU(), nn.Linear(hidden_units, spec.num_classes))
+            nn.Sequential(nn.Linear(input_dim, hidden_units), nn.ReLU(), classifier(hidden_units, spec))
             for _ in range(encoder_decoder)
         )
         self.frozen = frozen
@@ -139,12 +139,12 @@ class AVFusion(nn.Module):
             ],
             dim=1,
         )
-        log_probs, previous = [], None
+        outputs, previous = [], None
         for encoder, decoder in zip(self.encoders, self.decoders, strict=True):
             previous = encoder(tokens, previous)
-            log_probs.append(decoder(previous.mean(dim=1)).log_softmax(dim=-1))
-        # log of the mean probability: the seed's average of softmaxes, as logits.
-        return torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(log_probs))
+            outputs.append(decoder(previous.mean(dim=1)))
+        # log of the mean probability: the seed's average of softmaxes, as logits (per head).
+        return mean_probability_logits(outputs)
 
 
 def _projection(width: int, dim: int) -> nn.Module:

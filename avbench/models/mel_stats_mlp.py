@@ -8,19 +8,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from avbench.models._heads import classifier
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
 
 class MelStatsMLP(nn.Module):
-    def __init__(self, n_mels: int, num_classes: int, hidden: int, layers: int, dropout: float):
+    def __init__(self, n_mels: int, spec: TaskSpec, hidden: int, layers: int, dropout: float):
         super().__init__()
         blocks: list[nn.Module] = []
         width = 2 * n_mels
         for _ in range(layers):
             blocks += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout)]
             width = hidden
-        blocks.append(nn.Linear(width, num_classes))
+        blocks.append(classifier(width, spec))
         self.head = nn.Sequential(nn.LayerNorm(2 * n_mels), *blocks)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -32,4 +33,4 @@ class MelStatsMLP(nn.Module):
 @register_model("mel-stats-mlp", tiny={"hidden": 16, "layers": 1}, modalities=("audio",))
 def mel_stats_mlp(spec: TaskSpec, hidden: int = 256, layers: int = 2, dropout: float = 0.1) -> nn.Module:
     channels, n_mels, _ = spec.shapes["audio"]
-    return MelStatsMLP(channels * n_mels, spec.num_classes, hidden, layers, dropout)
+    return MelStatsMLP(channels * n_mels, spec, hidden, layers, dropout)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from avbench.errors import ConfigError
+from avbench.models._heads import classifier, split_heads
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
@@ -59,9 +60,10 @@ ARCHITECTURE = {
 class PerceiverClassifier(nn.Module):
     """Audio [B, 1, samples] + video [B, T, 3, H, W] → label logits [B, num_classes]."""
 
-    def __init__(self, autoencoder: nn.Module, weights_source: str, normalize_audio: bool = False):
+    def __init__(self, autoencoder: nn.Module, spec: TaskSpec, weights_source: str, normalize_audio: bool = False):
         super().__init__()
         self.autoencoder = autoencoder
+        self.spec = spec
         self.weights_source = weights_source
         self.normalize_audio = normalize_audio
         self.label_width = autoencoder.config.num_labels
@@ -85,7 +87,7 @@ class PerceiverClassifier(nn.Module):
             "label": video.new_zeros(video.shape[0], self.label_width),
         }
         out = self.autoencoder(inputs=inputs, subsampled_output_points=self.label_points_only(video.device))
-        return out.logits["label"]
+        return split_heads(out.logits["label"], self.spec)
 
 
 def check_inputs(
@@ -206,16 +208,20 @@ def load_pretrained(path: str, architecture: dict, attention_dropout: float):
     return model
 
 
-def adapt_for_classes(autoencoder: nn.Module, num_classes: int, head_hidden: int, head_dropout: float) -> None:
+def adapt_for_classes(autoencoder: nn.Module, spec: TaskSpec, head_hidden: int, head_dropout: float) -> None:
     """New label classifier; freeze what label-only decoding can never use."""
     perceiver = autoencoder.perceiver
     if perceiver.input_preprocessor.mask_probs.get("label") != 1.0:
         raise RuntimeError("the label input must always be masked (HF changed PerceiverForMultimodalAutoencoding?)")
     width = autoencoder.config.output_num_channels
+    # HF's postprocessor indexes the classifier's output as a tensor: several heads come
+    # concatenated and are split in forward.
     head: nn.Module = (
-        nn.Sequential(nn.Linear(width, head_hidden), nn.Dropout(head_dropout), nn.Linear(head_hidden, num_classes))
+        nn.Sequential(
+            nn.Linear(width, head_hidden), nn.Dropout(head_dropout), classifier(head_hidden, spec, concatenated=True)
+        )
         if head_hidden
-        else nn.Linear(width, num_classes)
+        else classifier(width, spec, concatenated=True)
     )
     perceiver.output_postprocessor.modalities["label"].classifier = head
     # Image/audio reconstruction heads and query paddings only see zero decoded points, and the
@@ -340,6 +346,6 @@ def perceiver(
         changed = [f"{key} {value}" for key, value in requested.items() if value != PUBLISHED_VALUES[key]]
         scaled = f" ({', '.join(changed)})" if changed else ""
         source = f"random init from the {PUBLISHED} config{scaled}"
-    adapt_for_classes(autoencoder, spec.num_classes, head_hidden, head_dropout)
+    adapt_for_classes(autoencoder, spec, head_hidden, head_dropout)
     name_labels(autoencoder, spec.class_names or tuple(str(i) for i in range(spec.num_classes)))
-    return PerceiverClassifier(autoencoder, source, normalize_audio)
+    return PerceiverClassifier(autoencoder, spec, source, normalize_audio)

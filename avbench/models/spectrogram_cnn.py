@@ -34,5 +34,5 @@ def spectrogram_cnn(
 ) -> nn.Module:
     """EfficientNet-B0 by default; `width`/`depth` scale it (see avbench.models._efficientnet)."""
     return SpectrogramCNN(
-        efficientnet(spec.num_classes, arch=arch, drop_rate=drop_rate, width=width, depth=depth, pretrained=pretrained)
+        efficientnet(spec, arch=arch, drop_rate=drop_rate, width=width, depth=depth, pretrained=pretrained)
     )

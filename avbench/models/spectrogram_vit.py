@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avbench.errors import ConfigError, InfeasibleConfig
+from avbench.models._heads import classifier
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
@@ -149,4 +150,6 @@ def spectrogram_vit(
         **extra,
     )
     assert vit.blocks[0].mlp.fc1.out_features == mlp_dim
+    if spec.heads:
+        vit.head = classifier(dim, spec)
     return SpectrogramViT(vit, size)

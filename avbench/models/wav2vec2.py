@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from avbench.models._heads import classifier
 from avbench.models._wav2vec2_encoder import (
     TINY_ENCODER,
     EncoderOptions,
@@ -56,4 +57,6 @@ def wav2vec2(
 
     options = EncoderOptions.from_args(locals())
     model, source = build_wav2vec2(Wav2Vec2ForSequenceClassification, spec, options, num_labels=spec.num_classes)
+    if spec.heads:
+        model.classifier = classifier(model.config.classifier_proj_size, spec)
     return Wav2Vec2Classifier(model, source, freeze_base_model)

@@ -24,8 +24,10 @@ from avbench.models._efficientnet import efficientnet
 from avbench.models._wav2vec2_encoder import (
     TINY_ENCODER,
     EncoderOptions,
+    FeatureSource,
     Wav2Vec2Based,
     build_wav2vec2,
+    encoder_features,
     normalize_waveform,
     two_rate_groups,
 )
@@ -35,10 +37,17 @@ from avbench.spec import TaskSpec
 
 class Wav2Vec2CNN(Wav2Vec2Based):
     def __init__(
-        self, encoder: nn.Module, backbone: nn.Module, cnn_lr: float | None, weights_source: str, base_frozen: bool
+        self,
+        encoder: nn.Module,
+        backbone: nn.Module,
+        cnn_lr: float | None,
+        weights_source: str,
+        base_frozen: bool,
+        feature_source: FeatureSource = "hidden",
     ):
         super().__init__()
         self.encoder = encoder
+        self.feature_source = feature_source
         self.backbone = backbone
         self.cnn_lr = cnn_lr
         self.weights_source = weights_source
@@ -48,7 +57,7 @@ class Wav2Vec2CNN(Wav2Vec2Based):
         return self.encoder
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        embeddings = self.encoder(normalize_waveform(batch["audio"])).last_hidden_state  # [B, frames, hidden]
+        embeddings = encoder_features(self.encoder, normalize_waveform(batch["audio"]), self.feature_source)
         return self.backbone(embeddings.unsqueeze(1))
 
     def param_groups(self, lr: float) -> list[dict]:
@@ -80,15 +89,17 @@ def wav2vec2_cnn(
     conv_channels: int | None = None,
     layerdrop: float = 0.1,
     mask_time_prob: float = 0.05,
+    feature_source: FeatureSource = "hidden",
 ) -> nn.Module:
     """`arch`, `drop_rate`, `width`, `depth` are spectrogram-cnn's EfficientNet options (random
     init: the embedding map is no photograph); `cnn_lr` is the EfficientNet's learning rate
-    (train.lr when unset); the others are wav2vec2's (see avbench.models.wav2vec2)."""
+    (train.lr when unset); `feature_source` the wav2vec2 tensor it reads as an image
+    (the seed's: extract_features, [frames, 512]); the others are wav2vec2's (see avbench.models.wav2vec2)."""
     from transformers import Wav2Vec2Model
 
     options = EncoderOptions.from_args(locals())
     if cnn_lr is not None and cnn_lr <= 0:
         raise ConfigError(f"model_args.cnn_lr must be positive, got {cnn_lr}")
     encoder, source = build_wav2vec2(Wav2Vec2Model, spec, options)
-    backbone = efficientnet(spec.num_classes, arch=arch, drop_rate=drop_rate, width=width, depth=depth)
-    return Wav2Vec2CNN(encoder, backbone, cnn_lr, source, freeze_base_model)
+    backbone = efficientnet(spec, arch=arch, drop_rate=drop_rate, width=width, depth=depth)
+    return Wav2Vec2CNN(encoder, backbone, cnn_lr, source, freeze_base_model, feature_source)

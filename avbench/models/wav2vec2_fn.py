@@ -16,8 +16,8 @@ time (the seed's view scrambled frames and features); logits, not softmax, go to
 cross-entropy; `conv_lr` really drives the head (the seed defined it and trained everything at
 base_lr); the mean switches have defaults (the seed's example config lacked them and crashed);
 the FC layers use LayerNorm where the seed had BatchNorm1d (same role, but a last training
-batch of one example, which the seed avoided with drop_last, cannot break it); one head for
-the task's classes instead of the seed's emotion + state pair. The seed skipped wav2vec2's
+batch of one example, which the seed avoided with drop_last, cannot break it); the seed's
+emotion + state pair is the task's heads (a two-head task gives two). The seed skipped wav2vec2's
 transformer and froze the rest; `num_layers: 0` with `freeze_base_model: true` and
 pretrained weights is that setup.
 """
@@ -29,11 +29,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from avbench.errors import ConfigError
+from avbench.models._heads import classifier
 from avbench.models._wav2vec2_encoder import (
     TINY_ENCODER,
     EncoderOptions,
+    FeatureSource,
     Wav2Vec2Based,
     build_wav2vec2,
+    encoder_features,
+    feature_width,
     frame_count,
     normalize_waveform,
     two_rate_groups,
@@ -51,7 +55,7 @@ class ConvFnHead(nn.Module):
         self,
         frames: int,
         hidden: int,
-        num_classes: int,
+        spec: TaskSpec,
         *,
         conv_h_count: int,
         conv_w_count: int,
@@ -72,7 +76,7 @@ class ConvFnHead(nn.Module):
             nn.Linear(layer_1_size, layer_2_size),
             nn.LayerNorm(layer_2_size),
             nn.ReLU(),
-            nn.Linear(layer_2_size, num_classes),
+            classifier(layer_2_size, spec),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -91,10 +95,17 @@ class ConvFnHead(nn.Module):
 
 class Wav2Vec2Fn(Wav2Vec2Based):
     def __init__(
-        self, encoder: nn.Module, head: ConvFnHead, conv_lr: float | None, weights_source: str, base_frozen: bool
+        self,
+        encoder: nn.Module,
+        head: ConvFnHead,
+        conv_lr: float | None,
+        weights_source: str,
+        base_frozen: bool,
+        feature_source: FeatureSource = "hidden",
     ):
         super().__init__()
         self.encoder = encoder
+        self.feature_source = feature_source
         self.head = head
         self.conv_lr = conv_lr
         self.weights_source = weights_source
@@ -104,7 +115,7 @@ class Wav2Vec2Fn(Wav2Vec2Based):
         return self.encoder
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.head(self.encoder(normalize_waveform(batch["audio"])).last_hidden_state)
+        return self.head(encoder_features(self.encoder, normalize_waveform(batch["audio"]), self.feature_source))
 
     def param_groups(self, lr: float) -> list[dict]:
         """wav2vec2 at `lr` (train.lr, the seed's base_lr), the head at `conv_lr`."""
@@ -144,9 +155,11 @@ def wav2vec2_fn(
     conv_channels: int | None = None,
     layerdrop: float = 0.1,
     mask_time_prob: float = 0.05,
+    feature_source: FeatureSource = "hidden",
 ) -> nn.Module:
     """Head defaults are the seed's example config (conv_h 1, conv_w 1, 256/256). `time_mean`
-    and `feature_mean` are the seed's h_mean_enable and w_mean_enable. The wav2vec2 options are
+    and `feature_mean` are the seed's h_mean_enable and w_mean_enable. `feature_source` is the
+    wav2vec2 tensor the head reads (the seed's: projection). The wav2vec2 options are
     wav2vec2's (see avbench.models.wav2vec2)."""
     from transformers import Wav2Vec2Model
 
@@ -164,8 +177,8 @@ def wav2vec2_fn(
     frames = frame_count(encoder.config, spec.shapes["audio"][-1])
     head = ConvFnHead(
         frames,
-        encoder.config.hidden_size,
-        spec.num_classes,
+        feature_width(encoder.config, feature_source),
+        spec,
         conv_h_count=conv_h_count,
         conv_w_count=conv_w_count,
         time_mean=time_mean,
@@ -173,4 +186,4 @@ def wav2vec2_fn(
         layer_1_size=layer_1_size,
         layer_2_size=layer_2_size,
     )
-    return Wav2Vec2Fn(encoder, head, conv_lr, source, freeze_base_model)
+    return Wav2Vec2Fn(encoder, head, conv_lr, source, freeze_base_model, feature_source)

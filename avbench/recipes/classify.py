@@ -48,6 +48,10 @@ def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) 
     set_seed(cfg.seed)
     model = create_model(run.experiment, run.data.spec, checked_args=run.model_args)
     note_model(run.record, model)
+    if cfg.init_from is not None:
+        from avbench.train.warm_start import warm_start
+
+        run.record.weights = f"warm start from {cfg.init_from} ({warm_start(model, cfg)} tensors)"
     return fit(
         model,
         make_loaders(run.data, cfg),

@@ -68,7 +68,24 @@ def prepare(experiment: Experiment, ctx: RunContext, progress: Progress | None =
     root, data_kind = resolve_data_root(experiment, synthetic=ctx.synthetic)
     cache = FeatureCache(feature_cache_dir(ctx.results), workers=cache_workers(experiment.data))
     data = prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache, progress)
-    return Prepared(experiment, model_args, root, data_kind, data)
+    return Prepared(fit_to_heads(experiment, model_args, data), model_args, root, data_kind, data)
+
+
+def fit_to_heads(experiment: Experiment, model_args: dict, data: PreparedData) -> Experiment:
+    """The experiment with train.metric naming its head, once the data says which heads there
+    are; a warm start's checkpoint is checked against the model here too, in one line."""
+    from avbench.errors import ConfigError
+    from avbench.models import create_model
+    from avbench.train.heads import resolve_for_heads
+    from avbench.train.warm_start import check_warm_start
+
+    if data.spec.heads and MODELS.get(experiment.model).objective == "reconstruction":
+        raise ConfigError(
+            f"model '{experiment.model}' learns without labels; task '{experiment.task}' has several heads"
+        )
+    experiment = experiment.model_copy(update={"train": resolve_for_heads(experiment.train, data.spec)})
+    check_warm_start(experiment.train, lambda: create_model(experiment, data.spec, checked_args=model_args))
+    return experiment
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from avbench.results.records import FINISHED, RunRecord, iter_records
-from avbench.spec import METRICS
+from avbench.spec import METRICS, split_metric
 
 
 def fold_cross_validation(records: list[RunRecord]) -> list[RunRecord]:
@@ -65,11 +65,16 @@ def leaderboard_rows(results: Path, task: str | None = None) -> list[dict[str, A
             "n_failed": sum(r.status == "failed" for r in records),
             "metric": best.metric,
         }
-        row.update({f"val/{m}": best.val.get(m) for m in METRICS})
-        row.update({f"test/{m}": best.test.get(m) for m in METRICS})
+        # A multi-head run is shown by its selection head (train.metric's): its metrics fill the columns.
+        head, _ = split_metric(best.metric)
+        prefix = f"{head}/" if head else ""
+        if head:
+            row["head"] = head
+        row.update({f"val/{m}": best.val.get(prefix + m) for m in METRICS})
+        row.update({f"test/{m}": best.test.get(prefix + m) for m in METRICS})
         if best.cv:
             row["folds"] = best.cv["folds"]
-            row.update({f"test/{m}_std": best.test.get(f"{m}_std") for m in METRICS})
+            row.update({f"test/{m}_std": best.test.get(f"{prefix}{m}_std") for m in METRICS})
         row.update(
             {
                 "params": best.params,
@@ -80,7 +85,7 @@ def leaderboard_rows(results: Path, task: str | None = None) -> list[dict[str, A
             }
         )
         rows.append(row)
-    rows.sort(key=lambda r: (r["task"], r["data"], -(r[f"val/{r['metric']}"] or 0.0)))
+    rows.sort(key=lambda r: (r["task"], r["data"], -(r[f"val/{split_metric(r['metric'])[1]}"] or 0.0)))
     return rows
 
 
@@ -117,10 +122,19 @@ TABLE_COLUMNS = (
 )
 
 
+def table_columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """TABLE_COLUMNS, with the selection head after `data` when some row is a multi-head run's."""
+    if not any(row.get("head") for row in rows):
+        return TABLE_COLUMNS
+    at = TABLE_COLUMNS.index("data") + 1
+    return (*TABLE_COLUMNS[:at], "head", *TABLE_COLUMNS[at:])
+
+
 def render_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    columns = table_columns(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(row, c) for c in TABLE_COLUMNS) + " |")
+        lines.append("| " + " | ".join(_cell(row, c) for c in columns) + " |")
     return "\n".join(lines)
 
 
@@ -141,8 +155,9 @@ def render_table(rows: list[dict[str, Any]], console) -> None:
     from rich.table import Table
 
     table = Table(title="avbench leaderboard (best validation run; test reported once)")
-    for column in TABLE_COLUMNS:
+    columns = table_columns(rows)
+    for column in columns:
         table.add_column(column, justify="right" if column.startswith(("val", "test", "n_", "params")) else "left")
     for row in rows:
-        table.add_row(*(_cell(row, c) for c in TABLE_COLUMNS))
+        table.add_row(*(_cell(row, c) for c in columns))
     console.print(table)

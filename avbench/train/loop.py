@@ -20,10 +20,9 @@ from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from avbench.config import TrainConfig
-from avbench.train.metrics import classification_metrics
+from avbench.train.heads import EvalCollector, classification_loss, is_logged, per_example_loss
 from avbench.train.optim import build_optimizer, build_scheduler, model_param_groups
 from avbench.train.resume import LoopState, ResumePoint, loader_generators
 
@@ -61,28 +60,17 @@ class Objective(Protocol):
         ...
 
 
-def classification_loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
-    return F.cross_entropy(logits.float(), batch["label"])
-
-
 def evaluate(model, loader, accelerator, num_classes: int) -> dict:
-    """Classification metrics over the whole split; gather_for_metrics drops the samples that
-    distributed sampling duplicated to even out the ranks."""
+    """Classification metrics over the whole split (per head when the model has several);
+    gather_for_metrics drops the samples that distributed sampling duplicated to even out the ranks."""
     model.eval()
-    preds, labels, losses = [], [], []
+    collected = EvalCollector(num_classes)
     with torch.no_grad():
         for batch in loader:
             logits = model(batch)
-            loss = F.cross_entropy(logits.float(), batch["label"], reduction="none")
-            logits, target, loss = accelerator.gather_for_metrics((logits, batch["label"], loss))
-            preds.append(logits.argmax(dim=-1).cpu())
-            labels.append(target.cpu())
-            losses.append(loss.float().cpu())
-    y_true = torch.cat(labels).numpy()
-    y_pred = torch.cat(preds).numpy()
-    metrics = classification_metrics(y_true, y_pred, num_classes)
-    metrics["loss"] = float(torch.cat(losses).mean())
-    return metrics
+            loss = per_example_loss(logits, batch["label"])
+            collected.add(*accelerator.gather_for_metrics((logits, batch["label"], loss)))
+    return collected.metrics()
 
 
 @dataclass(frozen=True)
@@ -91,9 +79,10 @@ class Classification:
 
     num_classes: int
     metric: str
+    head_weights: dict[str, float] = field(default_factory=dict)  # several heads: each one's loss weight
 
     def loss(self, output, batch: dict) -> torch.Tensor:
-        return classification_loss(output, batch)
+        return classification_loss(output, batch["label"], self.head_weights)
 
     def evaluate(self, model, loader, accelerator) -> dict:
         return evaluate(model, loader, accelerator, self.num_classes)
@@ -102,6 +91,9 @@ class Classification:
         return metrics[self.metric]
 
     def correct(self, output, batch: dict) -> torch.Tensor:
+        """Of the first head when there are several (its labels are the first column)."""
+        if isinstance(output, dict):
+            return (next(iter(output.values())).detach().argmax(dim=-1) == batch["label"][:, 0]).sum()
         return (output.detach().argmax(dim=-1) == batch["label"]).sum()
 
 
@@ -118,7 +110,7 @@ def fit(
     """Train a classifier with early stopping on `cfg.metric`; resume from
     `checkpoint_dir/last.pt` when it exists (written after every epoch). A model with a
     `param_groups(lr)` method trains each group at its own rate."""
-    objective = Classification(num_classes, cfg.metric)
+    objective = Classification(num_classes, cfg.metric, dict(cfg.head_weights))
     return train_loop(model, loaders, cfg, accelerator, objective, checkpoint_dir=checkpoint_dir, on_eval=on_eval)
 
 
@@ -150,7 +142,7 @@ def train_loop(
         if not np.isfinite(trained["train/loss"]):
             raise NonFiniteLoss(f"training loss became {trained['train/loss']} in epoch {epoch}")
         val = objective.evaluate(model, val_loader, accelerator)
-        metrics = {"epoch": epoch, **trained, **{f"val/{k}": v for k, v in val.items() if k != "confusion"}}
+        metrics = {"epoch": epoch, **trained, **{f"val/{k}": v for k, v in val.items() if is_logged(k)}}
         metrics["epoch_time_s"] = time.perf_counter() - started
         accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
         state.history.append(metrics)
