@@ -32,8 +32,10 @@ class DataConfig(_Strict):
     sample_rate: int = Field(16000, gt=0)
     clip_seconds: float = Field(2.0, gt=0)  # every clip is centre-cropped / padded to this
     # How audio reaches the model: log-mel images, raw samples, or auDeep's clipped dB mel
-    # spectrograms (one channel per clip_below threshold); auto = what the model reads.
-    audio_feature: Literal["auto", "logmel", "waveform", "spectrogram"] = "auto"
+    # spectrograms (one channel per clip_below threshold); auto = what the model reads. hf (a
+    # Hugging Face checkpoint's own input) and embedding (a frozen encoder's output) are set by
+    # the models that read them, from their model_args.
+    audio_feature: Literal["auto", "logmel", "waveform", "spectrogram", "hf", "embedding"] = "auto"
     n_mels: int = Field(64, gt=0)
     win_ms: float = Field(25.0, gt=0)
     hop_ms: float = Field(10.0, gt=0)

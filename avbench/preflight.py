@@ -123,6 +123,15 @@ def with_model_inputs(experiment: Experiment) -> Experiment:
     return experiment
 
 
+def model_input_extractor(experiment: Experiment, model_args: dict, cache_root: Path):
+    """The model's own audio extractor (registered `input_extractor`: a checkpoint's feature
+    extractor, a frozen encoder's embeddings), or None for the features the data path knows."""
+    factory = MODELS.get(experiment.model)
+    if factory.input_extractor is None or "audio" not in experiment.data.modalities:
+        return None
+    return factory.input_extractor(experiment.data, model_args, cache_root)
+
+
 def spec_without_data(experiment: Experiment) -> TaskSpec:
     """The TaskSpec a model will get, from the config alone (shapes follow from the data
     settings): for checks and parameter counts before any data is read. The class count is

@@ -71,6 +71,7 @@ class Registry:
 
 
 MODELS = Registry("model", "avbench.models")
+AUDIO_INPUTS = ("logmel", "waveform", "spectrogram", "hf", "embedding")
 TASKS = Registry("task", "avbench.tasks")
 
 
@@ -85,6 +86,8 @@ def register_model(
     objective: str = "classification",
     cpu_threads: int | None = None,
     skips_parameters: bool = False,
+    input_extractor: Callable[..., Any] | None = None,
+    data_scores: Callable[..., dict] | None = None,
 ):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
@@ -104,9 +107,16 @@ def register_model(
     `skips_parameters` says a training step may leave some trainable parameters without a
     gradient (wav2vec2's layerdrop skips whole layers): data-parallel training then asks DDP
     to look for unused parameters, which it otherwise refuses in the next step.
+    `input_extractor(data, model_args, cache_root)`, for inputs that depend on the model's own
+    arguments (audio_input "hf": a checkpoint's feature extractor; "embedding": a frozen
+    encoder's embeddings), returns the extractor the feature cache fills the audio from.
+    `data_scores(prepared_data)` scores the prepared data without training (the probe's kNN);
+    its dict goes into the run record next to the model's metrics.
     """
-    if audio_input not in ("logmel", "waveform", "spectrogram"):
-        raise ValueError(f"audio_input must be 'logmel', 'waveform' or 'spectrogram', not {audio_input!r}")
+    if audio_input not in AUDIO_INPUTS:
+        raise ValueError(f"audio_input must be one of {AUDIO_INPUTS}, not {audio_input!r}")
+    if audio_input in ("hf", "embedding") and input_extractor is None:
+        raise ValueError(f"audio_input {audio_input!r} needs an input_extractor")
     if objective not in ("classification", "reconstruction"):
         raise ValueError(f"objective must be 'classification' or 'reconstruction', not {objective!r}")
     return MODELS.register(
@@ -119,6 +129,8 @@ def register_model(
         objective=objective,
         cpu_threads=cpu_threads,
         skips_parameters=skips_parameters,
+        input_extractor=input_extractor,
+        data_scores=data_scores,
     )
 
 

@@ -16,7 +16,13 @@ from pathlib import Path
 import yaml
 
 from avbench.config import Experiment, TrainConfig
-from avbench.preflight import check_feasible, check_model_args, resolve_data_root, with_model_inputs
+from avbench.preflight import (
+    check_feasible,
+    check_model_args,
+    model_input_extractor,
+    resolve_data_root,
+    with_model_inputs,
+)
 from avbench.registry import MODELS, TASKS
 from avbench.results.provenance import git_hash, versions
 from avbench.results.records import RunRecord, run_dir, write_record
@@ -66,7 +72,9 @@ def run_experiment(
     task = TASKS.get(experiment.task)()
     root, data_kind = resolve_data_root(experiment, synthetic=synthetic)
     cache = FeatureCache(Path(results) / "cache" / "features", workers=cache_workers(experiment.data))
-    data = prepare_data(task, root, experiment.data, cache, progress)
+    audio = model_input_extractor(experiment, model_args, cache.root)
+    data = prepare_data(task, root, experiment.data, cache, progress, audio=audio)
+    data_scores = MODELS.get(experiment.model).data_scores
     clips = None
     if MODELS.get(experiment.model).objective == "reconstruction":
         # The auDeep pipeline: the autoencoder trains on the clips of every fold (no labels),
@@ -96,6 +104,7 @@ def run_experiment(
         git=git_hash(),
         cv=cv,
         processes=ranks.count,
+        data_scores=data_scores(data) if data_scores else {},
     )
     out_dir = run_dir(results, experiment.name, record.run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
