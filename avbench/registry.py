@@ -110,7 +110,7 @@ def register_model(
     `input_extractor(data, model_args, cache_root)`, for inputs that depend on the model's own
     arguments (audio_input "hf": a checkpoint's feature extractor; "embedding": a frozen
     encoder's embeddings), returns the extractor the feature cache fills the audio from.
-    `data_scores(prepared_data)` scores the prepared data without training (the probe's kNN);
+    `data_scores(prepared_data, model_args)` scores the prepared data without training (the probe's kNN);
     its dict goes into the run record next to the model's metrics.
     """
     if audio_input not in AUDIO_INPUTS:

@@ -104,7 +104,7 @@ def run_experiment(
         git=git_hash(),
         cv=cv,
         processes=ranks.count,
-        data_scores=data_scores(data) if data_scores else {},
+        data_scores=data_scores(data, model_args) if data_scores else {},
     )
     out_dir = run_dir(results, experiment.name, record.run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +169,9 @@ def run_experiment(
             set_seed(cfg.seed)
             model = MODELS.get(experiment.model)(data.spec, **model_args)
             record.params = sum(p.numel() for p in model.parameters())
-            record.weights = getattr(model, "weights_source", "random init (published architecture)")
+            # A probe's own head is always new: what matters is its frozen encoder's weights.
+            weights = getattr(model, "weights_source", None) or getattr(audio, "weights_source", None)
+            record.weights = weights or "random init (published architecture)"
             loaders = {
                 name: torch.utils.data.DataLoader(
                     ArrayDataset(split),
