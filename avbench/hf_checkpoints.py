@@ -64,6 +64,9 @@ PUBLISHED: dict[str, Published] = {
     "facebook/wav2vec2-base": Published(
         "wav2vec2", {**_BASE, "feat_extract_norm": "group", "conv_bias": False, "do_stable_layer_norm": False}
     ),
+    "facebook/wav2vec2-base-960h": Published(
+        "wav2vec2", {**_BASE, "feat_extract_norm": "group", "conv_bias": False, "do_stable_layer_norm": False}
+    ),
     "facebook/hubert-base-ls960": Published(
         "hubert", {**_BASE, "feat_extract_norm": "group", "conv_bias": False}, {"do_normalize": False}
     ),

@@ -140,11 +140,17 @@ def spec_without_data(experiment: Experiment) -> TaskSpec:
 
     task = TASKS.get(experiment.task)()
     classes = getattr(task, "classes", ()) or tuple(range(10))
+    shapes = example_shapes(experiment.data.model_copy(update={"audio_feature": "logmel"}))
+    own = model_input_extractor(experiment, check_model_args(experiment), cache_root=None)
+    if own is not None:  # a checkpoint's input, an encoder's embeddings: their shapes need no data
+        shapes["audio"] = tuple(own.settings.shape)
+    else:
+        shapes = example_shapes(experiment.data)
     return TaskSpec(
         num_classes=len(classes),
         modalities=tuple(experiment.data.modalities),
         sample_rate=experiment.data.sample_rate,
-        shapes=example_shapes(experiment.data),
+        shapes=shapes,
         class_names=tuple(map(str, classes)),
     )
 

@@ -26,12 +26,12 @@ def tiny_spec(name: str, num_classes: int = 5) -> TaskSpec:
             "audio_feature": factory.audio_input,
         }
     )
-    return TaskSpec(
-        num_classes=num_classes,
-        modalities=factory.modalities,
-        sample_rate=data.sample_rate,
-        shapes=example_shapes(data),
-    )
+    shapes = example_shapes(data.model_copy(update={"audio_feature": "logmel"}))
+    if factory.input_extractor is not None:  # inputs only the model can make: a checkpoint's, an encoder's
+        shapes["audio"] = tuple(factory.input_extractor(data, factory.tiny_args, None).settings.shape)
+    else:
+        shapes = example_shapes(data)
+    return TaskSpec(num_classes=num_classes, modalities=factory.modalities, sample_rate=data.sample_rate, shapes=shapes)
 
 
 def fake_batch(spec: TaskSpec, size: int = 3) -> dict:
@@ -64,7 +64,7 @@ def test_tiny_forward_backward(name):
 def test_registry_metadata(name):
     factory = MODELS.get(name)
     assert set(factory.modalities) <= {"audio", "video"}
-    assert factory.audio_input in ("logmel", "waveform", "spectrogram")
+    assert factory.audio_input in ("logmel", "waveform", "spectrogram", "hf", "embedding")
     assert factory.objective in ("classification", "reconstruction")
     assert isinstance(factory.tiny_args, dict)
 

@@ -110,7 +110,8 @@ def hf_audio(
     model, source = build_classifier(checkpoint, overrides, spec.num_classes)
     if weighted_layers and not hasattr(model, "layer_weights"):
         raise ConfigError(
-            f"'{checkpoint}' ({model.config.model_type}) has no layer-weighted head; use model: probe with layer: weighted"
+            f"'{checkpoint}' ({model.config.model_type}) has no layer-weighted head; "
+            "use model: probe with layer: weighted"
         )
     classifier = HFAudioClassifier(model, source, head_lr, encoder_frozen=freeze == "encoder")
     apply_freezing(classifier, freeze, freeze_layers)

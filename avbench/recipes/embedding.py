@@ -63,6 +63,7 @@ class EmbeddingExtractor:
         self.data = data
         self.encoder_name, self.encoder_args = encoder, dict(encoder_args)
         self.input = _encoder_input(factory, data, self.encoder_args)
+        self.input_shape = tuple(getattr(self.input.settings, "shape", self.input.shape))  # with its channel axis
         self.cache_root = cache_root
         self._encoder = None
         self.weights_source = "unknown"
@@ -101,7 +102,16 @@ class EmbeddingExtractor:
         return tuple(info.get("shape", ())) or None
 
     def _measured_shape(self) -> tuple[int, ...]:
-        shape = tuple(self._embed(np.zeros(self.input.shape, dtype=np.float32)).shape)
+        """Built and run on torch's meta device (no memory, no compute: milliseconds for a 95M
+        encoder), or for real when one of its ops has no meta kernel."""
+        import torch
+
+        try:
+            with torch.device("meta"):
+                states = self._pooled(self._new_encoder(), torch.zeros(1, *self.input_shape))
+        except (RuntimeError, NotImplementedError):
+            states = self._pooled(self._encoder or self._build(), torch.zeros(1, *self.input_shape))
+        shape = tuple(states.shape[1:])
         path = self._info_file()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,37 +122,42 @@ class EmbeddingExtractor:
 
     # ------------------------------------------------------------------ encoding
 
-    def _build(self):
+    def _new_encoder(self):
         import torch
 
         from avbench.spec import TaskSpec
 
         factory = _encoder_factory(self.encoder_name)
-        input_shape = tuple(getattr(self.input.settings, "shape", self.input.shape))
-        spec = TaskSpec(num_classes=2, sample_rate=self.data.sample_rate, shapes={"audio": input_shape})
+        spec = TaskSpec(num_classes=2, sample_rate=self.data.sample_rate, shapes={"audio": self.input_shape})
         torch.manual_seed(ENCODER_SEED)
         try:
             model = factory(spec, **self.encoder_args)
         except TypeError as exc:
             raise ConfigError(f"model_args.encoder_args for '{self.encoder_name}': {exc}") from None
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.input_shape = input_shape
         source = getattr(model, "weights_source", "random init")
         self.weights_source = f"frozen {self.encoder_name} encoder, {source}"
-        self._encoder = model.eval().requires_grad_(False).to(device)
+        return model.eval().requires_grad_(False)
+
+    def _build(self):
+        import torch
+
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._encoder = self._new_encoder().to(device)
         return self._encoder
+
+    def _pooled(self, encoder, audio):
+        import torch
+
+        with torch.inference_mode():
+            device = next(encoder.parameters()).device
+            states = layer_states(encoder, {"audio": audio.to(device)}, self.settings.layer)
+            return states.mean(dim=-2) if self.settings.pool == "mean" else states
 
     def _embed(self, features: np.ndarray) -> np.ndarray:
         import torch
 
-        encoder = self._encoder or self._build()
-        device = next(encoder.parameters()).device
-        batch = {"audio": torch.from_numpy(np.asarray(features, dtype=np.float32).reshape(1, *self.input_shape))}
-        with torch.inference_mode():
-            states = layer_states(encoder, {"audio": batch["audio"].to(device)}, self.settings.layer)
-            if self.settings.pool == "mean":
-                states = states.mean(dim=-2)
-        return states[0].float().cpu().numpy()
+        audio = torch.from_numpy(np.asarray(features, dtype=np.float32).reshape(1, *self.input_shape))
+        return self._pooled(self._encoder or self._build(), audio)[0].float().cpu().numpy()
 
     def __call__(self, path: Path) -> np.ndarray:
         return self._embed(self.input(path)).astype(np.float16)
