@@ -29,8 +29,13 @@ def precompute_features(experiment: Experiment, ctx: RunContext, progress: Progr
     """Check the experiment as a run would, then compute (or find) the features of every file."""
     from avbench.data.cache import FeatureCache, settings_dir
     from avbench.data.dataset import cache_workers, feature_extractors, prepare_data
-    from avbench.preflight import check_feasible, check_model_args, model_input_extractor, resolve_data_root
-    from avbench.preflight import with_model_inputs
+    from avbench.preflight import (
+        check_feasible,
+        check_model_args,
+        model_input_extractor,
+        resolve_data_root,
+        with_model_inputs,
+    )
     from avbench.registry import TASKS
 
     model_args = check_model_args(experiment)
