@@ -105,6 +105,7 @@ def knn_scores(data, model_args: dict) -> dict:
     audio_input="embedding",
     input_extractor=_embeddings,
     data_scores=knn_scores,
+    cpu_threads=1,  # a head's ops are far too small to share between threads
 )
 def probe(
     spec: TaskSpec,
