@@ -128,7 +128,6 @@ def main() -> None:
         encode_s = time.perf_counter() - started
         sweep_s = sweep(cached, "cached")
         records = [r for r in iter_records(cached) if r.sweep == "cached"]
-        heads_s = sum(r.wall_time_s for r in records)
         assert all(r.cache["hit_rate"] == 1.0 for r in records), "a cached trial ran the encoder"
 
         keyed_per_trial()
@@ -136,7 +135,12 @@ def main() -> None:
         every = [r for r in iter_records(scratch / "every") if r.sweep == "every"]
         assert all(r.cache["hit_rate"] == 0.0 for r in every), "an every-trial side trial found its embeddings"
 
-    clips = sum(embedded.sizes.values())
+    report(args, sum(embedded.sizes.values()), encode_s, sweep_s, every_s, records)
+
+
+def report(args, clips: int, encode_s: float, sweep_s: float, every_s: float, records: list) -> None:
+    """Both sides' wall times, as ratios, with the machine's load."""
+    heads_s = sum(r.wall_time_s for r in records)
     ideal = encode_s + heads_s
     print(f"load average: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
     print(f"{args.trials} trials x {args.epochs} epochs, {clips} clips, encoder hubert {args.layers}x{args.hidden}")
