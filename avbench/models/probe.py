@@ -76,12 +76,15 @@ def knn_scores(data, model_args: dict) -> dict:
     much of the probe's score the embedding space gives by itself."""
     from avbench.train.metrics import classification_metrics
 
-    def vectors(split) -> np.ndarray:
-        rows = np.stack([np.asarray(split.audio[i], dtype=np.float32) for i in range(len(split.labels))])
+    def vector(row) -> np.ndarray:
+        row = np.asarray(row, dtype=np.float32)
         if model_args.get("pool") == "attention":
-            rows = rows.mean(axis=-2)
-        if model_args.get("layer") == "weighted":
-            rows = rows[:, -1]
+            row = row.mean(axis=-2)
+        return row[-1] if model_args.get("layer") == "weighted" else row
+
+    def vectors(split) -> np.ndarray:
+        # Row by row: with attention pooling a row holds every frame, too many to stack at once.
+        rows = np.stack([vector(split.audio[i]) for i in range(len(split.labels))])
         return rows / (np.linalg.norm(rows, axis=1, keepdims=True) + 1e-8)
 
     train = data.splits["train"]
