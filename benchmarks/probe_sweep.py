@@ -7,7 +7,7 @@ sweep machinery may not eat what caching saves. Side "every trial" runs the same
 sampler seed, so the same configurations) with the embedding cache keyed anew for each trial,
 so every trial runs the encoder over every file, as a pipeline without the cache would.
 
-    python benchmarks/probe_sweep.py [--trials 20] [--epochs 10] [--size tiny] [--hidden 128]
+    python benchmarks/probe_sweep.py [--trials 20] [--epochs 30] [--size tiny] [--hidden 128]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def keyed_per_trial():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=30, help="the probe experiments' own")
     parser.add_argument("--size", default="tiny", help="synthetic data size (data.synth_size)")
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
