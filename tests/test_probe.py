@@ -38,7 +38,7 @@ def run_record(workspace, *overrides: str) -> dict:
 
 
 def test_probe_beats_chance_and_its_shuffled_control_does_not(cli, workspace):
-    cli(
+    first = cli(
         "run",
         EXPERIMENT,
         "--preset",
@@ -56,6 +56,7 @@ def test_probe_beats_chance_and_its_shuffled_control_does_not(cli, workspace):
         "--no-wandb",
         *sets(f"model_args.encoder_args={AST_ENCODER}", "data.shuffle_train_labels=true"),
     )
+    assert "kNN test/acc=" in first.output  # the untrained yardstick beside the probe's scores
     records = [json.loads(p.read_text()) for p in (workspace / "results" / "runs" / EXPERIMENT).glob("*/record.json")]
     real, control = sorted(records, key=lambda r: "shuffled" in r["data_kind"])
     assert real["test"]["acc"] > 2 * CHANCE and real["data_scores"]["knn"]["test"]["acc"] > 2 * CHANCE
