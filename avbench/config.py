@@ -34,8 +34,12 @@ class DataConfig(_Strict):
     # How audio reaches the model: log-mel images, raw samples, or auDeep's clipped dB mel
     # spectrograms (one channel per clip_below threshold); auto = what the model reads.
     # linear_spectrogram: emotions-classify's square power spectrogram (n_fft 2·size−2, so
-    # `spectrogram_size` bins; frames cut or zero-padded to the same number).
-    audio_feature: Literal["auto", "logmel", "waveform", "spectrogram", "linear_spectrogram"] = "auto"
+    # `spectrogram_size` bins; frames cut or zero-padded to the same number). hf (a Hugging Face
+    # checkpoint's own input) and embedding (a frozen encoder's output) are set by the models
+    # that read them, from their model_args.
+    audio_feature: Literal["auto", "logmel", "waveform", "spectrogram", "linear_spectrogram", "hf", "embedding"] = (
+        "auto"
+    )
     spectrogram_size: int = Field(401, ge=2)
     n_mels: int = Field(64, gt=0)
     win_ms: float = Field(25.0, gt=0)

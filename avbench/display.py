@@ -47,6 +47,9 @@ def summarize(record: RunRecord) -> str:
         for metric in (f"{prefix}acc", f"{prefix}uar"):
             std = record.test.get(f"{metric}_std")  # over folds, when the run cross-validated
             line += f" test/{metric}={record.test[metric]:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+    knn = record.data_scores.get("knn", {}).get("test")
+    if knn:  # the probe's untrained yardstick, on the same embeddings
+        line += f" kNN test/acc={knn['acc']:.4f}"
     return line + f" ({record.epochs_run} epochs, {record.wall_time_s:.0f}s)"
 
 

@@ -62,6 +62,15 @@ def with_model_inputs(experiment: Experiment) -> Experiment:
     return experiment
 
 
+def model_input_extractor(experiment: Experiment, model_args: dict, cache_root: Path):
+    """The model's own audio extractor (registered `input_extractor`: a checkpoint's feature
+    extractor, a frozen encoder's embeddings), or None for the features the data path knows."""
+    factory = MODELS.get(experiment.model)
+    if factory.input_extractor is None or "audio" not in experiment.data.modalities:
+        return None
+    return factory.input_extractor(experiment.data, model_args, cache_root)
+
+
 def spec_without_data(experiment: Experiment) -> TaskSpec:
     """The TaskSpec a model will get, from the config alone (shapes follow from the data
     settings): for checks and parameter counts before any data is read. The class count is
@@ -70,11 +79,17 @@ def spec_without_data(experiment: Experiment) -> TaskSpec:
 
     task = TASKS.get(experiment.task)()
     classes = getattr(task, "classes", ()) or tuple(range(10))
+    shapes = example_shapes(experiment.data.model_copy(update={"audio_feature": "logmel"}))
+    own = model_input_extractor(experiment, check_model_args(experiment), cache_root=None)
+    if own is not None:  # a checkpoint's input, an encoder's embeddings: their shapes need no data
+        shapes["audio"] = tuple(own.settings.shape)
+    else:
+        shapes = example_shapes(experiment.data)
     return TaskSpec(
         num_classes=len(classes),
         modalities=tuple(experiment.data.modalities),
         sample_rate=experiment.data.sample_rate,
-        shapes=example_shapes(experiment.data),
+        shapes=shapes,
         class_names=tuple(map(str, classes)),
         heads=dict(task.heads),  # declared heads (annotations: emotion, state), so counts include them
     )

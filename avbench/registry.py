@@ -101,6 +101,7 @@ class Registry:
 
 
 MODELS = Registry("model", "avbench.models", "register_model")
+AUDIO_INPUTS = ("logmel", "waveform", "spectrogram", "hf", "embedding")
 TASKS = Registry("task", "avbench.tasks", "register_task")
 
 
@@ -116,6 +117,8 @@ def register_model(
     cpu_threads: int | None = None,
     skips_parameters: bool = False,
     weights: dict[str, str] | None = None,
+    input_extractor: Callable[..., Any] | None = None,
+    data_scores: Callable[..., dict] | None = None,
 ):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
@@ -139,9 +142,16 @@ def register_model(
     (av-fusion: {"path_to_model_fa": "feature_audio", ...}): when one is set, preflight builds
     the model on the meta device before any data is read, so a file that does not fit stops
     the run in one line (see avbench.models._weights.load_module_weights).
+    `input_extractor(data, model_args, cache_root)`, for inputs that depend on the model's own
+    arguments (audio_input "hf": a checkpoint's feature extractor; "embedding": a frozen
+    encoder's embeddings), returns the extractor the feature cache fills the audio from.
+    `data_scores(prepared_data, model_args)` scores the prepared data without training (the probe's kNN);
+    its dict goes into the run record next to the model's metrics.
     """
-    if audio_input not in ("logmel", "waveform", "spectrogram"):
-        raise ValueError(f"audio_input must be 'logmel', 'waveform' or 'spectrogram', not {audio_input!r}")
+    if audio_input not in AUDIO_INPUTS:
+        raise ValueError(f"audio_input must be one of {AUDIO_INPUTS}, not {audio_input!r}")
+    if audio_input in ("hf", "embedding") and input_extractor is None:
+        raise ValueError(f"audio_input {audio_input!r} needs an input_extractor")
     if objective not in ("classification", "reconstruction"):
         raise ValueError(f"objective must be 'classification' or 'reconstruction', not {objective!r}")
     return MODELS.register(
@@ -155,6 +165,8 @@ def register_model(
         cpu_threads=cpu_threads,
         skips_parameters=skips_parameters,
         weights=dict(weights or {}),
+        input_extractor=input_extractor,
+        data_scores=data_scores,
     )
 
 

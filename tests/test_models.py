@@ -26,11 +26,16 @@ def tiny_spec(name: str, num_classes: int = 5, heads: dict[str, tuple[str, ...]]
             "audio_feature": factory.audio_input,
         }
     )
+    shapes = example_shapes(data.model_copy(update={"audio_feature": "logmel"}))
+    if factory.input_extractor is not None:  # inputs only the model can make: a checkpoint's, an encoder's
+        shapes["audio"] = tuple(factory.input_extractor(data, factory.tiny_args, None).settings.shape)
+    else:
+        shapes = example_shapes(data)
     return TaskSpec(
         num_classes=num_classes,
         modalities=factory.modalities,
         sample_rate=data.sample_rate,
-        shapes=example_shapes(data),
+        shapes=shapes,
         heads=dict(heads or {}),
     )
 

@@ -52,7 +52,7 @@ class Probe(nn.Module):
         return logits * float("nan") if self.failure == "nan" else logits
 
 
-@register_model("probe", tiny={}, modalities=("audio",))
+@register_model("fault-probe", tiny={}, modalities=("audio",))
 def probe(spec: TaskSpec, failure: str = "none", max_batch: int = 8, oom_kind: str = "torch") -> nn.Module:
     """A linear model on time-averaged log-mels that fails on request."""
     return Probe(spec, failure, max_batch, oom_kind)
@@ -60,7 +60,7 @@ def probe(spec: TaskSpec, failure: str = "none", max_batch: int = 8, oom_kind: s
 
 PROBE_EXPERIMENT = """\
 task: cremad
-model: probe
+model: fault-probe
 data: {clip_seconds: 1.0, n_mels: 32, synth_size: tiny}
 model_args: {failure: null, max_batch: 8}
 train: {epochs: 2, batch_size: 16, lr: 0.01, optimizer: adam, patience: 0}
@@ -76,13 +76,13 @@ parameters:
 
 @pytest.fixture
 def probe_workspace(workspace):
-    (workspace / "experiments" / "probe-cremad.yaml").write_text(PROBE_EXPERIMENT)
-    (workspace / "sweeps" / "probe-cremad.yaml").write_text(PROBE_GRID)
+    (workspace / "experiments" / "fault-probe-cremad.yaml").write_text(PROBE_EXPERIMENT)
+    (workspace / "sweeps" / "fault-probe-cremad.yaml").write_text(PROBE_GRID)
     return workspace
 
 
 def test_failed_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(cli, probe_workspace):
-    out = cli("sweep", "probe-cremad", "--synthetic", "--no-wandb").output
+    out = cli("sweep", "fault-probe-cremad", "--synthetic", "--no-wandb").output
     assert "2 finished, 2 failed" in out
     records = {r.searched["model_args.failure"]: r for r in iter_records(probe_workspace / "results")}
     assert set(records) == {"none", "oom", "raise", "nan"}  # one trial per grid point, retries included
@@ -91,10 +91,10 @@ def test_failed_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(cli,
     assert records["oom"].oom_retry == "out of memory at batch_size 16 x grad_accum 1; retried at 8 x 2"
     assert records["raise"].status == "failed" and records["raise"].error == "ValueError: probe failure: boom"
     assert records["nan"].status == "failed" and "loss became nan" in records["nan"].error
-    storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'probe-cremad.db').resolve()}"
+    storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'fault-probe-cremad.db').resolve()}"
     trials = {
         t.params["model_args.failure"]: t
-        for t in optuna.load_study(study_name="probe-cremad-synthetic", storage=storage).trials
+        for t in optuna.load_study(study_name="fault-probe-cremad-synthetic", storage=storage).trials
     }
     assert trials["raise"].state.name == "FAIL" and "boom" in trials["raise"].user_attrs["error"]
     assert trials["nan"].state.name == "FAIL" and "nan" in trials["nan"].user_attrs["error"]
@@ -103,7 +103,7 @@ def test_failed_trials_are_recorded_with_their_reason_and_the_sweep_goes_on(cli,
 
 
 def probe_config(**values):
-    loaded = load_experiment("probe-cremad", overrides=[f"{k}={v}" for k, v in values.items()])
+    loaded = load_experiment("fault-probe-cremad", overrides=[f"{k}={v}" for k, v in values.items()])
     return loaded.resolve({"model_args.failure": values.get("model_args.failure", "oom")})
 
 
@@ -134,7 +134,7 @@ def test_other_runtime_errors_are_not_mistaken_for_out_of_memory():
 def test_a_trial_whose_heartbeat_stopped_is_failed_and_requeued_by_any_worker(probe_workspace, kind):
     """A worker on a lost machine: its trial stops beating; another worker (here with a
     2-second grace period) fails it and re-enqueues its parameters and run_id."""
-    loaded = load_experiment("probe-cremad")
+    loaded = load_experiment("fault-probe-cremad")
     space = resolve_space(loaded)
     studies = (probe_workspace / "results" / "studies").resolve()
     url = f"sqlite:///{studies / 's.db'}" if kind == "sqlite" else f"journal://{studies / 's.log'}"
@@ -181,9 +181,9 @@ def test_the_same_seed_gives_the_same_suggestions(probe_workspace, sampler):
             f"sweep.seed={seed}",
         )
         seeded = probe_workspace / "sweeps" / "seeded.yaml"
-        request = SweepRequest("probe-cremad", overrides, trials=2, sweep_config=seeded, study=study, sampler=sampler)
+        request = SweepRequest("fault-probe-cremad", overrides, trials=2, sweep_config=seeded, study=study, sampler=sampler)
         run(request, RunContext(probe_workspace / "results", synthetic=True, use_wandb=False))
-        storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'probe-cremad.db').resolve()}"
+        storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'fault-probe-cremad.db').resolve()}"
         trials = optuna.load_study(study_name=study, storage=storage).trials
         if sampler == "cmaes":  # CMA-ES, not its fallback, drew the numeric parameters after the first trial
             assert all(any(k.startswith("cma:") for k in t.system_attrs) for t in trials[1:])

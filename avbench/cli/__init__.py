@@ -171,6 +171,39 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, stri
         sys.exit(1)
 
 
+@cli.command()
+@common_run_options
+@click.pass_context
+def embed(ctx, experiment, overrides, preset, synthetic, no_wandb, strict) -> None:
+    """Precompute an experiment's cached features (a probe's encoder embeddings), with a progress bar."""
+    from avbench.config import load_experiment
+    from avbench.context import RunContext
+    from avbench.display import feature_progress
+    from avbench.recipes.embed import precompute_features
+
+    loaded = load_experiment(experiment, preset=preset, overrides=with_strict(overrides, strict))
+    # Training fields never change the features, so their searched values may stay open.
+    open_inputs = [key for key in loaded.searched if key.split(".")[0] not in ("train", "sweep", "evaluation")]
+    if open_inputs:
+        raise AvbenchError(
+            f"{loaded.name}: {', '.join(open_inputs)} change the features; embed fills one setting, "
+            "so give them values with --set KEY=VALUE"
+        )
+    config = loaded.config
+    console = make_console()
+    with feature_progress(console) as on_features:
+        done = precompute_features(config, RunContext(results_dir(ctx), synthetic=synthetic), on_features)
+    cache = done.cache
+    console.print(
+        f"{loaded.name} ({done.data_kind}): {sum(done.sizes.values())} clips "
+        f"({', '.join(f'{k} {v}' for k, v in done.sizes.items())}); computed {cache['decoded']}, "
+        f"already cached {cache['hits']}, failed {cache['failed']}"
+    )
+    for path, reason in done.skipped[:5]:
+        console.print(f"skipped {path}: {reason}")
+    click.echo(f"cache: {done.where}")
+
+
 def _cross_validate(name: str, config, run_ctx) -> None:
     from avbench.crossval import fold_count, run_cross_validation
     from avbench.display import summarize

@@ -16,6 +16,7 @@ import numpy as np
 
 from avbench.config import DataConfig
 from avbench.data.cache import CachedRows, FeatureCache
+from avbench.data.cache_build import Extractor
 from avbench.data.crop import TemporalWindow, cached_clip, crops_at_load
 from avbench.data.features import LogMelExtractor, LogMelSettings, WaveformExtractor, WaveformSettings
 from avbench.data.linear_spectrogram import LinearSpectrogramExtractor, LinearSpectrogramSettings
@@ -94,11 +95,17 @@ def frame_settings(data: DataConfig) -> FrameSettings:
 AudioExtractor = LogMelExtractor | WaveformExtractor | SpectrogramExtractor | LinearSpectrogramExtractor
 
 
-def feature_extractors(data: DataConfig) -> dict[str, AudioExtractor | FrameExtractor]:
+def feature_extractors(data: DataConfig, audio: Extractor | None = None) -> dict[str, AudioExtractor | FrameExtractor]:
     """modality → the extractor that turns one of its files into cached features. An "auto"
-    audio feature that nobody resolved (data inspection, cache tools) means log-mel."""
+    audio feature that nobody resolved (data inspection, cache tools) means log-mel. `audio`
+    is the model's own extractor for the inputs only it can make ("hf", "embedding")."""
     clip_windows(data.clip_seconds, data.max_segment, data.segment_seconds)  # fails early on bad segments
-    if data.audio_feature == "spectrogram":
+    if audio is not None:
+        if data.max_segment:
+            raise ConfigError(f"{data.audio_feature} inputs cover the whole clip: data.max_segment must be 0")
+    elif data.audio_feature in ("hf", "embedding"):
+        raise ConfigError(f"data.audio_feature {data.audio_feature} is made by the model that reads it; remove it")
+    elif data.audio_feature == "spectrogram":
         if data.max_segment:
             raise ConfigError("auDeep spectrograms cover the whole clip: data.max_segment must be 0")
         audio = SpectrogramExtractor(SpectrogramSettings.from_data(data))
@@ -144,16 +151,18 @@ def prepare_data(
     data: DataConfig,
     cache: FeatureCache,
     progress: Callable[[int, int], None] | None = None,
+    audio: Extractor | None = None,
 ) -> PreparedData:
     """List, split and featurise a dataset. Features come per file from the shared cache, so a
-    sweep's trials, and other experiments with the same feature settings, decode nothing twice."""
+    sweep's trials, and other experiments with the same feature settings, decode nothing twice.
+    `audio`: the model's own audio extractor (registered `input_extractor`), if it has one."""
     modalities = tuple(dict.fromkeys(data.modalities))
     absent = [m for m in modalities if m not in task.modalities]
     if absent:
         raise ConfigError(
             f"task '{task.name}' has no {absent[0]} (data.modalities may use: {', '.join(task.modalities)})"
         )
-    extractors = feature_extractors(cached_clip(data))
+    extractors = feature_extractors(cached_clip(data), audio)
     window = load_window(data)
     try:
         items = task.items(root, data)

@@ -47,6 +47,7 @@ class Prepared:
     data_kind: str
     data: PreparedData
     clips: Clips | None = None  # auDeep's clips when they come from a spectrogram file
+    input_weights: str | None = None  # what a model's own input extractor loaded (a probe's frozen encoder)
 
 
 def prepare(experiment: Experiment, ctx: RunContext, progress: Progress | None = None) -> Prepared:
@@ -55,7 +56,7 @@ def prepare(experiment: Experiment, ctx: RunContext, progress: Progress | None =
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import cache_workers, prepare_data
     from avbench.models import check_model_args
-    from avbench.preflight import check_feasible, resolve_data_root, with_model_inputs
+    from avbench.preflight import check_feasible, model_input_extractor, resolve_data_root, with_model_inputs
     from avbench.registry import TASKS
 
     experiment = with_spectrogram_file(experiment)
@@ -67,8 +68,10 @@ def prepare(experiment: Experiment, ctx: RunContext, progress: Progress | None =
         return Prepared(experiment, model_args, Path("."), data_kind, data, clips)
     root, data_kind = resolve_data_root(experiment, synthetic=ctx.synthetic)
     cache = FeatureCache(feature_cache_dir(ctx.results), workers=cache_workers(experiment.data))
-    data = prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache, progress)
-    return Prepared(fit_to_heads(experiment, model_args, data), model_args, root, data_kind, data)
+    audio = model_input_extractor(experiment, model_args, cache.root)
+    data = prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache, progress, audio=audio)
+    experiment = fit_to_heads(experiment, model_args, data)
+    return Prepared(experiment, model_args, root, data_kind, data, input_weights=getattr(audio, "weights_source", None))
 
 
 def fit_to_heads(experiment: Experiment, model_args: dict, data: PreparedData) -> Experiment:
@@ -138,6 +141,8 @@ def start_run(prepared: Prepared, ctx: RunContext, trial: TrialInfo, ranks: Rank
         git=git_hash(),
         cv=trial.cv,
         processes=ranks.count,
+        weights=prepared.input_weights or "",
+        data_scores=_data_scores(experiment, prepared),
     )
     out_dir = run_dir(ctx.results, experiment.name, record.run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -146,6 +151,12 @@ def start_run(prepared: Prepared, ctx: RunContext, trial: TrialInfo, ranks: Rank
         RunFiles(run.out_dir).config.write_text(yaml.safe_dump(run.config(), sort_keys=False))
     run.save_record()
     return run
+
+
+def _data_scores(experiment: Experiment, prepared: Prepared) -> dict:
+    """Scores of the prepared data that need no training (a probe's kNN), when the model has them."""
+    score = MODELS.get(experiment.model).data_scores
+    return score(prepared.data, prepared.model_args) if score else {}
 
 
 def make_loaders(data: PreparedData, cfg: TrainConfig) -> dict:
@@ -170,7 +181,10 @@ def make_loaders(data: PreparedData, cfg: TrainConfig) -> dict:
 def note_model(record: RunRecord, model) -> None:
     """What the record says about the model it trained."""
     record.params = sum(p.numel() for p in model.parameters())
-    record.weights = getattr(model, "weights_source", "random init (published architecture)")
+    # A probe's own head is always new: what matters then is its frozen encoder's weights,
+    # which the record already holds from the input extractor.
+    own = getattr(model, "weights_source", None)
+    record.weights = own or record.weights or "random init (published architecture)"
 
 
 # The recipe's training stage: (run, accelerator, train settings, on_epoch) -> FitResult.

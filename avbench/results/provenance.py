@@ -6,6 +6,7 @@ importing timm alone costs seconds, and a run must not pay that to write a recor
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 from importlib import metadata
@@ -13,14 +14,19 @@ from importlib import metadata
 RECORDED_PACKAGES = ("avbench", "torch", "timm", "accelerate", "transformers", "optuna")
 
 
-def versions() -> dict[str, str]:
+@functools.cache  # installed versions do not change within a process; a sweep asks once per trial
+def _installed() -> tuple[tuple[str, str], ...]:
     found = {"python": platform.python_version()}
     for package in RECORDED_PACKAGES:
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
-    return found
+    return tuple(found.items())
+
+
+def versions() -> dict[str, str]:
+    return dict(_installed())
 
 
 def git_hash() -> str | None:
