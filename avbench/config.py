@@ -18,9 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from avbench.errors import ConfigError
 from avbench.registry import did_you_mean
 
-EXPERIMENTS_DIR = Path("experiments")
-SWEEPS_DIR = Path("sweeps")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -167,26 +164,6 @@ SECTIONS = {
 
 
 # ---------------------------------------------------------------------------- raw files
-
-
-def experiment_path(name_or_path: str) -> Path:
-    """An experiment name from experiments/, or a path to a YAML/JSON file."""
-    path = Path(name_or_path)
-    if path.suffix in {".yaml", ".yml", ".json"} or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"experiment file not found: {path}")
-        return path
-    for suffix in (".yaml", ".yml", ".json"):
-        candidate = EXPERIMENTS_DIR / f"{name_or_path}{suffix}"
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"unknown experiment '{name_or_path}'{did_you_mean(name_or_path, list_experiments())}")
-
-
-def list_experiments() -> list[str]:
-    if not EXPERIMENTS_DIR.is_dir():
-        return []
-    return sorted(p.stem for p in EXPERIMENTS_DIR.iterdir() if p.suffix in {".yaml", ".yml", ".json"})
 
 
 def read_mapping(path: Path) -> dict[str, Any]:
@@ -346,12 +323,16 @@ class LoadedExperiment:
         return experiment
 
 
-def load_experiment(
-    name_or_path: str, *, preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()
+def loaded_experiment(
+    name: str,
+    raw: dict[str, Any],
+    source: str,
+    *,
+    preset: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
 ) -> LoadedExperiment:
-    path = experiment_path(name_or_path)
-    raw = read_mapping(path)
-    name = path.stem
+    """An experiment's raw mapping with a preset and `--set` overrides applied; where the
+    mapping comes from (a file, a derived pair) is avbench.catalog's business."""
     if preset is not None:
         presets = raw.get("presets") or {}
         if preset not in presets:
@@ -360,4 +341,4 @@ def load_experiment(
     for text in overrides:
         key, value = parse_override(text)
         set_dotted(raw, key, value)
-    return LoadedExperiment(name, raw, str(path))
+    return LoadedExperiment(name, raw, source)

@@ -85,6 +85,9 @@ def register_model(
     objective: str = "classification",
     cpu_threads: int | None = None,
     skips_parameters: bool = False,
+    defaults: dict[str, Any] | None = None,
+    search: dict[str, dict[str, Any]] | None = None,
+    presets: dict[str, dict[str, Any]] | None = None,
 ):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
@@ -104,6 +107,13 @@ def register_model(
     `skips_parameters` says a training step may leave some trainable parameters without a
     gradient (wav2vec2's layerdrop skips whole layers): data-parallel training then asks DDP
     to look for unused parameters, which it otherwise refuses in the next step.
+
+    What makes every compatible `<model>-<task>` an experiment without a file (avbench.derived):
+    `defaults` is a partial experiment (data, model_args, train, evaluation, sweep sections) the
+    model's derived experiments start from; `search` maps the dotted fields the model searches
+    (e.g. "model_args.dropout") to their ranges in the sweep-file vocabulary, which also serve
+    any experiment that leaves such a field null without a range of its own; `presets` adds to
+    the derived `tiny` preset (built from `tiny` and `tiny_data`) and names a `cpu` one.
     """
     if audio_input not in ("logmel", "waveform", "spectrogram"):
         raise ValueError(f"audio_input must be 'logmel', 'waveform' or 'spectrogram', not {audio_input!r}")
@@ -119,6 +129,9 @@ def register_model(
         objective=objective,
         cpu_threads=cpu_threads,
         skips_parameters=skips_parameters,
+        defaults=dict(defaults or {}),
+        search=dict(search or {}),
+        presets=dict(presets or {}),
     )
 
 

@@ -39,7 +39,7 @@ def main() -> None:
     import optuna
     import torch
 
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.results.records import iter_records
     from avbench.sweep.optuna_backend import run_sweep
     from avbench.sweep.space import resolve_space
@@ -51,7 +51,7 @@ def main() -> None:
         os.environ.setdefault("AVBENCH_DATA", str(scratch / "data"))
         (scratch / "space.yaml").write_text(SPACE)
         loaded = load_experiment(
-            str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml"),
+            "spectrogram-cnn-cremad",
             preset=args.preset,
             overrides=[
                 f"train.epochs={args.epochs}",

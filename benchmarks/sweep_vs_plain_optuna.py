@@ -31,12 +31,10 @@ parameters:
 
 
 def load(preset: str, epochs: int):
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
 
     overrides = ["train.batch_size=16", "train.optimizer=adam", f"train.epochs={epochs}", "train.patience=0"]
-    return load_experiment(
-        str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml"), preset=preset, overrides=overrides
-    )
+    return load_experiment("spectrogram-cnn-cremad", preset=preset, overrides=overrides)
 
 
 def plain_optuna(loaded, space, results: Path, trials: int) -> float:

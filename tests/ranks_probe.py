@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.distributed import RankFailure, join_ranks
 from avbench.registry import register_model
 from avbench.runner import run_experiment

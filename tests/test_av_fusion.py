@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avbench.config import TrainConfig, load_experiment
+from avbench.catalog import load_experiment
+from avbench.config import TrainConfig
 from avbench.errors import ConfigError
 from avbench.registry import MODELS
 from avbench.sweep.space import representative, resolve_space

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.model_info import experiment_for
 from avbench.registry import MODELS
 from avbench.sweep.space import representative, resolve_space

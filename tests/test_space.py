@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.errors import ConfigError
 from avbench.sweep.space import parse_param, resolve_space
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.registry import register_model
 from avbench.results.records import iter_records
 from avbench.runner import run_experiment

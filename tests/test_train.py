@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.results.records import run_dir
 from avbench.runner import run_experiment
 from avbench.train.metrics import classification_metrics

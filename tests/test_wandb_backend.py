@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.errors import AvbenchError
 from avbench.results.records import iter_records
 from avbench.sweep.space import resolve_space

@@ -54,7 +54,7 @@ def list_cmd(what: str) -> None:
         _list_models()
         return
     if what == "experiments":
-        from avbench.config import list_experiments
+        from avbench.catalog import list_experiments
 
         names = list_experiments()
     else:
@@ -90,7 +90,7 @@ def _list_models() -> None:
 @click.argument("experiments", nargs=-1)
 def validate(experiments: tuple[str, ...]) -> None:
     """Check experiment files: schema, registry names, model args and search space."""
-    from avbench.config import list_experiments, load_experiment
+    from avbench.catalog import list_experiments, load_experiment
     from avbench.preflight import check_model_args
     from avbench.registry import TASKS
     from avbench.sweep.space import resolve_space
@@ -119,7 +119,7 @@ def validate(experiments: tuple[str, ...]) -> None:
 @click.pass_context
 def run(ctx, experiment, overrides, preset, synthetic, no_wandb, strict, cv) -> None:
     """Train and evaluate one experiment once (every field must have a value)."""
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.display import feature_progress, summarize
 
     loaded = load_experiment(experiment, preset=preset, overrides=with_strict(overrides, strict))

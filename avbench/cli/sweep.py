@@ -89,7 +89,7 @@ def sweep(
     backend,
 ):
     """Search the null fields of an experiment; re-run to resume."""
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.distributed import join_ranks
     from avbench.sweep.space import resolve_space
 
@@ -411,7 +411,7 @@ def show(ctx, experiment: str, study: str | None, storage: str | None, top: int,
 @click.pass_context
 def agent_trial(ctx, experiment, params_json, sweep_name, overrides, preset, synthetic) -> None:
     """One trial of an online W&B sweep: the command `wandb agent` runs, on any machine."""
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.display import summarize
     from avbench.sweep.wandb_online import run_agent_trial
 

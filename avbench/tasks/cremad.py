@@ -79,6 +79,7 @@ class CremaD(Task):
     classes = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
     modalities = ("audio", "video")
     data_options = frozenset({"label_source"})
+    data_defaults = {"root": "data/cremad", "clip_seconds": 2.5}
     layout = "ROOT/AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav (CREMA-D; optional ROOT/VideoFlash/*.flv)"
 
     def __init__(self) -> None:
