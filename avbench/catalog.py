@@ -22,7 +22,7 @@ from avbench.registry import did_you_mean
 SUFFIXES = (".yaml", ".yml", ".json")
 PATH_ENV = "AVBENCH_EXPERIMENTS"
 BUILTIN = "built-in"
-WORKING_DIR = "."
+WORKING_DIR = "./experiments"
 
 
 @dataclass(frozen=True)

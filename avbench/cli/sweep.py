@@ -11,14 +11,16 @@ from pathlib import Path
 
 import click
 
-from avbench.cli.support import common_run_options, make_console, results_dir, with_strict
+from avbench.cli.support import grid_run_options, make_console, results_dir, with_strict
 from avbench.errors import AvbenchError
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports optuna; --help must not
 
 
 @click.command()
-@common_run_options
+@grid_run_options
+@click.option("--task", "grid_task", default=None, help="Sweep every experiment of this task, in turn.")
+@click.option("--model", "grid_model", default=None, help="Sweep every experiment of this model, in turn.")
 @click.option(
     "--trials",
     type=click.IntRange(min=1),
@@ -45,7 +47,7 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
     "--sweep-config",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="Search-space file [default: sweeps/<experiment>.yaml].",
+    help="Search-space file [default: the experiment's sweeps/<experiment>.yaml, found as experiments are].",
 )
 @click.option(
     "--sampler",
@@ -87,8 +89,14 @@ def sweep(
     threads,
     dry_run,
     backend,
+    grid_task,
+    grid_model,
 ):
-    """Search the null fields of an experiment; re-run to resume."""
+    """Search the null fields of an experiment (or of every experiment of --task / --model); re-run to resume."""
+    if experiment is None or grid_task or grid_model:
+        from avbench.cli.catalog import sweep_grid
+
+        return sweep_grid(ctx, sweep, experiment=experiment, task=grid_task, model=grid_model)
     from avbench.catalog import load_experiment
     from avbench.distributed import join_ranks
     from avbench.sweep.space import resolve_space
