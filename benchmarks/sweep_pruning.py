@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 SPACE = """\
 method: random
 metric: {name: val/acc, goal: maximize}
