@@ -30,21 +30,19 @@ def synthetic_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def standin(tmp_path_factory, synthetic_data):
+def standin(synthetic_data):
     """standin(task) → the root of the task's tiny stand-in, written once per session by
-    `avbench data synth TASK --size tiny` (cremad's is the session's AVBENCH_DATA one).
+    `avbench data synth TASK --size tiny` into AVBENCH_DATA, where `--synthetic` runs at the
+    tiny size find it too (so each task's stand-in is written once for the whole suite).
     Shared: tests that change files work on a copy."""
     from avbench.cli import cli as command
 
-    written: dict[str, Path] = {"cremad": synthetic_data / "cremad-tiny"}
-
     def get(task: str) -> Path:
-        if task not in written:
-            root = tmp_path_factory.mktemp(f"standin-{task}") / task
+        root = synthetic_data / f"{task}-tiny"
+        if not (root / ".avbench-synthetic").exists():
             result = CliRunner().invoke(command, ["data", "synth", task, "--out", str(root), "--size", "tiny"])
             assert result.exit_code == 0, result.output
-            written[task] = root
-        return written[task]
+        return root
 
     return get
 

@@ -135,3 +135,18 @@ def test_a_row_lists_the_files_and_the_derived_pairs(workspace):
     assert row == [f"mel-stats-mlp-{t}" for t in TASKS.names() if incompatibility("mel-stats-mlp", t) is None]
     column = experiments_of(task="esc50")
     assert "mel-stats-mlp-esc50" in column and all(name.endswith("-esc50") for name in column)
+
+
+def test_listing_experiments_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom avbench.cli import cli\n"
+        "r = CliRunner().invoke(cli, ['list', 'experiments'])\nassert r.exit_code == 0, r.output\n"
+        "print([m for m in ('torch', 'optuna', 'wandb', 'timm') if m in sys.modules])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(BUILTIN.parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
