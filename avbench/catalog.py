@@ -101,6 +101,16 @@ def find_file(name: str, kind: str = "experiments") -> Path | None:
     return None
 
 
+def describe(path: Path) -> str:
+    """How messages name a file: a built-in one by its place in the package (its absolute path
+    says little and fills a table column), any other by its path."""
+    builtin = builtin_folder()
+    for kind, folder in (("experiments", builtin.experiments), ("sweeps", builtin.sweeps)):
+        if path.parent == folder:
+            return f"{BUILTIN} {kind}/{path.name}"
+    return str(path)
+
+
 def sweep_file_for(experiment: str) -> Path | None:
     return find_file(experiment, "sweeps")
 
@@ -121,7 +131,7 @@ def load_experiment(
     """An experiment by file path, by name (searched as above), or a derived `<model>-<task>`."""
     path = experiment_path(name_or_path)
     if path is not None:
-        return loaded_experiment(path.stem, read_mapping(path), str(path), preset=preset, overrides=overrides)
+        return loaded_experiment(path.stem, read_mapping(path), describe(path), preset=preset, overrides=overrides)
     from avbench.derived import derive_experiment, derived_names
 
     raw = derive_experiment(name_or_path)

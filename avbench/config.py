@@ -302,10 +302,12 @@ def validate(raw: dict[str, Any], source: str = "config") -> Experiment:
 class LoadedExperiment:
     """An experiment as the user wrote it, plus which fields are still to be searched."""
 
-    def __init__(self, name: str, raw: dict[str, Any], source: str):
+    def __init__(self, name: str, raw: dict[str, Any], source: str, declared: list[str] | None = None):
         self.name = name
         self.raw = raw
-        self.source = source
+        self.source = source  # where the mapping came from, as messages name it
+        # The nulls of the file (or derived mapping) itself, before any preset or --set.
+        self.declared = find_nulls(raw) if declared is None else declared
         self.config = validate(raw, source)
         self.config.name = name
         self.searched = find_nulls(raw)
@@ -333,6 +335,7 @@ def loaded_experiment(
 ) -> LoadedExperiment:
     """An experiment's raw mapping with a preset and `--set` overrides applied; where the
     mapping comes from (a file, a derived pair) is avbench.catalog's business."""
+    declared = find_nulls(raw)
     if preset is not None:
         presets = raw.get("presets") or {}
         if preset not in presets:
@@ -341,4 +344,4 @@ def loaded_experiment(
     for text in overrides:
         key, value = parse_override(text)
         set_dotted(raw, key, value)
-    return LoadedExperiment(name, raw, source)
+    return LoadedExperiment(name, raw, source, declared)

@@ -26,7 +26,7 @@ def test_builtins_are_found_from_a_folder_without_experiments(cli, workspace, tm
     monkeypatch.chdir(tmp_path / "experiments")  # a folder with no experiments/ below it
     rows = _listed(cli("list", "experiments").output)
     assert sorted(rows) == BUILTINS and set(rows.values()) == {"built-in"}
-    assert load_experiment("perceiver-cremad").source == str(BUILTIN / "experiments" / "perceiver-cremad.yaml")
+    assert load_experiment("perceiver-cremad").source == "built-in experiments/perceiver-cremad.yaml"
 
 
 def test_a_user_file_comes_first_and_says_what_it_shadows(cli, workspace):
@@ -150,3 +150,10 @@ def test_listing_experiments_imports_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_derived_experiment_dry_runs_and_says_where_its_nulls_come_from(cli):
+    out = cli("sweep", "mel-stats-mlp-esc50", *TINY, "--dry-run", "--set", "train.weight_decay=null").output
+    assert "model 'mel-stats-mlp' default" in out  # model_args.dropout's range
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
+    assert "derived" in rows["model_args.dropout"] and "--preset / --set" in rows["train.weight_decay"]

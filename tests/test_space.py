@@ -15,7 +15,7 @@ def test_builtin_sweep_file_is_used(workspace):
 
     declared = yaml.safe_load((BUILTIN / "sweeps" / "spectrogram-cnn-cremad.yaml").read_text())["parameters"]
     space = resolve_space(load_experiment("spectrogram-cnn-cremad"))
-    assert space.source == str(BUILTIN / "sweeps" / "spectrogram-cnn-cremad.yaml")
+    assert space.source == "built-in sweeps/spectrogram-cnn-cremad.yaml"
     lr = space.params["train.lr"]
     bounds = (declared["train.lr"]["min"], declared["train.lr"]["max"])
     assert lr.kind == "float" and lr.log and (lr.low, lr.high) == bounds

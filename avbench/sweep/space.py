@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avbench.catalog import sweep_file_for
+from avbench.catalog import describe, sweep_file_for
 from avbench.config import LoadedExperiment, read_mapping
 from avbench.errors import ConfigError
 from avbench.registry import did_you_mean
@@ -146,7 +146,7 @@ def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> S
     model_ranges = _model_ranges(loaded) if set(loaded.searched) - set(declared) else {}
     for name in loaded.searched:
         if name in declared:
-            params[name], origins[name] = parse_param(name, declared[name]), str(path)
+            params[name], origins[name] = parse_param(name, declared[name]), describe(path)
         elif name in model_ranges:
             params[name] = parse_param(name, model_ranges[name])
             origins[name] = f"model '{loaded.config.model}' default"
@@ -164,7 +164,7 @@ def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> S
         metric=metric.get("name", f"val/{loaded.config.train.metric}"),
         goal=metric.get("goal", "maximize"),
         early_terminate=raw.get("early_terminate") or {},
-        source=str(path) if path else "defaults",
+        source=describe(path) if path else "defaults",
         origins=origins,
     )
     if space.method not in ("grid", "random", "bayes"):
