@@ -18,9 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from avbench.errors import ConfigError, did_you_mean
 from avbench.spec import METRICS, STANDIN_SIZES
 
-EXPERIMENTS_DIR = Path("experiments")
-SWEEPS_DIR = Path("sweeps")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -234,26 +231,6 @@ SECTIONS = {
 # ---------------------------------------------------------------------------- raw files
 
 
-def experiment_path(name_or_path: str) -> Path:
-    """An experiment name from experiments/, or a path to a YAML/JSON file."""
-    path = Path(name_or_path)
-    if path.suffix in {".yaml", ".yml", ".json"} or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"experiment file not found: {path}")
-        return path
-    for suffix in (".yaml", ".yml", ".json"):
-        candidate = EXPERIMENTS_DIR / f"{name_or_path}{suffix}"
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"unknown experiment '{name_or_path}'{did_you_mean(name_or_path, list_experiments())}")
-
-
-def list_experiments() -> list[str]:
-    if not EXPERIMENTS_DIR.is_dir():
-        return []
-    return sorted(p.stem for p in EXPERIMENTS_DIR.iterdir() if p.suffix in {".yaml", ".yml", ".json"})
-
-
 def read_mapping(path: Path) -> dict[str, Any]:
     """Parse a YAML or JSON file into a dict, with one-line errors."""
     try:
@@ -390,10 +367,12 @@ def validate(raw: dict[str, Any], source: str = "config") -> Experiment:
 class LoadedExperiment:
     """An experiment as the user wrote it, plus which fields are still to be searched."""
 
-    def __init__(self, name: str, raw: dict[str, Any], source: str):
+    def __init__(self, name: str, raw: dict[str, Any], source: str, declared: list[str] | None = None):
         self.name = name
         self.raw = raw
-        self.source = source
+        self.source = source  # where the mapping came from, as messages name it
+        # The nulls of the file (or derived mapping) itself, before any preset or --set.
+        self.declared = find_nulls(raw) if declared is None else declared
         self.config = validate(raw, source)
         self.config.name = name
         self.searched = find_nulls(raw)
@@ -411,12 +390,17 @@ class LoadedExperiment:
         return experiment
 
 
-def load_experiment(
-    name_or_path: str, *, preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()
+def loaded_experiment(
+    name: str,
+    raw: dict[str, Any],
+    source: str,
+    *,
+    preset: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
 ) -> LoadedExperiment:
-    path = experiment_path(name_or_path)
-    raw = read_mapping(path)
-    name = path.stem
+    """An experiment's raw mapping with a preset and `--set` overrides applied; where the
+    mapping comes from (a file, a derived pair) is avbench.catalog's business."""
+    declared = find_nulls(raw)
     if preset is not None:
         presets = raw.get("presets") or {}
         if preset not in presets:
@@ -425,4 +409,4 @@ def load_experiment(
     for text in overrides:
         key, value = parse_override(text)
         set_dotted(raw, key, value)
-    return LoadedExperiment(name, raw, str(path))
+    return LoadedExperiment(name, raw, source, declared)

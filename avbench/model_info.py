@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from avbench.config import list_experiments, load_experiment
+from avbench.catalog import list_experiments, load_experiment
 from avbench.errors import AvbenchError
 from avbench.registry import MODELS
 

@@ -119,6 +119,9 @@ def register_model(
     weights: dict[str, str] | None = None,
     input_extractor: Callable[..., Any] | None = None,
     data_scores: Callable[..., dict] | None = None,
+    defaults: dict[str, Any] | None = None,
+    search: dict[str, dict[str, Any]] | None = None,
+    presets: dict[str, dict[str, Any]] | None = None,
 ):
     """Register a model factory `f(spec: TaskSpec, **model_args) -> nn.Module`.
 
@@ -147,6 +150,13 @@ def register_model(
     encoder's embeddings), returns the extractor the feature cache fills the audio from.
     `data_scores(prepared_data, model_args)` scores the prepared data without training (the probe's kNN);
     its dict goes into the run record next to the model's metrics.
+
+    What makes every compatible `<model>-<task>` an experiment without a file (avbench.derived):
+    `defaults` is a partial experiment (data, model_args, train, evaluation, sweep sections) the
+    model's derived experiments start from; `search` maps the dotted fields the model searches
+    (e.g. "model_args.dropout") to their ranges in the sweep-file vocabulary, which also serve
+    any experiment that leaves such a field null without a range of its own; `presets` adds to
+    the derived `tiny` preset (built from `tiny` and `tiny_data`) and names a `cpu` one.
     """
     if audio_input not in AUDIO_INPUTS:
         raise ValueError(f"audio_input must be one of {AUDIO_INPUTS}, not {audio_input!r}")
@@ -167,6 +177,9 @@ def register_model(
         weights=dict(weights or {}),
         input_extractor=input_extractor,
         data_scores=data_scores,
+        defaults=dict(defaults or {}),
+        search=dict(search or {}),
+        presets=dict(presets or {}),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from avbench.errors import DatasetError
 
@@ -104,6 +104,9 @@ class Task:
     # Layout detection (`avbench data inspect` without --task): a fallback task matches only
     # when no specific one does (any folder of class folders looks like an audiofolder).
     detect_as_fallback: ClassVar[bool] = False
+    # The data section every derived `<model>-<task>` experiment starts from (avbench.derived):
+    # where the dataset usually lives and the clip length that fits its recordings.
+    data_defaults: ClassVar[dict[str, Any]] = {}
 
     skipped: list[tuple[Path, str]]
 

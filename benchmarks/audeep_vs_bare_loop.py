@@ -5,7 +5,7 @@ validation loss after each epoch and the test loss once; fit() adds what it adds
 wrappers, best-epoch selection, atomic checkpoints every epoch). Both run with one intra-op
 thread, as `avbench run` trains audeep on a CPU. Runs are interleaved and the median is
 reported, so background load hits both alike. Prints clips/s and the ratio (target >= 0.97).
-The defaults are the `cpu` preset of experiments/audeep-esc10.yaml on the small stand-in
+The defaults are the `cpu` preset of the built-in audeep-esc10 experiment on the small stand-in
 (180 training clips, 20 held out; one -60 dB threshold, 32 mel bands x 124 frames; 1 x 32 GRU).
 
     python benchmarks/audeep_vs_bare_loop.py [--epochs 3] [--repeats 3] [--layers 1 --units 32]

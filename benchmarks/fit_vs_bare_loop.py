@@ -90,7 +90,7 @@ def with_fit(model, loaders, epochs: int, lr: float, num_classes: int) -> float:
 def experiment_setup(model: str, preset: str):
     """The model's experiment at `preset` (when it has one), searched fields at the middle of
     their sweep ranges: the spec, model arguments and train config a trial would use."""
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.model_info import experiment_for
     from avbench.preflight import check_model_args, spec_without_data, with_model_inputs
     from avbench.sweep.space import representative, resolve_space

@@ -76,7 +76,7 @@ def main() -> None:
     import optuna
     from avbench.sweep.optuna_backend import run_sweep
 
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.context import RunContext
     from avbench.preflight import ensure_synthetic
     from avbench.recipes.embed import precompute_features

@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 SPACE = """\
 method: random
 metric: {name: val/acc, goal: maximize}
@@ -62,7 +61,7 @@ def main() -> None:
             results = scratch / pruner
             started = time.perf_counter()
             request = SweepRequest(
-                str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml"),
+                "spectrogram-cnn-cremad",
                 overrides,
                 trials=args.trials,
                 sweep_config=scratch / "space.yaml",

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 SPACE = """\
 method: bayes
 metric: {name: val/acc, goal: maximize}
@@ -30,7 +29,7 @@ parameters:
 """
 
 
-EXPERIMENT = str(REPO / "experiments" / "spectrogram-cnn-cremad.yaml")
+EXPERIMENT = "spectrogram-cnn-cremad"
 
 
 def overrides(epochs: int) -> tuple[str, ...]:
@@ -38,7 +37,7 @@ def overrides(epochs: int) -> tuple[str, ...]:
 
 
 def load(preset: str, epochs: int):
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
 
     return load_experiment(EXPERIMENT, preset=preset, overrides=overrides(epochs))
 

@@ -1,11 +1,10 @@
-"""Shared fixtures: every test works in its own directory with its own results/, a copy of
-the repo's experiments/ and sweeps/, W&B offline, and one tiny synthetic CREMA-D shared by
+"""Shared fixtures: every test works in its own directory with its own results/, empty
+./experiments and ./sweeps (the built-ins come from the package), W&B offline, and one tiny synthetic CREMA-D shared by
 the session (written once); `standin(task)` gives any task's tiny stand-in, also written once."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[1]
+BUILTIN = REPO / "avbench" / "builtin"  # the experiments/ and sweeps/ that ship in the package
 AVBENCH = [sys.executable, "-m", "avbench"]
 
 
@@ -30,21 +30,19 @@ def synthetic_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def standin(tmp_path_factory, synthetic_data):
+def standin(synthetic_data):
     """standin(task) → the root of the task's tiny stand-in, written once per session by
-    `avbench data synth TASK --size tiny` (cremad's is the session's AVBENCH_DATA one).
+    `avbench data synth TASK --size tiny` into AVBENCH_DATA, where `--synthetic` runs at the
+    tiny size find it too (so each task's stand-in is written once for the whole suite).
     Shared: tests that change files work on a copy."""
     from avbench.cli import cli as command
 
-    written: dict[str, Path] = {"cremad": synthetic_data / "cremad-tiny"}
-
     def get(task: str) -> Path:
-        if task not in written:
-            root = tmp_path_factory.mktemp(f"standin-{task}") / task
+        root = synthetic_data / f"{task}-tiny"
+        if not (root / ".avbench-synthetic").exists():
             result = CliRunner().invoke(command, ["data", "synth", task, "--out", str(root), "--size", "tiny"])
             assert result.exit_code == 0, result.output
-            written[task] = root
-        return written[task]
+        return root
 
     return get
 
@@ -52,8 +50,9 @@ def standin(tmp_path_factory, synthetic_data):
 @pytest.fixture
 def workspace(tmp_path, monkeypatch, synthetic_data) -> Path:
     for folder in ("experiments", "sweeps"):
-        shutil.copytree(REPO / folder, tmp_path / folder)
+        (tmp_path / folder).mkdir()
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AVBENCH_EXPERIMENTS", raising=False)
     monkeypatch.setenv("AVBENCH_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("AVBENCH_DATA", str(synthetic_data))
     monkeypatch.setenv("WANDB_MODE", "offline")

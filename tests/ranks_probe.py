@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.context import RunContext, TrialInfo
 from avbench.distributed import RankFailure, join_ranks
 from avbench.recipes import run_recipe

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.context import RunContext, TrialInfo
 from avbench.recipes import run_recipe
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from avbench.config import TrainConfig, load_experiment
+from avbench.catalog import load_experiment
+from avbench.config import TrainConfig
 from avbench.errors import ConfigError
 from avbench.models._openav_nets import ResNet18
 from avbench.models._weights import load_module_weights

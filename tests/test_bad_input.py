@@ -255,7 +255,7 @@ def test_unreadable_files_and_folders(workspace, source):
 
 
 def test_strict_and_cache_workers_do_not_make_a_different_study(workspace):
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.sweep.core import config_fingerprint
     from avbench.sweep.space import resolve_space
 

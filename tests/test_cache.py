@@ -18,7 +18,7 @@ from avbench.data.cache import FeatureCache
 from avbench.data.features import LogMelExtractor, LogMelSettings
 from avbench.errors import DecodeError
 from avbench.results.records import iter_records
-from tests.conftest import REPO, TINY, TINY_VALUES
+from tests.conftest import BUILTIN, REPO, TINY, TINY_VALUES
 
 SETTINGS = LogMelSettings(clip_seconds=0.5, n_mels=16)
 
@@ -197,7 +197,7 @@ def test_a_damaged_cache_is_rebuilt_not_fatal(wavs, tmp_path):
 
 
 def test_a_second_experiment_with_the_same_features_decodes_nothing(cli, workspace):
-    source = (workspace / "experiments" / "spectrogram-cnn-cremad.yaml").read_text()
+    source = (BUILTIN / "experiments" / "spectrogram-cnn-cremad.yaml").read_text()
     (workspace / "experiments" / "other-cremad.yaml").write_text(source.replace("drop_rate: 0.2", "drop_rate: 0.5"))
     one_epoch = ("--set", "train.epochs=1", "--no-wandb")
     cli("run", "spectrogram-cnn-cremad", *TINY, *TINY_VALUES, *one_epoch)

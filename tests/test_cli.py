@@ -18,7 +18,7 @@ def test_list_commands(cli):
 def test_list_models_shows_modalities_and_the_real_parameter_count(cli):
     import torch
 
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.model_info import describe_models, format_count
     from avbench.registry import MODELS
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from avbench.config import find_nulls, load_experiment, parse_override
+from avbench.catalog import load_experiment
+from avbench.config import find_nulls, parse_override
 from avbench.errors import ConfigError
 
 

@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from avbench.config import DataConfig, TrainConfig, load_experiment
+from avbench.catalog import load_experiment
+from avbench.config import DataConfig, TrainConfig
 from avbench.errors import ConfigError, DatasetError
 from avbench.spec import TaskSpec
 from avbench.tasks.annotations import Annotations

@@ -10,7 +10,7 @@ import shutil
 import pytest
 import yaml
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.errors import ConfigError
 from avbench.importers.openav import convert
 from tests import openav_reference

@@ -14,7 +14,7 @@ import pytest
 from avbench.errors import InfeasibleConfig
 from avbench.registry import MODELS
 from avbench.results.records import iter_records
-from tests.conftest import REPO
+from tests.conftest import BUILTIN, REPO
 from tests.test_models import fake_batch, tiny_spec
 
 VIT = "spectrogram-vit-cremad"
@@ -180,7 +180,7 @@ def _experiments_and_presets() -> list[tuple[str, str | None]]:
 
     return [
         (path.stem, preset)
-        for path in sorted((REPO / "experiments").glob("*.yaml"))
+        for path in sorted((BUILTIN / "experiments").glob("*.yaml"))
         for preset in (None, *(yaml.safe_load(path.read_text()).get("presets") or {}))
     ]
 
@@ -189,11 +189,11 @@ def _experiments_and_presets() -> list[tuple[str, str | None]]:
 def test_the_middle_of_every_sweep_space_can_be_built(name, preset, monkeypatch):
     """Dry-run estimates, the end-to-end test and the fit() benchmark build the middle of the
     space; a preset whose middle is infeasible would break them."""
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.preflight import check_feasible
     from avbench.sweep.space import representative, resolve_space
 
-    monkeypatch.chdir(REPO)  # experiments/ and sweeps/ as the repo has them
+    monkeypatch.chdir(REPO)
     loaded = load_experiment(name, preset=preset)
     values = {k: representative(p) for k, p in resolve_space(loaded).params.items()} if loaded.searched else {}
     check_feasible(loaded.resolve(values))

@@ -9,7 +9,8 @@ import json
 import pytest
 import torch
 
-from avbench.config import DataConfig, load_experiment
+from avbench.catalog import load_experiment
+from avbench.config import DataConfig
 from avbench.context import RunContext
 from avbench.errors import ConfigError
 from avbench.hf_checkpoints import TINY

@@ -14,8 +14,9 @@ from accelerate.state import AcceleratorState
 from rich.console import Console
 from torch import nn
 
+from avbench.catalog import load_experiment
 from avbench.cli.epochs import EpochReport
-from avbench.config import TrainConfig, load_experiment
+from avbench.config import TrainConfig
 from avbench.train.loop import fit
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from avbench.config import DataConfig, load_experiment
+from avbench.catalog import load_experiment
+from avbench.config import DataConfig
 from avbench.data.cache import FeatureCache
 from avbench.data.dataset import ArrayDataset, prepare_data
 from avbench.data.video import normalize_frames

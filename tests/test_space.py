@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.errors import ConfigError
 from avbench.sweep.space import parse_param, resolve_space
+from tests.conftest import BUILTIN
 
 
-def test_repo_sweep_file_is_used(workspace):
+def test_builtin_sweep_file_is_used(workspace):
     import yaml
 
-    declared = yaml.safe_load((workspace / "sweeps" / "spectrogram-cnn-cremad.yaml").read_text())["parameters"]
+    declared = yaml.safe_load((BUILTIN / "sweeps" / "spectrogram-cnn-cremad.yaml").read_text())["parameters"]
     space = resolve_space(load_experiment("spectrogram-cnn-cremad"))
-    assert space.source.endswith("sweeps/spectrogram-cnn-cremad.yaml")
+    assert space.source == "built-in sweeps/spectrogram-cnn-cremad.yaml"
     lr = space.params["train.lr"]
     bounds = (declared["train.lr"]["min"], declared["train.lr"]["max"])
     assert lr.kind == "float" and lr.log and (lr.low, lr.high) == bounds
@@ -45,10 +46,34 @@ def test_nested_wandb_parameters_are_flattened(workspace):
     assert set(space.params) == {"train.lr", "train.batch_size", "train.optimizer"} and space.method == "random"
 
 
-def test_defaults_apply_without_a_sweep_file(workspace):
-    (workspace / "sweeps" / "spectrogram-cnn-cremad.yaml").unlink()
+def test_a_user_sweep_file_shadows_the_builtin_one(workspace):
+    (workspace / "sweeps" / "spectrogram-cnn-cremad.yaml").write_text(
+        "parameters:\n  train.lr: {min: 0.001, max: 0.002}\n  train.batch_size: {values: [4]}\n"
+        "  train.optimizer: {values: [sgd]}\n"
+    )
     space = resolve_space(load_experiment("spectrogram-cnn-cremad"))
+    assert space.source == "sweeps/spectrogram-cnn-cremad.yaml" and space.params["train.lr"].high == 0.002
+
+
+def test_defaults_apply_without_a_sweep_file(workspace):
+    source = (BUILTIN / "experiments" / "spectrogram-cnn-cremad.yaml").read_text()
+    (workspace / "experiments" / "own-cremad.yaml").write_text(source)
+    space = resolve_space(load_experiment("own-cremad"))
     assert space.source == "defaults" and space.params["train.batch_size"].choices == (8, 16, 32, 64)
+
+
+def test_a_null_model_argument_takes_the_range_its_model_declares(workspace):
+    from avbench.registry import MODELS
+
+    loaded = load_experiment("spectrogram-cnn-cremad", overrides=["model_args.drop_rate=null"])
+    (workspace / "sweeps" / "spectrogram-cnn-cremad.yaml").write_text(
+        "parameters:\n  train.lr: {min: 0.001, max: 0.01}\n"
+    )
+    space = resolve_space(loaded)
+    declared = MODELS.get("spectrogram-cnn").search["model_args.drop_rate"]
+    drop = space.params["model_args.drop_rate"]
+    assert (drop.low, drop.high) == (declared["min"], declared["max"])
+    assert space.origins["model_args.drop_rate"] == "model 'spectrogram-cnn' default"
 
 
 def test_null_without_range_is_an_error(workspace):
@@ -73,7 +98,7 @@ def test_a_range_with_an_invalid_value_fails_before_training(workspace):
 
 
 def test_metric_must_match_train_metric(workspace):
-    path = workspace / "sweeps" / "spectrogram-cnn-cremad.yaml"
-    path.write_text(path.read_text().replace("val/acc", "val/uar"))
+    builtin = (BUILTIN / "sweeps" / "spectrogram-cnn-cremad.yaml").read_text()
+    (workspace / "sweeps" / "spectrogram-cnn-cremad.yaml").write_text(builtin.replace("val/acc", "val/uar"))
     with pytest.raises(ConfigError, match="metric must be"):
         resolve_space(load_experiment("spectrogram-cnn-cremad"))

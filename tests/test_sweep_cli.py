@@ -30,7 +30,7 @@ parameters:
 
 
 def warm_the_feature_cache(workspace: Path) -> None:
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import prepare_data
     from avbench.preflight import resolve_data_root

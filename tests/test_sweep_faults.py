@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.context import RunContext
 from avbench.recipes import run_recipe
 from avbench.registry import register_model
@@ -181,7 +181,9 @@ def test_the_same_seed_gives_the_same_suggestions(probe_workspace, sampler):
             f"sweep.seed={seed}",
         )
         seeded = probe_workspace / "sweeps" / "seeded.yaml"
-        request = SweepRequest("fault-probe-cremad", overrides, trials=2, sweep_config=seeded, study=study, sampler=sampler)
+        request = SweepRequest(
+            "fault-probe-cremad", overrides, trials=2, sweep_config=seeded, study=study, sampler=sampler
+        )
         run(request, RunContext(probe_workspace / "results", synthetic=True, use_wandb=False))
         storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'fault-probe-cremad.db').resolve()}"
         trials = optuna.load_study(study_name=study, storage=storage).trials

@@ -113,8 +113,6 @@ def killed_sqlite_sweep(tmp_path_factory, synthetic_data) -> SimpleNamespace:
     """One sweep for the tests below: 4 workers, 8 trials on the default SQLite storage, one
     worker killed with SIGKILL once a trial has checkpointed its first epoch."""
     workspace = tmp_path_factory.mktemp("four-workers")
-    for folder in ("experiments", "sweeps"):
-        shutil.copytree(REPO / folder, workspace / folder)
     env = {"AVBENCH_RESULTS": str(workspace / "results"), "AVBENCH_DATA": str(synthetic_data), "WANDB_MODE": "offline"}
     proc = start_sweep(
         workspace, "--workers", "4", "--trials", "8", "--set", "train.epochs=2", "--pruner", "none", env=env

@@ -14,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from avbench.config import TrainConfig, load_experiment
+from avbench.catalog import load_experiment
+from avbench.config import TrainConfig
 from avbench.context import RunContext, TrialInfo
 from avbench.recipes import run_recipe
 from avbench.results.layout import run_dir

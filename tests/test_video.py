@@ -133,7 +133,7 @@ def test_files_without_frames_are_decode_errors(tmp_path):
     ],
 )
 def test_a_bad_crop_box_is_a_config_error(value, problem, workspace):
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.errors import ConfigError
 
     with pytest.raises(ConfigError, match="data.crop_box") as caught:

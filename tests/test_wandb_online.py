@@ -17,7 +17,7 @@ import pytest
 from wandb.sdk.launch.sweeps import utils as sweep_utils
 from wandb.sdk.lib import config_util
 
-from avbench.config import load_experiment
+from avbench.catalog import load_experiment
 from avbench.results.records import iter_records
 from avbench.sweep.backends.wandb_online import online_sweep_config, trial_command, wandb_online
 from avbench.sweep.space import resolve_space

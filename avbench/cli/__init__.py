@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from avbench.cli.audeep import features
+from avbench.cli.catalog import list_experiment_files, list_matrix, new
 from avbench.cli.imports import import_group, pipeline
 from avbench.cli.support import (
     SchemaDefault,
@@ -49,30 +50,60 @@ class _Group(click.Group):
     show_default=True,
     help="Where run records, studies and caches go.",
 )
+@click.option(
+    "--experiments",
+    "experiment_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A project folder (holding experiments/ and sweeps/) searched after ./experiments and before "
+    "$AVBENCH_EXPERIMENTS and the built-ins (repeatable).",
+)
 @click.version_option(package_name="avbench")
 @click.pass_context
-def cli(ctx: click.Context, results: Path) -> None:
+def cli(ctx: click.Context, results: Path, experiment_dirs: tuple[Path, ...]) -> None:
     """Benchmark harness and sweep orchestrator for audio and audio-visual classification."""
     ctx.obj = {"results": results}
+    if experiment_dirs:
+        _prepend_experiment_dirs(ctx, experiment_dirs)
+
+
+def _prepend_experiment_dirs(ctx: click.Context, dirs: tuple[Path, ...]) -> None:
+    """--experiments travels in AVBENCH_EXPERIMENTS, so worker processes search the same
+    folders; restored when the command ends (the CLI may run in-process, as in tests)."""
+    import os
+
+    from avbench.catalog import PATH_ENV
+
+    before = os.environ.get(PATH_ENV)
+    os.environ[PATH_ENV] = os.pathsep.join([*(str(d.resolve()) for d in dirs), *([before] if before else [])])
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop(PATH_ENV, None)
+        else:
+            os.environ[PATH_ENV] = before
+
+    ctx.call_on_close(restore)
 
 
 @cli.command("list")
 @click.argument("what", type=click.Choice(["experiments", "tasks", "models"]))
-def list_cmd(what: str) -> None:
-    """List experiments, tasks or models."""
+@click.option(
+    "--matrix", is_flag=True, help="experiments: the models × tasks grid (tuned file, derived, incompatible)."
+)
+def list_cmd(what: str, matrix: bool) -> None:
+    """List experiments (and where each comes from), tasks or models."""
+    if matrix and what != "experiments":
+        raise click.UsageError("--matrix goes with `list experiments`")
     if what == "models":
         _list_models()
-        return
-    if what == "experiments":
-        from avbench.config import list_experiments
-
-        names = list_experiments()
+    elif what == "experiments":
+        list_matrix() if matrix else list_experiment_files()
     else:
-        from avbench.registry import MODELS, TASKS
+        from avbench.registry import TASKS
 
-        names = (TASKS if what == "tasks" else MODELS).names()
-    for name in names:
-        click.echo(name)
+        for name in TASKS.names():
+            click.echo(name)
 
 
 def _list_models() -> None:
@@ -100,7 +131,7 @@ def _list_models() -> None:
 @click.argument("experiments", nargs=-1)
 def validate(experiments: tuple[str, ...]) -> None:
     """Check experiment files: schema, registry names, model args and search space."""
-    from avbench.config import list_experiments, load_experiment
+    from avbench.catalog import list_experiments, load_experiment
     from avbench.preflight import check_model_args, check_weights
     from avbench.registry import TASKS
     from avbench.sweep.space import resolve_space
@@ -130,7 +161,7 @@ def validate(experiments: tuple[str, ...]) -> None:
 @click.pass_context
 def run(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, strict, cv) -> None:
     """Train and evaluate one experiment once (every field must have a value)."""
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.display import feature_progress, summarize
 
     overrides = with_init_from(with_strict(overrides, strict), init_from)
@@ -176,7 +207,7 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, stri
 @click.pass_context
 def embed(ctx, experiment, overrides, preset, synthetic, no_wandb, strict) -> None:
     """Precompute an experiment's cached features (a probe's encoder embeddings), with a progress bar."""
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.context import RunContext
     from avbench.display import feature_progress
     from avbench.recipes.embed import precompute_features
@@ -351,6 +382,7 @@ cli.add_command(agent_trial)
 cli.add_command(features)
 cli.add_command(import_group)
 cli.add_command(pipeline)
+cli.add_command(new)
 
 
 def main() -> None:

@@ -24,6 +24,15 @@ def results_dir(ctx: click.Context) -> Path:
 
 
 def common_run_options(func):
+    return click.argument("experiment")(_run_options(func))
+
+
+def grid_run_options(func):
+    """The run options with EXPERIMENT optional: `--task`/`--model` may name many instead."""
+    return click.argument("experiment", required=False)(_run_options(func))
+
+
+def _run_options(func):
     func = click.option(
         "--strict", is_flag=True, help="Stop at the first bad data file (sets data.strict) instead of skipping it."
     )(func)
@@ -46,7 +55,7 @@ def common_run_options(func):
         metavar="KEY=VALUE",
         help="Override a field, e.g. --set train.lr=3e-4 (repeatable).",
     )(func)
-    return click.argument("experiment")(func)
+    return func
 
 
 def with_strict(overrides: tuple[str, ...], strict: bool) -> tuple[str, ...]:

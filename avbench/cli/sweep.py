@@ -10,14 +10,16 @@ from pathlib import Path
 
 import click
 
-from avbench.cli.support import common_run_options, make_console, results_dir, with_init_from, with_strict
+from avbench.cli.support import grid_run_options, make_console, results_dir, with_init_from, with_strict
 from avbench.sweep.backends import BACKENDS
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports optuna; --help must not
 
 
 @click.command()
-@common_run_options
+@grid_run_options
+@click.option("--task", "grid_task", default=None, help="Sweep every experiment of this task, in turn.")
+@click.option("--model", "grid_model", default=None, help="Sweep every experiment of this model, in turn.")
 @click.option(
     "--trials",
     type=click.IntRange(min=1),
@@ -44,7 +46,7 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
     "--sweep-config",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="Search-space file [default: sweeps/<experiment>.yaml].",
+    help="Search-space file [default: the experiment's sweeps/<experiment>.yaml, found as experiments are].",
 )
 @click.option(
     "--sampler",
@@ -68,8 +70,12 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
     "sweep engine run locally; wandb-online: on W&B's server only.",
 )
 @click.pass_context
-def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, strict, **options):
-    """Search the null fields of an experiment; re-run to resume."""
+def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, strict, grid_task, grid_model, **options):
+    """Search the null fields of an experiment (or of every experiment of --task / --model); re-run to resume."""
+    if experiment is None or grid_task or grid_model:
+        from avbench.cli.catalog import sweep_grid
+
+        return sweep_grid(ctx, sweep, experiment=experiment, task=grid_task, model=grid_model)
     # Every option not named here is the SweepRequest field of the same name.
     from avbench.context import RunContext
     from avbench.display import ConsoleView
@@ -148,7 +154,7 @@ def show(ctx, experiment: str, study: str | None, storage: str | None, top: int,
 @click.pass_context
 def agent_trial(ctx, experiment, params_json, sweep_name, overrides, preset, synthetic) -> None:
     """One trial of an online W&B sweep: the command `wandb agent` runs, on any machine."""
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.context import RunContext
     from avbench.display import summarize
     from avbench.sweep.backends.wandb_online import run_agent_trial

@@ -62,6 +62,8 @@ TINY_ENCODER = {
     "conv_channels": 16,
     "layerdrop": 0.0,
 }
+# The encoder of their `cpu` variant: 2 layers of 128, a conv encoder 64 wide.
+CPU_ENCODER = {"num_layers": 2, "hidden_size": 128, "num_heads": 4, "intermediate_size": 256, "conv_channels": 64}
 
 
 @dataclass(frozen=True)

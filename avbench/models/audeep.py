@@ -124,6 +124,26 @@ class RecurrentAutoencoder(nn.Module):
     objective="reconstruction",
     tiny_data={"win_ms": 80.0, "hop_ms": 40.0, "clip_below": [-45.0, -60.0]},
     cpu_threads=1,
+    # auDeep's ESC recipe (samples/esc-10.sh); every epoch counts, nothing to prune before the MLP.
+    defaults={
+        "data": {"sample_rate": 44100, "win_ms": 80.0, "hop_ms": 40.0, "n_mels": 128, "clip_below": [-45.0, -60.0]},
+        "train": {"epochs": 64, "batch_size": 64, "optimizer": "adam", "max_grad_norm": 2.0, "patience": 0},
+        "sweep": {"pruner": "none"},
+    },
+    search={
+        "model_args.keep_prob": {"min": 0.6, "max": 1.0},
+        "evaluation.num_units": {"values": [64, 150, 256]},
+        "evaluation.keep_prob": {"min": 0.4, "max": 0.9},
+    },
+    presets={
+        "tiny": {"data": {"sample_rate": 8000, "n_mels": 16}, "evaluation": {"epochs": 20}},
+        "cpu": {
+            "data": {"sample_rate": 16000, "n_mels": 32, "clip_below": [-60.0]},
+            "model_args": {"num_layers": 1, "num_units": 32},
+            "train": {"epochs": 12, "batch_size": 32},
+            "evaluation": {"epochs": 200},
+        },
+    },
 )
 def audeep(
     spec: TaskSpec,

@@ -204,6 +204,30 @@ def _check_frozen_have_weights(requires_grad: str, paths: dict[str, str | None],
     tiny_data={"max_segment": 2, "segment_seconds": 0.5, "num_frames": 4, "image_size": 32},
     check=check_av_fusion,
     weights=WEIGHT_FIELDS,
+    # OpenAV's inputs: 64-band log-mel at n_fft 2048 / hop 64, 2 segments of 29 frames of 88 x 88.
+    defaults={
+        "data": {
+            "win_ms": 128.0,
+            "hop_ms": 4.0,
+            "max_segment": 2,
+            "segment_seconds": 1.22,
+            "num_frames": 29,
+            "image_size": 88,
+        },
+        "train": {"batch_size": 8},
+    },
+    search={
+        "model_args.encoder_decoder": {"values": [1, 2, 3, 5]},
+        "model_args.hidden_units": {"values": [128, 256, 512]},
+        "model_args.hidden_features": {"values": [32, 64, 128]},
+    },
+    presets={
+        "tiny": {"data": {"win_ms": 25.0, "hop_ms": 10.0}},
+        "cpu": {
+            "data": {"n_mels": 32, "win_ms": 25.0, "hop_ms": 10.0, "segment_seconds": 1.0, "num_frames": 8},
+            "model_args": {"audio_width": 16, "video_width": 16, "lstm_size": 64, "input_dim": 64},
+        },
+    },
 )
 def av_fusion(
     spec: TaskSpec,

@@ -30,7 +30,14 @@ class MelStatsMLP(nn.Module):
         return self.head(stats)
 
 
-@register_model("mel-stats-mlp", tiny={"hidden": 16, "layers": 1}, modalities=("audio",))
+@register_model(
+    "mel-stats-mlp",
+    tiny={"hidden": 16, "layers": 1},
+    modalities=("audio",),
+    defaults={"train": {"epochs": 30, "optimizer": "adamw", "scheduler": "cosine", "patience": 5}},
+    search={"model_args.dropout": {"min": 0.0, "max": 0.5}},
+    presets={"cpu": {}},  # trains in seconds at full size
+)
 def mel_stats_mlp(spec: TaskSpec, hidden: int = 256, layers: int = 2, dropout: float = 0.1) -> nn.Module:
     channels, n_mels, _ = spec.shapes["audio"]
     return MelStatsMLP(channels * n_mels, spec, hidden, layers, dropout)

@@ -265,6 +265,39 @@ def name_labels(autoencoder: nn.Module, class_names: tuple[str, ...]) -> None:
     modalities=("audio", "video"),
     audio_input="waveform",
     tiny_data={"num_frames": 2, "image_size": 16, "clip_seconds": 0.1, "sample_rate": 16000},
+    # The deepmind/multimodal-perceiver inputs: 16 frames of 224 x 224 and 1920 samples per frame
+    # (1.92 s at 16 kHz), frames scaled to [-1, 1].
+    defaults={
+        "data": {
+            "sample_rate": 16000,
+            "clip_seconds": 1.92,
+            "num_frames": 16,
+            "image_size": 224,
+            "video_mean": [0.5, 0.5, 0.5],
+            "video_std": [0.5, 0.5, 0.5],
+        },
+        "train": {"optimizer": "adam"},
+    },
+    search={"model_args.head_dropout": {"min": 0.1, "max": 0.5}},
+    presets={
+        "cpu": {
+            "data": {"sample_rate": 8000, "clip_seconds": 1.0, "num_frames": 2, "image_size": 16},
+            "model_args": {
+                "num_latents": 32,
+                "d_latents": 64,
+                "d_model": 453,
+                "num_self_attends_per_block": 2,
+                "num_self_attention_heads": 4,
+                "num_frames": 2,
+                "image_size": 16,
+                "audio_samples_per_frame": 4000,
+                "samples_per_patch": 64,
+                "qk_channels": 64,
+                "normalize_audio": True,
+                "head_hidden": 64,
+            },
+        },
+    },
 )
 def perceiver(
     spec: TaskSpec,

@@ -23,6 +23,8 @@ class SpectrogramCNN(nn.Module):
     "spectrogram-cnn",
     tiny={"width": 0.25, "depth": 0.25},
     modalities=("audio",),
+    search={"model_args.drop_rate": {"min": 0.0, "max": 0.5}},
+    presets={"cpu": {"model_args": {"width": 0.25, "depth": 0.25}}},
 )
 def spectrogram_cnn(
     spec: TaskSpec,

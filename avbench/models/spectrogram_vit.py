@@ -100,6 +100,15 @@ class SpectrogramViT(nn.Module):
     tiny={"spectrogram_size": [32, 64], "patch_size": 8, "depth": 1, "heads": 2, "dim": 32, "mlp_dim": 64},
     modalities=("audio",),
     check=check_spectrogram_vit,
+    defaults={"model_args": {"spectrogram_size": [128, 256], "head_dim": 64}},  # every patch_size gives > 16 patches
+    search={
+        "model_args.patch_size": {"values": [8, 16, 32]},
+        "model_args.depth": {"values": [2, 3, 4]},
+        "model_args.heads": {"values": [2, 4, 8]},
+        "model_args.dim": {"values": [64, 128, 256]},
+        "model_args.mlp_dim": {"values": [128, 256, 512]},
+    },
+    presets={"cpu": {"model_args": {"spectrogram_size": [96, 192]}}},
 )
 def spectrogram_vit(
     spec: TaskSpec,

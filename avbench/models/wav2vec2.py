@@ -9,6 +9,7 @@ from torch import nn
 
 from avbench.models._heads import classifier
 from avbench.models._wav2vec2_encoder import (
+    CPU_ENCODER,
     TINY_ENCODER,
     EncoderOptions,
     Wav2Vec2Based,
@@ -34,8 +35,14 @@ class Wav2Vec2Classifier(Wav2Vec2Based):
 
 
 @register_model(
-    "wav2vec2", tiny=TINY_ENCODER, modalities=("audio",), audio_input="waveform", skips_parameters=True
-)  # layerdrop
+    "wav2vec2",
+    tiny=TINY_ENCODER,
+    modalities=("audio",),
+    audio_input="waveform",
+    skips_parameters=True,  # layerdrop
+    defaults={"data": {"sample_rate": 16000}, "train": {"optimizer": "adam", "scheduler": "cosine"}},
+    presets={"cpu": {"model_args": CPU_ENCODER}},
+)
 def wav2vec2(
     spec: TaskSpec,
     pretrained: str | None = None,

@@ -22,6 +22,7 @@ from torch import nn
 from avbench.errors import ConfigError
 from avbench.models._efficientnet import efficientnet
 from avbench.models._wav2vec2_encoder import (
+    CPU_ENCODER,
     TINY_ENCODER,
     EncoderOptions,
     FeatureSource,
@@ -71,6 +72,9 @@ class Wav2Vec2CNN(Wav2Vec2Based):
     modalities=("audio",),
     audio_input="waveform",
     skips_parameters=True,  # layerdrop
+    defaults={"data": {"sample_rate": 16000}, "train": {"optimizer": "adam"}},
+    search={"model_args.cnn_lr": {"distribution": "log_uniform_values", "min": 1.0e-4, "max": 1.0e-2}},
+    presets={"cpu": {"model_args": {**CPU_ENCODER, "width": 0.25, "depth": 0.25}}},
 )
 def wav2vec2_cnn(
     spec: TaskSpec,

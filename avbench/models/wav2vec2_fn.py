@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from avbench.errors import ConfigError
 from avbench.models._heads import classifier
 from avbench.models._wav2vec2_encoder import (
+    CPU_ENCODER,
     TINY_ENCODER,
     EncoderOptions,
     FeatureSource,
@@ -135,6 +136,15 @@ class Wav2Vec2Fn(Wav2Vec2Based):
     modalities=("audio",),
     audio_input="waveform",
     skips_parameters=True,  # layerdrop
+    defaults={"data": {"sample_rate": 16000}, "train": {"optimizer": "adam"}},
+    search={
+        "model_args.conv_h_count": {"values": [0, 1, 2, 4]},
+        "model_args.conv_w_count": {"values": [0, 1, 2]},
+        "model_args.layer_1_size": {"values": [64, 128, 256]},
+        "model_args.layer_2_size": {"values": [32, 64, 128]},
+        "model_args.conv_lr": {"distribution": "log_uniform_values", "min": 1.0e-4, "max": 1.0e-2},
+    },
+    presets={"cpu": {"model_args": CPU_ENCODER}},
 )
 def wav2vec2_fn(
     spec: TaskSpec,

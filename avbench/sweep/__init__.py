@@ -19,7 +19,7 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
     progress; nothing is shown without one."""
     from dataclasses import replace
 
-    from avbench.config import load_experiment
+    from avbench.catalog import load_experiment
     from avbench.display import ConsoleView
     from avbench.distributed import join_ranks
     from avbench.errors import AvbenchError, ConfigError

@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from avbench.config import LoadedExperiment, find_nulls, read_mapping
+from avbench.config import LoadedExperiment
 from avbench.data.cache import FeatureCache
 from avbench.errors import ConfigError
 from avbench.results.layout import feature_cache_dir
@@ -89,7 +89,7 @@ def dry_run(plan: SweepPlan) -> None:
 
 
 def _print_space(loaded: LoadedExperiment, space: SearchSpace, console: Console) -> None:
-    in_file = set(find_nulls(read_mapping(Path(loaded.source))))
+    in_file = set(loaded.declared)
     table = Table(title=f"search space of {loaded.name}: {len(space.params)} parameter(s)")
     for column in ("parameter", "range", "range from", "null in"):
         table.add_column(column)

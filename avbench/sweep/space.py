@@ -1,5 +1,5 @@
-"""Nulls → search space. Ranges come from sweeps/<experiment>.yaml (W&B sweep-config
-vocabulary, so one file drives both backends) or from per-parameter defaults.
+"""Nulls → search space. Ranges come from the experiment's sweep file (found by avbench.catalog;
+W&B sweep-config vocabulary, so one file drives both backends) or from per-parameter defaults.
 
 A null with no range, or a range for a field that is not null, is an error; every bound and
 choice is type-checked against the schema before any trial trains.
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avbench.config import SWEEPS_DIR, LoadedExperiment, read_mapping
+from avbench.catalog import describe, sweep_file_for
+from avbench.config import LoadedExperiment, read_mapping
 from avbench.errors import ConfigError
 from avbench.registry import did_you_mean
 
@@ -139,14 +140,6 @@ def _numeric_param(name: str, spec: dict, dist: str) -> Param:
     return Param(name, "float", low=low, high=high, log=log, step=step)
 
 
-def sweep_file_for(experiment: str) -> Path | None:
-    for suffix in (".yaml", ".yml", ".json"):
-        path = SWEEPS_DIR / f"{experiment}{suffix}"
-        if path.is_file():
-            return path
-    return None
-
-
 def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> SearchSpace:
     path = sweep_file or sweep_file_for(loaded.name)
     raw: dict[str, Any] = read_mapping(path) if path else {}
@@ -160,15 +153,19 @@ def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> S
             )
     params: dict[str, Param] = {}
     origins: dict[str, str] = {}
+    model_ranges = _model_ranges(loaded) if set(loaded.searched) - set(declared) else {}
     for name in loaded.searched:
         if name in declared:
-            params[name], origins[name] = parse_param(name, declared[name]), str(path)
+            params[name], origins[name] = parse_param(name, declared[name]), describe(path)
+        elif name in model_ranges:
+            params[name] = parse_param(name, model_ranges[name])
+            origins[name] = f"model '{loaded.config.model}' default"
         elif name in DEFAULT_RANGES:
             params[name], origins[name] = DEFAULT_RANGES[name], "built-in default"
         else:
             raise ConfigError(
                 f"'{name}' is null (searched) but has no range: add it to "
-                f"{path or SWEEPS_DIR / (loaded.name + '.yaml')} under 'parameters'"
+                f"{path or Path('sweeps') / (loaded.name + '.yaml')} under 'parameters'"
             )
     metric = raw.get("metric") or {}
     space = SearchSpace(
@@ -177,7 +174,7 @@ def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> S
         metric=metric.get("name", f"val/{loaded.config.train.metric}"),
         goal=metric.get("goal", "maximize"),
         early_terminate=raw.get("early_terminate") or {},
-        source=str(path) if path else "defaults",
+        source=describe(path) if path else "defaults",
         origins=origins,
     )
     if space.method not in ("grid", "random", "bayes"):
@@ -191,6 +188,16 @@ def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> S
         )
     _type_check(loaded, space)
     return space
+
+
+def _model_ranges(loaded: LoadedExperiment) -> dict[str, dict]:
+    """The ranges the experiment's model declares for its searchable fields (register_model's
+    `search`); an unknown model gives none here and fails with its did-you-mean elsewhere."""
+    from avbench.registry import MODELS
+
+    if loaded.config.model not in MODELS:
+        return {}
+    return MODELS.get(loaded.config.model).search
 
 
 def _is_config_path(loaded: LoadedExperiment, name: str) -> bool:

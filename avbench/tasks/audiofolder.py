@@ -30,6 +30,7 @@ class AudioFolder(Task):
     title = "audiofolder"
     # The stand-in's classes (Speech Commands words); a real dataset's come from its folders.
     classes: tuple[str, ...] = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes")
+    data_defaults = {"root": "data/audiofolder", "clip_seconds": 1.0}
     layout = "ROOT/<class>/<file>.{wav,flac,ogg,mp3,m4a,…} (one folder per class)"
     data_options = frozenset({"speaker_regex"})
     detect_as_fallback = True

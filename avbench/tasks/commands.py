@@ -35,6 +35,7 @@ class Commands(Task):
     # The stand-in's classes; a real dataset's come from its folders.
     classes: tuple[str, ...] = ("1_Левая", "2_Правая", "3_Вперёд", "4_Назад", "5_Стоп", "6_Старт", "7_Вверх", "8_Вниз")
     modalities = ("audio", "video")
+    data_defaults = {"root": "data/commands", "clip_seconds": 1.5}
     layout = "ROOT/{train,val,test}/[<speaker>/]<class>/<file>.{mp4,wav} (OpenAV layout)"
     data_options = frozenset({"speaker_regex", "subfolders", "classes"})
     # (speakers, recordings per speaker and class)

@@ -95,6 +95,7 @@ class CremaD(Task):
     classes = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
     modalities = ("audio", "video")
     data_options = frozenset({"label_source", "split_csv", "audio_root"})
+    data_defaults = {"root": "data/cremad", "clip_seconds": 2.5}
     layout = "ROOT/AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav (CREMA-D; optional ROOT/VideoFlash/*.flv)"
     sizes = SIZES
 

@@ -63,6 +63,7 @@ class ESC50(Task):
     classes = CATEGORIES
     fold_count = FOLDS
     data_options = frozenset({"fold"})
+    data_defaults = {"root": "data/ESC-50", "clip_seconds": 5.0}
     layout = (
         "ROOT/audio/<fold>-<src_file>-<take>-<target>.wav (5 s, 44.1 kHz) and ROOT/meta/esc50.csv, "
         "or the old ROOT/<NNN - Class>/<fold>-….ogg"

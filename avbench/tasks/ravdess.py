@@ -74,6 +74,7 @@ class Ravdess(Task):
     title = "RAVDESS"
     classes = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
     modalities = ("audio", "video")
+    data_defaults = {"root": "data/ravdess", "clip_seconds": 3.5}
     layout = "ROOT/Actor_XX/MM-VV-EE-II-SS-RR-AA.wav (03-…, 48 kHz) and optional .mp4 (01-… audio-video)"
     # (actors, clips per actor and emotion); None = every real performance (60 per actor).
     sizes = {"tiny": (10, 1), "small": (24, 4), "medium": (24, 6), "full": (24, None)}
