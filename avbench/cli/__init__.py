@@ -12,25 +12,13 @@ from pathlib import Path
 import click
 
 from avbench.cli.audeep import features
+from avbench.cli.boundary import BoundaryGroup
 from avbench.cli.support import common_run_options, make_console, results_dir, with_strict
 from avbench.cli.sweep import agent_trial, show, sweep
 from avbench.errors import AvbenchError
 
 
-class _Group(click.Group):
-    """User errors become one line and exit 1; Ctrl-C says how to resume."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except AvbenchError as exc:
-            raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted: finished trials are kept; re-run the same command to resume", err=True)
-            sys.exit(130)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=BoundaryGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--results",
     type=click.Path(file_okay=False, path_type=Path),
@@ -39,9 +27,10 @@ class _Group(click.Group):
     show_default=True,
     help="Where run records, studies and caches go.",
 )
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors (or AVBENCH_DEBUG=1).")
 @click.version_option(package_name="avbench")
 @click.pass_context
-def cli(ctx: click.Context, results: Path) -> None:
+def cli(ctx: click.Context, results: Path, debug: bool) -> None:
     """Benchmark harness and sweep orchestrator for audio and audio-visual classification."""
     ctx.obj = {"results": results}
 
@@ -186,8 +175,12 @@ def _cross_validate(ctx, name: str, config, **run_kwargs) -> None:
 def leaderboard(ctx, fmt: str, task: str | None, out: Path | None) -> None:
     """Rank the best validation run of each (task, model); read from results/ only."""
     from avbench.results.leaderboard import leaderboard_rows, render_csv, render_json, render_markdown, render_table
+    from avbench.results.records import read_records
 
-    rows = leaderboard_rows(results_dir(ctx), task)
+    records, skipped = read_records(results_dir(ctx))
+    for path, reason in skipped:  # on stderr: the table or the exported file stays whole
+        click.echo(f"skipped a damaged run record: {path}: {reason}", err=True)
+    rows = leaderboard_rows(results_dir(ctx), task, records=records)
     if fmt == "table" and out is None:
         if not rows:
             click.echo(f"no finished runs under {results_dir(ctx) / 'runs'}")
@@ -196,8 +189,10 @@ def leaderboard(ctx, fmt: str, task: str | None, out: Path | None) -> None:
         return
     text = {"md": render_markdown, "csv": render_csv, "json": render_json, "table": render_markdown}[fmt](rows)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + ("" if text.endswith("\n") else "\n"))
+        from avbench.results.records import write_bytes_atomic
+
+        content = (text + ("" if text.endswith("\n") else "\n")).encode()
+        write_bytes_atomic(out, lambda handle: handle.write(content))
         click.echo(f"wrote {len(rows)} row(s) to {out}")
     else:
         click.echo(text)

@@ -130,7 +130,13 @@ def open_storage(
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("journal://"):
-        return HeartbeatJournalStorage(JournalFileBackend(str(path)), heartbeat_interval, grace_period, RETRY)
+        try:
+            return HeartbeatJournalStorage(JournalFileBackend(str(path)), heartbeat_interval, grace_period, RETRY)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # the log is replayed on open
+            raise StorageError(
+                f"journal storage {path} is damaged or not an Optuna journal file ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); move it away or pass another --storage"
+            ) from None
     engine_kwargs: dict = {}
     if url.startswith("sqlite"):
         _enable_wal(path)
