@@ -13,6 +13,7 @@ import click
 
 from avbench.cli.audeep import features
 from avbench.cli.boundary import BoundaryGroup
+from avbench.cli.cache import cache
 from avbench.cli.support import common_run_options, make_console, results_dir, with_strict
 from avbench.cli.sweep import agent_trial, show, sweep
 from avbench.errors import AvbenchError
@@ -296,6 +297,7 @@ cli.add_command(sweep)
 cli.add_command(show)
 cli.add_command(agent_trial)
 cli.add_command(features)
+cli.add_command(cache)
 
 
 def main() -> None:

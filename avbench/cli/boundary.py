@@ -9,39 +9,19 @@ never imports sqlalchemy or optuna to catch them.
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 
 import click
 
-from avbench.errors import AvbenchError
+from avbench.errors import AvbenchError, describe_os_error
 
-_REASONS = {
-    errno.ENOSPC: "no space left on device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EFBIG: "file too large (over the file-size limit)",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.ENOTDIR: "not a directory (a part of the path is a file)",
-    errno.EISDIR: "is a directory",
-    errno.ENOENT: "no such file or directory",
-    errno.EROFS: "read-only file system",
-    errno.EEXIST: "already exists",
-}
 _STORAGE_MODULES = ("sqlalchemy", "psycopg2", "optuna.storages", "optuna.exceptions")
 
 
 def debugging(ctx: click.Context | None = None) -> bool:
     flag = bool(ctx and ctx.params.get("debug"))
     return flag or os.environ.get("AVBENCH_DEBUG", "") not in ("", "0", "false", "no")
-
-
-def describe_os_error(exc: OSError) -> str:
-    """'no space left on device: /path' — the reason in words and the file it concerns."""
-    reason = _REASONS.get(exc.errno, exc.strerror or type(exc).__name__)
-    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
-    return f"{reason}: {' -> '.join(names)}" if names else f"{reason} ({exc})"
 
 
 def is_storage_error(exc: BaseException) -> bool:

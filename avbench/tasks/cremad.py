@@ -9,7 +9,6 @@ recognise the actor and overstate accuracy, so they are not offered.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from avbench.config import DataConfig
 from avbench.data import synth
 from avbench.errors import DatasetError
 from avbench.registry import register_task
+from avbench.tasks import standin
 from avbench.tasks.base import Item, Task
 from avbench.tasks.splits import split_actors
 
@@ -31,7 +31,7 @@ LEVELS = ("LO", "MD", "HI", "XX")
 SAMPLE_RATE = 16000
 VIDEO_FPS = 15
 VIDEO_SIZE = 64
-MARKER = ".avbench-synthetic"
+
 # (actors, clips per actor and emotion); None = every real sentence/level combination (82).
 SIZES: dict[str, tuple[int, int | None]] = {
     "tiny": (10, 2),
@@ -170,7 +170,7 @@ class CremaD(Task):
         out = Path(out)
         actors, per_emotion = _resolve_size(size)
         audio_dir, video_dir = out / "AudioWAV", out / "VideoFlash"
-        _prepare(out, audio_dir, video_dir)
+        standin.reset_output(out, self.name, ("AudioWAV", "VideoFlash", "processedResults"))
         audio_dir.mkdir(parents=True, exist_ok=True)
         if video:
             video_dir.mkdir(parents=True, exist_ok=True)
@@ -188,8 +188,7 @@ class CremaD(Task):
         else:
             rows = [_write_clip(job) for job in jobs]
         _write_summary(out / SUMMARY, rows)
-        marker = {"task": "cremad", "size": size, "seed": seed, "count": len(rows), "video": video}
-        (out / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+        standin.write_marker(out, self.name, size, seed, len(rows), video=video)
         return len(rows)
 
 
@@ -259,19 +258,6 @@ def _resolve_size(size: str | int) -> tuple[int, int | None]:
     if size not in SIZES:
         raise DatasetError(f"unknown synthetic size '{size}' (choose from: {', '.join(SIZES)})")
     return SIZES[size]
-
-
-def _prepare(out: Path, audio_dir: Path, video_dir: Path) -> None:
-    """Clear a previous stand-in so counts match; never write into a real copy of CREMA-D."""
-    has_files = audio_dir.is_dir() and any(audio_dir.iterdir())
-    if not (out / MARKER).is_file():
-        if has_files:
-            raise DatasetError(f"{out} holds a dataset that is not a synthetic stand-in; refusing to overwrite")
-        return
-    for folder, suffix in ((audio_dir, ".wav"), (video_dir, ".flv")):
-        if folder.is_dir():
-            for path in folder.glob(f"*{suffix}"):
-                path.unlink()
 
 
 def _summary_row(stem: str, emotion: str, rng: np.random.Generator) -> list[str]:
