@@ -181,3 +181,14 @@ def test_cache_verify_finds_a_flipped_byte_and_prune_keeps_what_experiments_use(
     assert run_avbench("cache", "prune", cwd=workspace).stdout.startswith("0 unused")  # used within --keep-days
     pruned = run_avbench("cache", "prune", "--keep-days", "0", cwd=workspace)
     assert pruned.returncode == 0 and not stale.exists() and shard.parent.exists(), pruned.stdout
+
+
+def test_a_bad_sweep_range_is_blamed_on_its_own_parameter(cli, workspace):
+    """The first searched field (model_args.dropout) has a good range; only weight_decay's is bad."""
+    space = workspace / "space.yaml"
+    space.write_text(
+        "method: random\nmetric: {name: val/acc, goal: maximize}\nparameters:\n"
+        "  model_args.dropout: {min: 0.0, max: 0.5}\n  train.weight_decay: {min: -1.0, max: 0.1}\n"
+    )
+    result = cli("sweep", "mel-stats-mlp-cremad", "--sweep-config", str(space), "--dry-run", expect=1)
+    assert "sweep range for 'train.weight_decay' allows -1.0" in result.output, result.output

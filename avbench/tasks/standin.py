@@ -64,7 +64,7 @@ def guard_output(out: Path, parts: Iterable[str]) -> list[str]:
     marker = read_marker(out)
     if marker is None:
         if out.is_dir() and any(not entry.name.startswith(".") for entry in out.iterdir()):
-            raise DatasetError(f"{out} holds files that are not a synthetic stand-in; refusing to write into it")
+            raise DatasetError(f"{out} holds a dataset that is not a synthetic stand-in; refusing to overwrite")
         return []
     known = set(marker.get("files") or ())
     if "files" not in marker and not marker.get("writing"):
