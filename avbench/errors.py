@@ -1,6 +1,7 @@
 """Errors a user can cause. The CLI prints them as one line, never as a traceback."""
 
 import difflib
+import errno
 
 
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...] | set[str]) -> str:
@@ -41,3 +42,25 @@ class DecodeError(DatasetError):
 
 class StorageError(AvbenchError):
     """A sweep storage URL is malformed, unsupported or cannot be opened."""
+
+
+_OS_REASONS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (over the file-size limit)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "not a directory (a part of the path is a file)",
+    errno.EISDIR: "is a directory",
+    errno.ENOENT: "no such file or directory",
+    errno.EROFS: "read-only file system",
+    errno.EEXIST: "already exists",
+}
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """'no space left on device: /path': the reason in words and the file it concerns."""
+    reason = _OS_REASONS.get(exc.errno, exc.strerror or type(exc).__name__)
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{reason}: {' -> '.join(names)}" if names else f"{reason} ({exc})"

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from avbench.errors import ConfigError
+
 # Family name a user may write → transformers' model_type.
 FAMILIES = {
     "ast": "audio-spectrogram-transformer",
@@ -178,3 +180,37 @@ def extractor_overrides(model_type: str, config: dict[str, Any]) -> dict[str, An
             overrides["chunk_length"] = max(positions // WHISPER_FRAMES_PER_SECOND, 1)
         return overrides
     return {}
+
+
+@dataclass(frozen=True)
+class LocalCheckpoint:
+    """A checkpoint whose config.json is on this machine."""
+
+    name: str
+    model_type: str
+    config: dict[str, Any]
+
+
+def local_checkpoint(name: str) -> LocalCheckpoint | None:
+    """The checkpoint's config from a folder or the local HF cache (offline), or None."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError):  # not there (ValueError: not even a valid repo id)
+        return None
+    return LocalCheckpoint(name, config.model_type, config.to_dict())
+
+
+def checkpoint_model_type(name: str) -> str:
+    """transformers' model_type of a local or published checkpoint; one line when unknown."""
+    local = local_checkpoint(name)
+    if local is not None:
+        return local.model_type
+    published = published_for(name)
+    if published is None:
+        raise ConfigError(
+            f"model_args.checkpoint '{name}': not a folder, not in the local Hugging Face cache (nothing is "
+            "downloaded), and not a known checkpoint or family (see avbench/hf_checkpoints.py)"
+        )
+    return published[1].model_type

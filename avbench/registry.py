@@ -117,7 +117,7 @@ def register_model(
     cpu_threads: int | None = None,
     skips_parameters: bool = False,
     weights: dict[str, str] | None = None,
-    input_extractor: Callable[..., Any] | None = None,
+    input_extractor: Callable[..., Any] | str | None = None,
     data_scores: Callable[..., dict] | None = None,
     defaults: dict[str, Any] | None = None,
     search: dict[str, dict[str, Any]] | None = None,
@@ -145,7 +145,7 @@ def register_model(
     (av-fusion: {"path_to_model_fa": "feature_audio", ...}): when one is set, preflight builds
     the model on the meta device before any data is read, so a file that does not fit stops
     the run in one line (see avbench.models._weights.load_module_weights).
-    `input_extractor(data, model_args, cache_root)`, for inputs that depend on the model's own
+    `input_extractor(data, model_args, cache_root)` (a function, or 'module:function' imported on first call), for inputs that depend on the model's own
     arguments (audio_input "hf": a checkpoint's feature extractor; "embedding": a frozen
     encoder's embeddings), returns the extractor the feature cache fills the audio from.
     `data_scores(prepared_data, model_args)` scores the prepared data without training (the probe's kNN);
@@ -175,12 +175,24 @@ def register_model(
         cpu_threads=cpu_threads,
         skips_parameters=skips_parameters,
         weights=dict(weights or {}),
-        input_extractor=input_extractor,
+        input_extractor=named_function(input_extractor) if isinstance(input_extractor, str) else input_extractor,
         data_scores=data_scores,
         defaults=dict(defaults or {}),
         search=dict(search or {}),
         presets=dict(presets or {}),
     )
+
+
+def named_function(target: str) -> Callable[..., Any]:
+    """'package.module:function', imported on the first call: a model names the data-layer
+    function that makes its input without importing the data path (a layer rule)."""
+    module_name, _, function_name = target.partition(":")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module_name), function_name)(*args, **kwargs)
+
+    call.target = target
+    return call
 
 
 def register_task(name: str):

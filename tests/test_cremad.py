@@ -102,7 +102,10 @@ def test_written_files_have_the_real_formats(tiny: tuple[Path, int]) -> None:
     assert len(rows) == count + 1
     assert all(row[2] == row[1].split("_")[2][0] for row in rows[1:])
     marker = json.loads((root / ".avbench-synthetic").read_text())
+    files = marker.pop("files")  # the manifest of what the stand-in wrote (see tasks/standin.guard_output)
     assert marker == {"task": "cremad", "size": "tiny", "seed": 0, "count": count, "video": True}
+    assert len([f for f in files if f.startswith("AudioWAV/")]) == count
+    assert set(files) == {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name[0] != "."}
 
 
 def test_synthesis_is_deterministic_and_refuses_real_data(tmp_path: Path) -> None:

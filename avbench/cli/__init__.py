@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 
 from avbench.cli.audeep import features
+from avbench.cli.boundary import BoundaryGroup
+from avbench.cli.cache import cache
 from avbench.cli.catalog import list_experiment_files, list_matrix, new
 from avbench.cli.imports import import_group, pipeline
 from avbench.cli.support import (
@@ -28,20 +30,7 @@ from avbench.results.layout import run_files, runs_root
 from avbench.spec import STANDIN_SIZES
 
 
-class _Group(click.Group):
-    """User errors become one line and exit 1; Ctrl-C says how to resume."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except AvbenchError as exc:
-            raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted: finished trials are kept; re-run the same command to resume", err=True)
-            sys.exit(130)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=BoundaryGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--results",
     type=click.Path(file_okay=False, path_type=Path),
@@ -58,9 +47,10 @@ class _Group(click.Group):
     help="A project folder (holding experiments/ and sweeps/) searched after ./experiments and before "
     "$AVBENCH_EXPERIMENTS and the built-ins (repeatable).",
 )
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors (or AVBENCH_DEBUG=1).")
 @click.version_option(package_name="avbench")
 @click.pass_context
-def cli(ctx: click.Context, results: Path, experiment_dirs: tuple[Path, ...]) -> None:
+def cli(ctx: click.Context, results: Path, experiment_dirs: tuple[Path, ...], debug: bool) -> None:
     """Benchmark harness and sweep orchestrator for audio and audio-visual classification."""
     ctx.obj = {"results": results}
     if experiment_dirs:
@@ -265,8 +255,12 @@ def _cross_validate(name: str, config, run_ctx) -> None:
 def leaderboard(ctx, fmt: str, task: str | None, out: Path | None) -> None:
     """Rank the best validation run of each (task, model); read from results/ only."""
     from avbench.results.leaderboard import leaderboard_rows, render_csv, render_json, render_markdown, render_table
+    from avbench.results.records import read_records
 
-    rows = leaderboard_rows(results_dir(ctx), task)
+    records, skipped = read_records(results_dir(ctx))
+    for path, reason in skipped:  # on stderr: the table or the exported file stays whole
+        click.echo(f"skipped a damaged run record: {path}: {reason}", err=True)
+    rows = leaderboard_rows(results_dir(ctx), task, records=records)
     if fmt == "table" and out is None:
         if not rows:
             click.echo(f"no finished runs under {runs_root(results_dir(ctx))}")
@@ -275,8 +269,10 @@ def leaderboard(ctx, fmt: str, task: str | None, out: Path | None) -> None:
         return
     text = {"md": render_markdown, "csv": render_csv, "json": render_json, "table": render_markdown}[fmt](rows)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + ("" if text.endswith("\n") else "\n"))
+        from avbench.results.records import write_bytes_atomic
+
+        content = (text + ("" if text.endswith("\n") else "\n")).encode()
+        write_bytes_atomic(out, lambda handle: handle.write(content))
         click.echo(f"wrote {len(rows)} row(s) to {out}")
     else:
         click.echo(text)
@@ -383,6 +379,7 @@ cli.add_command(features)
 cli.add_command(import_group)
 cli.add_command(pipeline)
 cli.add_command(new)
+cli.add_command(cache)
 
 
 def main() -> None:

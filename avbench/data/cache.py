@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from avbench.data.cache_build import PROBE_FILES, ChunkResult, Extractor, build_chunk, build_in_pool, chunk_rows
+from avbench.data.cache_check import LAST_USED, discard_shard, shard_problem
 from avbench.errors import DecodeError
 from avbench.threads import capped_torch_threads
 
@@ -190,6 +191,8 @@ class FeatureCache:
                 jobs.append(_Job(name, extractor, directory, missing, [keys[name][p] for p in missing]))
         if jobs:
             self._fill(jobs, stats, strict, progress)
+        for extractor, _ in requests.values():
+            _mark_used(settings_dir(self.root, extractor))
         result = {}
         for name, (extractor, _) in requests.items():
             directory = settings_dir(self.root, extractor)
@@ -216,9 +219,14 @@ class FeatureCache:
                 continue
             try:
                 entry = json.loads(meta.read_text())
-            except (OSError, ValueError):
-                continue  # unreadable index: its files are simply decoded again
-            if entry.get("rows") and not (directory / f"{shard}.npy").is_file():
+            except OSError:
+                continue  # unreadable here (permissions): its files are simply decoded again
+            except ValueError:  # indexes are renamed into place whole, so this one is damaged
+                entry, problem = {}, "its index is not valid JSON"
+            else:
+                problem = shard_problem(directory / f"{shard}.npy", entry) if isinstance(entry, dict) else "bad index"
+            if problem:
+                discard_shard(directory, shard, entry if isinstance(entry, dict) else {}, problem)
                 continue
             index.seen.add(shard)
             for row, (key, _) in enumerate(entry.get("rows", [])):
@@ -315,6 +323,13 @@ class FeatureCache:
         if strict and result.failures:
             _, path, reason = result.failures[0]
             raise DecodeError(path, reason)
+
+
+def _mark_used(directory: Path) -> None:
+    """Touch the folder's last-used stamp, which `avbench cache prune` keeps recent folders by."""
+    if directory.is_dir():
+        with contextlib.suppress(OSError):
+            (directory / LAST_USED).touch()
 
 
 class _Progress:

@@ -10,6 +10,7 @@ handles: it cancels the chunks not started and lets the running ones commit what
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -99,23 +100,41 @@ def _write_shard(directory: Path, extractor: Extractor, rows: np.ndarray, good, 
     if not settings.exists():
         _replace_atomically(settings, json.dumps(extractor.key_fields(), indent=1).encode())
     shard = f"{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(3)}"
+    entry: dict = {"rows": [list(g) for g in good], "failures": [list(f) for f in failures]}
     if good:
-        _replace_atomically(directory / f"{shard}.npy", rows)
-    entry = {"rows": [list(g) for g in good], "failures": [list(f) for f in failures]}
+        # The index is the shard's commit and carries its length and checksum, so a truncated or
+        # damaged .npy is found (and rebuilt) instead of failing every run that reads it.
+        entry["npy_bytes"], entry["sha256"] = _replace_atomically(directory / f"{shard}.npy", rows)
     _replace_atomically(directory / f"{shard}.json", json.dumps(entry).encode())
     return shard
 
 
-def _replace_atomically(target: Path, content: bytes | np.ndarray) -> None:
+def _replace_atomically(target: Path, content: bytes | np.ndarray) -> tuple[int, str]:
+    """Write under a temporary name, sync, rename; returns the file's size and sha256. A failed
+    write (a full disk) removes its temporary file."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-    with open(tmp, "wb") as handle:
-        if isinstance(content, np.ndarray):
-            np.save(handle, content)
-        else:
-            handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
+    try:
+        with open(tmp, "wb") as handle:
+            if isinstance(content, np.ndarray):
+                np.save(handle, content)
+            else:
+                handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        digest = file_sha256(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target.stat().st_size, digest
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def chunk_rows(extractor: Extractor, count: int, workers: int) -> int:

@@ -18,41 +18,13 @@ import numpy as np
 
 from avbench.data.audio import fit_length, load_audio
 from avbench.errors import ConfigError
-from avbench.hf_checkpoints import EXTRACTORS, extractor_overrides, published_for
-
-
-@dataclass(frozen=True)
-class LocalCheckpoint:
-    """A checkpoint whose config.json is on this machine."""
-
-    name: str
-    model_type: str
-    config: dict[str, Any]
-
-
-def local_checkpoint(name: str) -> LocalCheckpoint | None:
-    """The checkpoint's config from a folder or the local HF cache (offline), or None."""
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(name, local_files_only=True)
-    except (OSError, ValueError):  # not there (ValueError: not even a valid repo id)
-        return None
-    return LocalCheckpoint(name, config.model_type, config.to_dict())
-
-
-def checkpoint_model_type(name: str) -> str:
-    """transformers' model_type of a local or published checkpoint; one line when unknown."""
-    local = local_checkpoint(name)
-    if local is not None:
-        return local.model_type
-    published = published_for(name)
-    if published is None:
-        raise ConfigError(
-            f"model_args.checkpoint '{name}': not a folder, not in the local Hugging Face cache (nothing is "
-            "downloaded), and not a known checkpoint or family (see avbench/hf_checkpoints.py)"
-        )
-    return published[1].model_type
+from avbench.hf_checkpoints import (
+    EXTRACTORS,
+    checkpoint_model_type,
+    extractor_overrides,
+    local_checkpoint,
+    published_for,
+)
 
 
 def build_feature_extractor(name: str, config_overrides: dict[str, Any]):
@@ -138,3 +110,11 @@ def hf_input_extractor(sample_rate: int, clip_seconds: float, checkpoint: str, c
             f"{feature_extractor.sampling_rate} (now {sample_rate})"
         )
     return HFInputExtractor(feature_extractor, clip_seconds)
+
+
+def model_input_extractor(data, model_args: dict, cache_root=None):
+    """hf-audio's registered input: its checkpoint's feature extractor at the data's rate and length."""
+    checkpoint = model_args.get("checkpoint")
+    if not checkpoint:
+        raise ConfigError("hf-audio needs model_args.checkpoint: a folder, a hub id in the local cache, or a family")
+    return hf_input_extractor(data.sample_rate, data.clip_seconds, checkpoint, model_args.get("config") or {})

@@ -11,7 +11,6 @@ checkpoint's feature extractor makes of each clip, cached by the data path
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -68,13 +67,6 @@ class HFAudioClassifier(nn.Module):
         return self
 
 
-def _input_extractor(data, model_args: dict, cache_root: Path | None = None):
-    from avbench.data.hf_features import hf_input_extractor
-
-    checkpoint = _required_checkpoint(model_args.get("checkpoint"))
-    return hf_input_extractor(data.sample_rate, data.clip_seconds, checkpoint, model_args.get("config") or {})
-
-
 def _required_checkpoint(checkpoint: str | None) -> str:
     if not checkpoint:
         raise ConfigError("hf-audio needs model_args.checkpoint: a folder, a hub id in the local cache, or a family")
@@ -85,7 +77,8 @@ def _required_checkpoint(checkpoint: str | None) -> str:
     "hf-audio",
     tiny={"checkpoint": "wav2vec2", "config": TINY["wav2vec2"]},
     audio_input="hf",
-    input_extractor=_input_extractor,
+    # A data-layer function, named rather than imported: models never import the data path.
+    input_extractor="avbench.data.hf_features:model_input_extractor",
     skips_parameters=True,  # the speech families' layerdrop skips whole layers
 )
 def hf_audio(
@@ -122,7 +115,7 @@ def build_classifier(checkpoint: str, overrides: dict[str, Any], num_labels: int
     """The classifier with local weights when present, else random init from its config."""
     from transformers import AutoConfig, AutoModelForAudioClassification
 
-    from avbench.data.hf_features import checkpoint_model_type, local_checkpoint
+    from avbench.hf_checkpoints import checkpoint_model_type, local_checkpoint
 
     checkpoint_model_type(checkpoint)  # one line for an unknown name
     local = local_checkpoint(checkpoint)

@@ -10,7 +10,6 @@ seconds. A kNN on the same embeddings, which trains nothing, goes into the recor
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -57,19 +56,6 @@ def _head(kind: str, width: int, num_classes: int, hidden_size: int, dropout: fl
     )
 
 
-def _embeddings(data, model_args: dict, cache_root: Path | None = None):
-    from avbench.recipes.embedding import EmbeddingExtractor
-
-    return EmbeddingExtractor(
-        data,
-        model_args.get("encoder") or "hf-audio",
-        model_args.get("encoder_args") or {},
-        model_args.get("layer", "last"),
-        model_args.get("pool", "mean"),
-        cache_root,
-    )
-
-
 def knn_scores(data, model_args: dict) -> dict:
     """kNN on the cached embeddings (mean over frames, the last layer for "weighted"), cosine
     similarity, majority vote of the nearest training clips: it trains nothing, so it tells how
@@ -106,7 +92,8 @@ def knn_scores(data, model_args: dict) -> dict:
     "probe",
     tiny={"encoder": "hf-audio", "encoder_args": {"checkpoint": "wav2vec2", "config": TINY["wav2vec2"]}},
     audio_input="embedding",
-    input_extractor=_embeddings,
+    # A recipe-level function, named rather than imported: models never import the data path.
+    input_extractor="avbench.recipes.embedding:probe_embeddings",
     data_scores=knn_scores,
     cpu_threads=1,  # a head's ops are far too small to share between threads
 )

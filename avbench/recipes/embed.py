@@ -37,12 +37,13 @@ def precompute_features(experiment: Experiment, ctx: RunContext, progress: Progr
         with_model_inputs,
     )
     from avbench.registry import TASKS
+    from avbench.results.layout import feature_cache_dir
 
     model_args = check_model_args(experiment)
     experiment = with_model_inputs(experiment)
     check_feasible(experiment, model_args)
     root, data_kind = resolve_data_root(experiment, synthetic=ctx.synthetic)
-    cache = FeatureCache(Path(ctx.results) / "cache" / "features", workers=cache_workers(experiment.data))
+    cache = FeatureCache(feature_cache_dir(ctx.results), workers=cache_workers(experiment.data))
     audio = model_input_extractor(experiment, model_args, cache.root)
     data = prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache, progress, audio=audio)
     first = audio or next(iter(feature_extractors(experiment.data).values()))

@@ -227,3 +227,15 @@ def _weights_identity(encoder_args: dict) -> list:
             if isinstance(cached, str):
                 identity.append([key, cached])  # the path names the snapshot's commit
     return identity
+
+
+def probe_embeddings(data, model_args: dict, cache_root=None) -> EmbeddingExtractor:
+    """The probe's registered input: its frozen encoder's embeddings of every clip, cached."""
+    return EmbeddingExtractor(
+        data,
+        model_args.get("encoder") or "hf-audio",
+        model_args.get("encoder_args") or {},
+        model_args.get("layer", "last"),
+        model_args.get("pool", "mean"),
+        cache_root,
+    )

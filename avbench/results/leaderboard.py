@@ -43,9 +43,12 @@ def fold_cross_validation(records: list[RunRecord]) -> list[RunRecord]:
     return plain
 
 
-def leaderboard_rows(results: Path, task: str | None = None) -> list[dict[str, Any]]:
+def leaderboard_rows(
+    results: Path, task: str | None = None, records: list[RunRecord] | None = None
+) -> list[dict[str, Any]]:
+    """One row per (task, model, kind of data); `records` when the caller already read them."""
     groups: dict[tuple[str, str, str], list[RunRecord]] = {}
-    for record in fold_cross_validation(list(iter_records(results))):
+    for record in fold_cross_validation(list(iter_records(results)) if records is None else records):
         if task is not None and record.task != task:
             continue
         groups.setdefault((record.task, record.model, record.data_kind), []).append(record)

@@ -15,12 +15,13 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from avbench.errors import AvbenchError
 from avbench.results.layout import record_paths, run_files
 
 FINISHED = ("completed", "pruned")
@@ -72,11 +73,50 @@ class RunRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_bytes_atomic(path: Path, write: Callable[[BinaryIO], None], *, durable: bool = True) -> None:
+    """Write through `write(handle)` to a temporary file in the same folder, then rename it into
+    place: a crash or a full disk never leaves a half-written file where a good one was, and a
+    failed write removes its temporary file. `durable` also syncs the file and the folder, so a
+    power cut after the rename cannot lose the new content (records, study files)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None:  # written through a handle: say which file it was for
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        sync_folder(path.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a directory, so a rename inside it survives a crash (a no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    text = json.dumps(data, indent=2, default=str).encode()
+    write_bytes_atomic(path, lambda handle: handle.write(text))
 
 
 def new_run_id(trial: int | None = None) -> str:
@@ -92,13 +132,45 @@ def write_record(results: Path, record: RunRecord) -> Path:
     return path
 
 
-def iter_records(results: Path) -> Iterator[RunRecord]:
-    """Every readable record under results/runs; unreadable ones are skipped, not fatal."""
+class DamagedRecord(AvbenchError):
+    """A record.json that exists but cannot be read as a run record."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def read_record(path: Path) -> RunRecord:
+    """One record file; OSError when it is missing or unreadable, DamagedRecord when it is not
+    a record (truncated, not JSON, not UTF-8, not a mapping of record fields)."""
+    raw = Path(path).read_bytes()
+    try:
+        return RunRecord.from_dict(json.loads(raw.decode("utf-8")))
+    except UnicodeDecodeError:
+        raise DamagedRecord(path, "not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise DamagedRecord(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (TypeError, ValueError, AttributeError):
+        raise DamagedRecord(path, "not a run record") from None
+
+
+def read_records(results: Path) -> tuple[list[RunRecord], list[tuple[Path, str]]]:
+    """Every readable record under results/runs, and (path, reason) for each one that is not:
+    the commands that read records say what they skipped instead of silently dropping it."""
+    records, skipped = [], []
     for path in record_paths(results):
         try:
-            yield RunRecord.from_dict(json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            continue
+            records.append(read_record(path))
+        except OSError as exc:
+            skipped.append((path, exc.strerror or type(exc).__name__))
+        except DamagedRecord as exc:
+            skipped.append((path, exc.reason))
+    return records, skipped
+
+
+def iter_records(results: Path) -> Iterator[RunRecord]:
+    """Every readable record under results/runs (see read_records for the damaged ones)."""
+    yield from read_records(results)[0]
 
 
 def write_rank_report(out_dir: Path, rank: int, config: dict, record: RunRecord) -> None:

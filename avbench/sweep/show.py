@@ -7,12 +7,12 @@ No torch here: a report on a finished sweep should start fast.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
@@ -23,7 +23,7 @@ from avbench.display import format_values
 from avbench.errors import StorageError
 from avbench.registry import did_you_mean
 from avbench.results.layout import run_files, study_dir
-from avbench.results.records import RunRecord
+from avbench.results.records import DamagedRecord, read_record
 from avbench.spec import METRICS
 from avbench.sweep.backends.optuna import is_infeasible
 from avbench.sweep.infeasible import INFEASIBLE
@@ -113,12 +113,15 @@ def _best_row(trial: FrozenTrial, results: Path, experiment: str) -> dict:
     run_id = trial.user_attrs.get("run_id")
     row = {"trial": trial.number, "value": trial.value, "params": dict(trial.params), "run_id": run_id, "test": {}}
     if run_id:
+        path = run_files(results, experiment, run_id).record
         try:
-            record = RunRecord.from_dict(json.loads(run_files(results, experiment, run_id).record.read_text()))
+            record = read_record(path)
             row["test"] = {k: record.test[k] for k in TEST_METRICS if k in record.test}
             row["epochs"] = record.epochs_run
-        except (OSError, ValueError):
+        except OSError:
             pass  # trained on another machine: its record lives there
+        except DamagedRecord as exc:
+            row["damaged"] = f"{path}: {exc.reason}"
     return row
 
 
@@ -163,6 +166,9 @@ def render_report(report: StudyReport, console: Console) -> None:
         console.print(f"trial {number} failed: {escape(error)}", soft_wrap=True)
     for reason, count in report.infeasible.most_common():
         console.print(f"{count} suggestion(s) skipped untrained, infeasible: {escape(reason)}", soft_wrap=True)
+    for row in report.best:
+        if row.get("damaged"):  # on stderr, so a script reading the table still gets it whole
+            click.echo(f"skipped a damaged run record (no test metrics shown): {row['damaged']}", err=True)
 
 
 def write_plots(report: StudyReport, results: Path) -> list[Path]:

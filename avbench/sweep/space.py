@@ -7,13 +7,14 @@ choice is type-checked against the schema before any trial trains.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avbench.catalog import describe, sweep_file_for
-from avbench.config import LoadedExperiment, read_mapping
+from avbench.config import LoadedExperiment, read_mapping, set_dotted, validate
 from avbench.errors import ConfigError
 from avbench.registry import did_you_mean
 
@@ -210,18 +211,31 @@ def _is_config_path(loaded: LoadedExperiment, name: str) -> bool:
 
 
 def _type_check(loaded: LoadedExperiment, space: SearchSpace) -> None:
-    """Resolve the config with each bound/choice so a bad range fails before training."""
+    """Resolve the config with each bound/choice so a bad range fails before training. Each
+    value is tried with the other searched fields at their schema defaults, so an error is
+    blamed on the parameter whose range allows the bad value, not on whichever came first."""
     for param in space.params.values():
         candidates = list(param.choices) if param.kind == "categorical" else [param.low, param.high]
         if param.kind == "int":
             candidates = [int(c) for c in candidates]
         for value in candidates:
-            probe = {p.name: _first(p) for p in space.params.values()}
-            probe[param.name] = value
             try:
-                loaded.resolve(probe)
+                _resolve_alone(loaded, param.name, value)
             except ConfigError as exc:
                 raise ConfigError(f"sweep range for '{param.name}' allows {value!r}: {exc}") from None
+
+
+def _resolve_alone(loaded: LoadedExperiment, name: str, value: Any) -> None:
+    raw = copy.deepcopy(loaded.raw)
+    for other in loaded.searched:
+        if other != name:
+            parent = raw
+            *sections, leaf = other.split(".")
+            for section in sections:
+                parent = parent[section]
+            del parent[leaf]  # absent: the schema default, which is valid by construction
+    set_dotted(raw, name, value)
+    validate(raw, loaded.source)
 
 
 def representative(param: Param) -> Any:
@@ -231,9 +245,3 @@ def representative(param: Param) -> Any:
         return param.choices[len(param.choices) // 2]
     middle = math.sqrt(param.low * param.high) if param.log else (param.low + param.high) / 2
     return int(round(middle)) if param.kind == "int" else middle
-
-
-def _first(param: Param) -> Any:
-    if param.kind == "categorical":
-        return param.choices[0]
-    return int(param.low) if param.kind == "int" else param.low

@@ -131,6 +131,7 @@ def open_storage(
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("journal://"):
+        _check_journal(path)
         return HeartbeatJournalStorage(JournalFileBackend(str(path)), heartbeat_interval, grace_period, RETRY)
     engine_kwargs: dict = {}
     if url.startswith("sqlite"):
@@ -152,6 +153,28 @@ def open_storage(
     except Exception as exc:  # the driver's errors vary; the user needs the first line only
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"cannot open storage {display_url(url)}: {reason}") from None
+
+
+def _check_journal(path: Path) -> None:
+    """Refuse, in one line, a journal file whose complete lines are not Optuna's JSON records.
+    Optuna itself only notices once a new record follows the bad line, deep inside a trial."""
+    import json
+
+    if not path.exists():
+        return
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.endswith(b"\n"):
+                break  # a record being appended right now
+            try:
+                ok = isinstance(json.loads(line), dict)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise StorageError(
+                    f"journal storage {path} is damaged or not an Optuna journal file (line {number}); "
+                    "move it away or pass another --storage"
+                )
 
 
 def _enable_wal(path: Path) -> None:

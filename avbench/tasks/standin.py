@@ -52,20 +52,52 @@ def read_marker(root: Path) -> dict[str, Any] | None:
     return marker if isinstance(marker, dict) else None
 
 
-def reset_output(out: Path, task: str, parts: Iterable[str]) -> None:
-    """Make `out` ready for a fresh stand-in.
+def _written_files(out: Path) -> list[str]:
+    """Every file under `out` but the marker and hidden lock files, relative and sorted."""
+    return sorted(
+        str(path.relative_to(out)) for path in out.rglob("*") if path.is_file() and not path.name.startswith(".")
+    )
 
-    A directory without the marker that holds anything is somebody's data: refuse. A
-    previous stand-in loses the folders it wrote (`parts`), so the new one's counts are
-    exact. Until the new one is complete its marker has no size, so an interrupted write is
-    never taken for a finished stand-in, and re-running is still allowed.
-    """
+
+def guard_output(out: Path, parts: Iterable[str]) -> list[str]:
+    """The one guard every stand-in writer uses: refuse, in one line, a folder that holds
+    anything the stand-in did not write. Without a marker, any visible entry is somebody's data;
+    with one, any file its manifest does not list is (a user's file dropped into a stand-in).
+    A write that was interrupted (marker still says "writing") may have left new files in the
+    writer's own `parts` folders: those are its own. Returns the files the old stand-in wrote."""
     out = Path(out)
-    if not (out / MARKER).is_file():
+    marker = read_marker(out)
+    if marker is None:
         if out.is_dir() and any(not entry.name.startswith(".") for entry in out.iterdir()):
             raise DatasetError(f"{out} holds a dataset that is not a synthetic stand-in; refusing to overwrite")
+        return []
+    known = set(marker.get("files") or ())
+    if "files" not in marker and not marker.get("writing"):
+        return []  # a stand-in from before manifests: its parts are replaced as before
+    owned = tuple(f"{part}/" for part in parts) if marker.get("writing") else ()
+    foreign = [f for f in _written_files(out) if f not in known and not f.startswith(owned)]
+    if foreign:
+        raise DatasetError(
+            f"{out / foreign[0]} was not written by the synthetic stand-in ({len(foreign)} such file(s)); "
+            "refusing to overwrite: move them or write the stand-in elsewhere (--out)"
+        )
+    return sorted(known)
+
+
+def reset_output(out: Path, task: str, parts: Iterable[str]) -> None:
+    """Make `out` ready for a fresh stand-in (see guard_output for what is refused).
+
+    A previous stand-in loses the files and folders it wrote (`parts`), so the new one's counts
+    are exact. Until the new one is complete its marker has no size, so an interrupted write is
+    never taken for a finished stand-in, and re-running is still allowed.
+    """
+    out, parts = Path(out), list(parts)
+    previous = guard_output(out, parts)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text(json.dumps({"task": task, "writing": True}) + "\n", encoding="utf-8")
+    marker = {"task": task, "writing": True, "files": previous}
+    (out / MARKER).write_text(json.dumps(marker, ensure_ascii=False) + "\n", encoding="utf-8")
+    for name in previous:
+        (out / name).unlink(missing_ok=True)
     for part in parts:
         target = out / part
         if target.is_dir():
@@ -75,8 +107,10 @@ def reset_output(out: Path, task: str, parts: Iterable[str]) -> None:
 
 
 def write_marker(out: Path, task: str, size: str, seed: int, count: int, **extra: Any) -> None:
-    marker = {"task": task, "size": size, "seed": seed, "count": count, **extra}
-    (Path(out) / MARKER).write_text(json.dumps(marker, ensure_ascii=False) + "\n", encoding="utf-8")
+    """The marker of a finished stand-in, with the manifest of every file it wrote."""
+    out = Path(out)
+    marker = {"task": task, "size": size, "seed": seed, "count": count, **extra, "files": _written_files(out)}
+    (out / MARKER).write_text(json.dumps(marker, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def run_jobs(write: Callable[[Job], Result], jobs: list[Job], workers: int | None = None) -> list[Result]:

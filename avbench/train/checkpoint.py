@@ -1,20 +1,21 @@
 """Atomic checkpoints: written under a temporary name, then renamed into place, so a crash
-mid-write never leaves a truncated file where a good one was."""
+mid-write never leaves a truncated file where a good one was, and a full disk leaves no
+temporary file behind."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from avbench.results.records import write_bytes_atomic
+
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    # Not fsynced: the rename already protects against a crashed process, and syncing hundreds
+    # of megabytes every epoch would stall training; a lost last.pt only costs an epoch.
+    write_bytes_atomic(path, lambda handle: torch.save(state, handle), durable=False)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

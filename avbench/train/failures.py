@@ -4,6 +4,7 @@ described in one line for the run record."""
 from __future__ import annotations
 
 from avbench.config import TrainConfig
+from avbench.errors import describe_os_error
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -31,6 +32,8 @@ def empty_device_cache() -> None:
 
 
 def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return describe_os_error(exc)  # "no space left on device: results/runs/…/best.pt"
     if is_out_of_memory(exc):
         lines = str(exc).strip().splitlines()
         return "out of memory: " + (lines[0] if lines else type(exc).__name__)
