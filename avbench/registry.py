@@ -145,7 +145,8 @@ def register_model(
     (av-fusion: {"path_to_model_fa": "feature_audio", ...}): when one is set, preflight builds
     the model on the meta device before any data is read, so a file that does not fit stops
     the run in one line (see avbench.models._weights.load_module_weights).
-    `input_extractor(data, model_args, cache_root)` (a function, or 'module:function' imported on first call), for inputs that depend on the model's own
+    `input_extractor(data, model_args, cache_root)` (a function, or "module:function" imported
+    on its first call), for inputs that depend on the model's own
     arguments (audio_input "hf": a checkpoint's feature extractor; "embedding": a frozen
     encoder's embeddings), returns the extractor the feature cache fills the audio from.
     `data_scores(prepared_data, model_args)` scores the prepared data without training (the probe's kNN);
