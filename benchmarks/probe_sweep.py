@@ -78,11 +78,11 @@ def main() -> None:
 
     from avbench.catalog import load_experiment
     from avbench.context import RunContext
-    from avbench.preflight import ensure_synthetic
     from avbench.recipes.embed import precompute_features
     from avbench.registry import MODELS
     from avbench.results.records import iter_records
     from avbench.sweep.space import resolve_space
+    from avbench.tasks.standin import ensure_synthetic
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with tempfile.TemporaryDirectory() as scratch:

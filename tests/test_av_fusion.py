@@ -22,6 +22,7 @@ from avbench.registry import MODELS
 from avbench.sweep.space import representative, resolve_space
 from avbench.train.optim import build_optimizer
 from tests import openav_reference
+from tests.conftest import BUILTIN
 from tests.test_models import fake_batch, tiny_spec
 
 FROZEN = {
@@ -194,7 +195,7 @@ def test_a_weights_file_that_does_not_fit_stops_the_run_in_one_line_before_any_d
     if content == "wrong_state_dict":
         assert "unexpected weight, bias" in result.output  # the first keys of each kind, not all of them
     # `avbench validate` checks the file too
-    config = yaml.safe_load((workspace / "experiments" / "av-fusion-cremad.yaml").read_text())
+    config = yaml.safe_load((BUILTIN / "experiments" / "av-fusion-cremad.yaml").read_text())
     config["model_args"]["path_to_model_fa"] = str(path)
     (workspace / "mine.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
     assert expected in cli("validate", "mine.yaml", expect=1).output

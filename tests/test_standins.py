@@ -64,7 +64,15 @@ def test_stand_in_is_deterministic_rewritable_and_safe(name: str, tmp_path: Path
 @pytest.mark.parametrize("name", TASKS.names())
 def test_data_options_a_task_ignores_are_refused(name: str, tmp_path: Path) -> None:
     task = TASKS.get(name)()
-    used = {"fold": 3, "speaker_regex": "^(x)", "label_source": "voice", "subfolders": {"val": "dev"}, "classes": ["a"]}
+    used = {
+        "fold": 3,
+        "speaker_regex": "^(x)",
+        "label_source": "voice",
+        "subfolders": {"val": "dev"},
+        "classes": ["a"],
+        "split_csv": "splits",
+        "audio_root": "wavs",
+    }
     for field in OPTIONAL_DATA_FIELDS:
         if field in task.data_options:
             continue

@@ -90,8 +90,8 @@ def extract_spectrograms(
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import cache_workers, prepare_data
     from avbench.data.spectrogram import SpectrogramSettings
-    from avbench.preflight import SYNTHETIC_MARKER
     from avbench.registry import TASKS
+    from avbench.tasks.standin import MARKER as SYNTHETIC_MARKER
 
     cache = FeatureCache(feature_cache_dir(results), workers=cache_workers(data))
     prepared = prepare_data(TASKS.get(task_name)(), root, data, cache, progress)

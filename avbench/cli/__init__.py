@@ -174,9 +174,8 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, stri
 
     console = make_console()
     main_rank = join_ranks().is_main  # under torchrun every rank trains; rank 0 speaks for them
-    if main_rank:
-        console.print(f"{loaded.name}: {device_line(config)}")
-    with feature_progress(console) as on_features, EpochReport(console, config.train.epochs) as on_epoch:
+    report = EpochReport(console, config.train.epochs, header=f"{loaded.name}: {device_line(config)}")
+    with feature_progress(console) as on_features, report as on_epoch:
         record = run_recipe(
             config,
             run_ctx,

@@ -78,11 +78,14 @@ def summary_lines(record: RunRecord, history: list[dict]) -> list[str]:
 
 
 class EpochReport:
-    """An `on_eval` callback that shows every epoch; never asks the run to stop."""
+    """An `on_eval` callback that shows every epoch; never asks the run to stop. The `header`
+    (the device line) comes with the first epoch, so a run stopped by its checks before training
+    prints its one error line alone."""
 
-    def __init__(self, console: Console, epochs: int):
+    def __init__(self, console: Console, epochs: int, header: str | None = None):
         self.console = console
         self.epochs = epochs
+        self.header = header
         self.table: Table | None = None
         self.live: Live | None = None
         self.history: list[dict] = []  # every epoch shown, for the summary
@@ -95,6 +98,8 @@ class EpochReport:
             self.live.stop()
 
     def __call__(self, epoch: int, metrics: dict) -> bool:
+        if self.header is not None and not self.history:
+            self.console.print(self.header)
         self.history.append(metrics)
         if not self.console.is_terminal:
             self.console.print(epoch_line(metrics, self.epochs))
