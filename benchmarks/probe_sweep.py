@@ -74,14 +74,14 @@ def main() -> None:
     args = parser.parse_args()
 
     import optuna
-    from avbench.sweep.optuna_backend import run_sweep
 
     from avbench.catalog import load_experiment
     from avbench.context import RunContext
     from avbench.recipes.embed import precompute_features
     from avbench.registry import MODELS
     from avbench.results.records import iter_records
-    from avbench.sweep.space import resolve_space
+    from avbench.sweep import run
+    from avbench.sweep.core import SweepRequest
     from avbench.tasks.standin import ensure_synthetic
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -89,32 +89,28 @@ def main() -> None:
         scratch = Path(scratch)
         os.environ.setdefault("AVBENCH_DATA", str(scratch / "data"))
         (scratch / "space.yaml").write_text(SPACE)
-        loaded = load_experiment(
-            str(REPO / "experiments" / "probe-hubert-cremad.yaml"),
-            overrides=[
-                f"model_args.encoder_args={encoder_args(args.hidden, args.layers)}",
-                "data.clip_seconds=2.0",
-                f"data.synth_size={args.size}",
-                "data.cache_workers=1",
-                f"train.epochs={args.epochs}",
-                "train.patience=0",
-                "train.weight_decay=0.0",
-            ],
+        overrides = (
+            f"model_args.encoder_args={encoder_args(args.hidden, args.layers)}",
+            "data.clip_seconds=2.0",
+            f"data.synth_size={args.size}",
+            "data.cache_workers=1",
+            f"train.epochs={args.epochs}",
+            "train.patience=0",
+            "train.weight_decay=0.0",
         )
-        space = resolve_space(loaded, scratch / "space.yaml")
+        loaded = load_experiment("probe-hubert-cremad", overrides=overrides)
 
         def sweep(results: Path, name: str) -> float:
             started = time.perf_counter()
-            run_sweep(
-                loaded,
-                space,
+            request = SweepRequest(
+                "probe-hubert-cremad",
+                overrides,
                 trials=args.trials,
-                results=results,
-                synthetic=True,
-                use_wandb=False,
+                sweep_config=scratch / "space.yaml",
                 study=name,
                 pruner="none",
             )
+            run(request, RunContext(results, synthetic=True, use_wandb=False))
             return time.perf_counter() - started
 
         # Not timed: writing the stand-in, and the imports both sides need.
