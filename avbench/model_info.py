@@ -52,8 +52,9 @@ def count_parameters(experiment_name: str) -> int:
 
     loaded = load_experiment(experiment_name)
     experiment = with_model_inputs(loaded.config)
+    spec = spec_without_data(experiment)  # outside the meta device: a probe measures its encoder's output here
     with torch.device("meta"):
-        model = create_model(experiment, spec_without_data(experiment))
+        model = create_model(experiment, spec)
     return sum(p.numel() for p in model.parameters())
 
 

@@ -104,6 +104,7 @@ class ListedTask:
     """
 
     name = "listed"
+    heads: dict = {}  # one target per file
     modalities = ("audio", "video")
     layout = "a list of files"
 

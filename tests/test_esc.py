@@ -99,7 +99,9 @@ def test_written_files_have_the_real_formats(standin, name: str) -> None:
     assert tuple(rows[0]) == COLUMNS and rows[1:] == sorted(rows[1:])
     assert all(row[4] == str(int(row[2]) in ESC10_TARGETS) for row in rows[1:])
     marker = json.loads((root / ".avbench-synthetic").read_text())
+    files = marker.pop("files")  # the manifest of what the stand-in wrote (tasks/standin.guard_output)
     assert marker == {"task": name, "size": "tiny", "seed": 0, "count": len(wavs)}
+    assert sum(f.startswith("audio/") for f in files) == len(wavs) and "meta/esc50.csv" in files
 
 
 def test_unknown_fold_is_one_clear_error(standin) -> None:

@@ -86,7 +86,9 @@ def test_layout_is_detected_without_the_marker(name: str, standin, tmp_path: Pat
 
 def test_an_unknown_layout_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("no dataset here")
-    with pytest.raises(DatasetError, match=r"cannot tell which dataset .* pass --task \(one of: audiofolder,"):
+    with pytest.raises(
+        DatasetError, match=r"cannot tell which dataset .* pass --task \(one of: annotations, audiofolder,"
+    ):
         detect_task(tmp_path)
 
 

@@ -194,8 +194,9 @@ def run(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, stri
 @cli.command()
 @common_run_options
 @click.pass_context
-def embed(ctx, experiment, overrides, preset, synthetic, no_wandb, strict) -> None:
+def embed(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, strict) -> None:
     """Precompute an experiment's cached features (a probe's encoder embeddings), with a progress bar."""
+    del init_from  # a warm start changes the trained weights, never the cached features
     from avbench.catalog import load_experiment
     from avbench.context import RunContext
     from avbench.display import feature_progress

@@ -18,6 +18,7 @@ from torch import nn
 
 from avbench.errors import ConfigError
 from avbench.hf_checkpoints import TINY, WHISPER_FRAMES_PER_SECOND, published_for
+from avbench.models._heads import Logits, output_width, split_heads
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
@@ -28,9 +29,12 @@ class HFAudioClassifier(nn.Module):
     """batch["audio"] (the checkpoint's input features) → logits; also gives the encoder's hidden
     states per layer, which the probe reads."""
 
-    def __init__(self, model: nn.Module, weights_source: str, head_lr: float | None, encoder_frozen: bool):
+    def __init__(
+        self, model: nn.Module, weights_source: str, head_lr: float | None, encoder_frozen: bool, spec: TaskSpec
+    ):
         super().__init__()
         self.model = model
+        self.spec = spec  # several heads: the checkpoint's classifier gives them side by side
         self.weights_source = weights_source
         self.head_lr = head_lr
         self.encoder_frozen = encoder_frozen
@@ -42,8 +46,8 @@ class HFAudioClassifier(nn.Module):
     def _inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {self.model.main_input_name: batch["audio"].float()}
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model(**self._inputs(batch)).logits
+    def forward(self, batch: dict[str, torch.Tensor]) -> Logits:
+        return split_heads(self.model(**self._inputs(batch)).logits, self.spec)
 
     def hidden_states(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """[B, T, D] after the input embedding and after every layer."""
@@ -100,13 +104,13 @@ def hf_audio(
     overrides = dict(config or {})
     if weighted_layers:
         overrides["use_weighted_layer_sum"] = True
-    model, source = build_classifier(checkpoint, overrides, spec.num_classes)
+    model, source = build_classifier(checkpoint, overrides, output_width(spec))
     if weighted_layers and not hasattr(model, "layer_weights"):
         raise ConfigError(
             f"'{checkpoint}' ({model.config.model_type}) has no layer-weighted head; "
             "use model: probe with layer: weighted"
         )
-    classifier = HFAudioClassifier(model, source, head_lr, encoder_frozen=freeze == "encoder")
+    classifier = HFAudioClassifier(model, source, head_lr, encoder_frozen=freeze == "encoder", spec=spec)
     apply_freezing(classifier, freeze, freeze_layers)
     return classifier
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from avbench.errors import ConfigError
 from avbench.hf_checkpoints import TINY
+from avbench.models._heads import Logits, output_width, split_heads
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
@@ -36,8 +37,9 @@ class Probe(nn.Module):
         self.attention_score = nn.Linear(width, 1) if attention else None
         self.norm = nn.LayerNorm(width, elementwise_affine=False)  # encoders' scales differ by orders
         self.head = head
+        self.spec: TaskSpec | None = None  # set by the factory: several heads come side by side
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor]) -> Logits:
         x = batch["audio"].float()
         if self.weighted:
             weights = torch.softmax(self.layer_logits, dim=0)
@@ -45,7 +47,8 @@ class Probe(nn.Module):
         if self.attention:
             scores = torch.softmax(self.attention_score(x).squeeze(-1), dim=-1)  # over frames
             x = torch.einsum("bt,btd->bd", scores, x)
-        return self.head(self.norm(x))
+        logits = self.head(self.norm(x))
+        return split_heads(logits, self.spec) if self.spec is not None else logits
 
 
 def _head(kind: str, width: int, num_classes: int, hidden_size: int, dropout: float) -> nn.Module:
@@ -73,6 +76,8 @@ def knn_scores(data, model_args: dict) -> dict:
         rows = np.stack([vector(split.audio[i]) for i in range(len(split.labels))])
         return rows / (np.linalg.norm(rows, axis=1, keepdims=True) + 1e-8)
 
+    if data.spec.heads:
+        return {}  # kNN votes one label per clip; a multi-head task has several
     train = data.splits["train"]
     reference, labels = vectors(train), train.labels
     k = min(KNN_NEIGHBOURS, len(labels))
@@ -117,5 +122,7 @@ def probe(
         raise ConfigError(f"probe: embeddings of shape {shape} do not match layer {layer!r} with pool {pool!r}")
     if not 0 <= dropout < 1:
         raise ConfigError(f"model_args.dropout must be in [0, 1), got {dropout}")
-    classifier = _head(head, shape[-1], spec.num_classes, hidden_size, dropout)
-    return Probe(shape, spec.num_classes, layer == "weighted", pool == "attention", classifier)
+    classifier = _head(head, shape[-1], output_width(spec), hidden_size, dropout)
+    probe = Probe(shape, spec.num_classes, layer == "weighted", pool == "attention", classifier)
+    probe.spec = spec
+    return probe

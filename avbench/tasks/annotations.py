@@ -114,7 +114,7 @@ class Annotations(Task):
         shapes pitch, rhythm and spectrum, the state independently the cues' strength and tilt."""
         recordings, segments = standin.resolve_size(self.name, self.sizes, size)
         out = Path(out)
-        standin.reset_output(out, self.name, [ANNOTATIONS])
+        standin.reset_output(out, self.name, [ANNOTATIONS, "*.wav"])
         for stale in out.glob("rec*_*.wav"):
             stale.unlink()
         jobs, annotations = [], {}

@@ -5,6 +5,7 @@ never depend on threads)."""
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import json
 import os
 import shutil
@@ -74,14 +75,20 @@ def guard_output(out: Path, parts: Iterable[str]) -> list[str]:
     known = set(marker.get("files") or ())
     if "files" not in marker and not marker.get("writing"):
         return []  # a stand-in from before manifests: its parts are replaced as before
-    owned = tuple(f"{part}/" for part in parts) if marker.get("writing") else ()
-    foreign = [f for f in _written_files(out) if f not in known and not f.startswith(owned)]
+    writing = bool(marker.get("writing"))
+    foreign = [f for f in _written_files(out) if f not in known and not (writing and _in_parts(f, parts))]
     if foreign:
         raise DatasetError(
             f"{out / foreign[0]} was not written by the synthetic stand-in ({len(foreign)} such file(s)); "
             "refusing to overwrite: move them or write the stand-in elsewhere (--out)"
         )
     return sorted(known)
+
+
+def _in_parts(name: str, parts: Iterable[str]) -> bool:
+    """Whether a relative file name lies in one of a writer's parts: a folder, a file, or a
+    glob pattern of files (annotations' `*.wav` beside its annotations.json)."""
+    return any(name == part or name.startswith(f"{part}/") or fnmatch.fnmatch(name, part) for part in parts)
 
 
 def reset_output(out: Path, task: str, parts: Iterable[str]) -> None:
@@ -99,6 +106,8 @@ def reset_output(out: Path, task: str, parts: Iterable[str]) -> None:
     for name in previous:
         (out / name).unlink(missing_ok=True)
     for part in parts:
+        for match in out.glob(part) if any(c in part for c in "*?[") else ():
+            match.unlink()
         target = out / part
         if target.is_dir():
             shutil.rmtree(target)
