@@ -8,6 +8,9 @@ Not a model itself: the leading underscore keeps the registry from importing it 
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -82,11 +85,6 @@ class EncoderOptions:
     layerdrop: float = 0.1
     mask_time_prob: float = 0.05  # SpecAugment over time during training (0 = off)
 
-    @classmethod
-    def from_args(cls, args: dict) -> EncoderOptions:
-        """The encoder's share of a factory's keyword arguments."""
-        return cls(**{f.name: args[f.name] for f in fields(cls)})
-
     def sizes(self) -> dict[str, int]:
         """The size knobs that were set, under their Wav2Vec2Config names."""
         named = {
@@ -99,6 +97,30 @@ class EncoderOptions:
         if self.conv_channels is not None:
             sizes["conv_dim"] = [self.conv_channels] * len(BASE_960H["conv_dim"])
         return sizes
+
+
+def flat_encoder_args(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """A factory that takes `encoder: EncoderOptions` made one whose signature lists the
+    EncoderOptions fields in its place: model_args stay flat and are checked against that
+    signature, while each model writes the encoder's arguments once."""
+    signature = inspect.signature(factory)
+    encoder_params = [
+        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=f.type)
+        for f in fields(EncoderOptions)
+    ]
+    params = []
+    for param in signature.parameters.values():
+        params.extend(encoder_params if param.name == "encoder" else [param])
+
+    @functools.wraps(factory)
+    def flat(spec: TaskSpec, **args) -> nn.Module:
+        options = EncoderOptions(**{f.name: args.pop(f.name, f.default) for f in fields(EncoderOptions)})
+        return factory(spec, encoder=options, **args)
+
+    flat.__signature__ = signature.replace(parameters=params)
+    own = {name: hint for name, hint in factory.__annotations__.items() if name != "encoder"}
+    flat.__annotations__ = {**own, **{f.name: f.type for f in fields(EncoderOptions)}}
+    return flat
 
 
 class Wav2Vec2Based(nn.Module):
@@ -117,6 +139,47 @@ class Wav2Vec2Based(nn.Module):
         if self.base_frozen:
             self.wav2vec2_model().eval()
         return self
+
+
+class EncoderWithHead(Wav2Vec2Based):
+    """A bare wav2vec2 encoder whose features feed a head with its own learning rate
+    (`head_lr`, model_args `lr_name`; train.lr when unset)."""
+
+    lr_name = "head_lr"
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        head_lr: float | None,
+        weights_source: str,
+        base_frozen: bool,
+        feature_source: FeatureSource = "hidden",
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.feature_source = feature_source
+        self.head_lr = head_lr
+        self.weights_source = weights_source
+        self.base_frozen = base_frozen
+
+    def wav2vec2_model(self) -> nn.Module:
+        return self.encoder
+
+    def head_module(self) -> nn.Module:
+        raise NotImplementedError
+
+    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The chosen wav2vec2 tensor of the batch's waveforms: [B, frames, width]."""
+        return encoder_features(self.encoder, normalize_waveform(batch["audio"]), self.feature_source)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """wav2vec2 at `lr` (train.lr, the seed's base_lr), the head at its own rate."""
+        return two_rate_groups(self.encoder, self.head_module(), lr, self.head_lr, self.lr_name)
+
+
+def check_head_lr(name: str, value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError(f"model_args.{name} must be positive, got {value}")
 
 
 def build_wav2vec2(model_class: type, spec: TaskSpec, options: EncoderOptions, **head_config) -> tuple[nn.Module, str]:

@@ -34,14 +34,13 @@ from avbench.models._wav2vec2_encoder import (
     CPU_ENCODER,
     TINY_ENCODER,
     EncoderOptions,
+    EncoderWithHead,
     FeatureSource,
-    Wav2Vec2Based,
     build_wav2vec2,
-    encoder_features,
+    check_head_lr,
     feature_width,
+    flat_encoder_args,
     frame_count,
-    normalize_waveform,
-    two_rate_groups,
 )
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
@@ -94,33 +93,18 @@ class ConvFnHead(nn.Module):
         return self.classifier(F.normalize(torch.cat(parts, dim=1), dim=1))
 
 
-class Wav2Vec2Fn(Wav2Vec2Based):
-    def __init__(
-        self,
-        encoder: nn.Module,
-        head: ConvFnHead,
-        conv_lr: float | None,
-        weights_source: str,
-        base_frozen: bool,
-        feature_source: FeatureSource = "hidden",
-    ):
-        super().__init__()
-        self.encoder = encoder
-        self.feature_source = feature_source
-        self.head = head
-        self.conv_lr = conv_lr
-        self.weights_source = weights_source
-        self.base_frozen = base_frozen
+class Wav2Vec2Fn(EncoderWithHead):
+    lr_name = "conv_lr"
 
-    def wav2vec2_model(self) -> nn.Module:
-        return self.encoder
+    def __init__(self, encoder: nn.Module, head: ConvFnHead, conv_lr: float | None, *args, **kwargs):
+        super().__init__(encoder, conv_lr, *args, **kwargs)
+        self.head = head
+
+    def head_module(self) -> nn.Module:
+        return self.head
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.head(encoder_features(self.encoder, normalize_waveform(batch["audio"]), self.feature_source))
-
-    def param_groups(self, lr: float) -> list[dict]:
-        """wav2vec2 at `lr` (train.lr, the seed's base_lr), the head at `conv_lr`."""
-        return two_rate_groups(self.encoder, self.head, lr, self.conv_lr, "conv_lr")
+        return self.head(self.features(batch))
 
 
 @register_model(
@@ -146,6 +130,7 @@ class Wav2Vec2Fn(Wav2Vec2Based):
     },
     presets={"cpu": {"model_args": CPU_ENCODER}},
 )
+@flat_encoder_args
 def wav2vec2_fn(
     spec: TaskSpec,
     conv_h_count: int = 1,
@@ -155,16 +140,7 @@ def wav2vec2_fn(
     layer_1_size: int = 256,
     layer_2_size: int = 256,
     conv_lr: float | None = None,
-    pretrained: str | None = None,
-    freeze_feature_encoder: bool = True,
-    freeze_base_model: bool = False,
-    num_layers: int | None = None,
-    hidden_size: int | None = None,
-    num_heads: int | None = None,
-    intermediate_size: int | None = None,
-    conv_channels: int | None = None,
-    layerdrop: float = 0.1,
-    mask_time_prob: float = 0.05,
+    encoder: EncoderOptions = EncoderOptions(),
     feature_source: FeatureSource = "hidden",
 ) -> nn.Module:
     """Head defaults are the seed's example config (conv_h 1, conv_w 1, 256/256). `time_mean`
@@ -173,7 +149,6 @@ def wav2vec2_fn(
     wav2vec2's (see avbench.models.wav2vec2)."""
     from transformers import Wav2Vec2Model
 
-    options = EncoderOptions.from_args(locals())
     if min(conv_h_count, conv_w_count) < 0 or min(layer_1_size, layer_2_size) < 1:
         raise ConfigError("wav2vec2-fn: conv counts must be >= 0 and layer sizes >= 1")
     if not (conv_h_count or conv_w_count or time_mean or feature_mean):
@@ -181,13 +156,12 @@ def wav2vec2_fn(
             "wav2vec2-fn has no features to classify: set conv_h_count or conv_w_count above 0, "
             "or time_mean / feature_mean to true"
         )
-    if conv_lr is not None and conv_lr <= 0:
-        raise ConfigError(f"model_args.conv_lr must be positive, got {conv_lr}")
-    encoder, source = build_wav2vec2(Wav2Vec2Model, spec, options)
-    frames = frame_count(encoder.config, spec.shapes["audio"][-1])
+    check_head_lr("conv_lr", conv_lr)
+    wav2vec2, source = build_wav2vec2(Wav2Vec2Model, spec, encoder)
+    frames = frame_count(wav2vec2.config, spec.shapes["audio"][-1])
     head = ConvFnHead(
         frames,
-        feature_width(encoder.config, feature_source),
+        feature_width(wav2vec2.config, feature_source),
         spec,
         conv_h_count=conv_h_count,
         conv_w_count=conv_w_count,
@@ -196,4 +170,4 @@ def wav2vec2_fn(
         layer_1_size=layer_1_size,
         layer_2_size=layer_2_size,
     )
-    return Wav2Vec2Fn(encoder, head, conv_lr, source, freeze_base_model, feature_source)
+    return Wav2Vec2Fn(wav2vec2, head, conv_lr, source, encoder.freeze_base_model, feature_source)
