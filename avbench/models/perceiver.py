@@ -249,6 +249,22 @@ def name_labels(autoencoder: nn.Module, class_names: tuple[str, ...]) -> None:
     preprocessor.padding["label"] = nn.Parameter(padding, requires_grad=False)
 
 
+def check_attention_widths(args: dict, *, d_latents: int, d_model: int) -> None:
+    """Each attention's width (qk_channels, else its input width) splits evenly over its heads."""
+    qk_channels = args["qk_channels"]
+    attention_widths = {
+        "num_self_attention_heads": qk_channels or d_latents,
+        "num_cross_attention_heads": qk_channels or d_model,
+    }
+    for heads, width in attention_widths.items():
+        if width % args[heads]:
+            fallback = "d_latents" if "self" in heads else "d_model"
+            raise ConfigError(
+                f"perceiver: attention width {width} (model_args.qk_channels, else {fallback}) must "
+                f"be divisible by model_args.{heads}"
+            )
+
+
 @register_model(
     "perceiver",
     tiny={
@@ -343,17 +359,7 @@ def perceiver(
         "samples_per_patch": samples_per_patch,
         "qk_channels": qk_channels or None,
     }
-    attention_widths = {
-        "num_self_attention_heads": qk_channels or d_latents,
-        "num_cross_attention_heads": qk_channels or d_model,
-    }
-    for heads, width in attention_widths.items():
-        if width % args[heads]:
-            fallback = "d_latents" if "self" in heads else "d_model"
-            raise ConfigError(
-                f"perceiver: attention width {width} (model_args.qk_channels, else {fallback}) must "
-                f"be divisible by model_args.{heads}"
-            )
+    check_attention_widths(args, d_latents=d_latents, d_model=d_model)
     if pretrained:
         autoencoder = load_pretrained(pretrained, {**args, "d_model": d_model}, attention_dropout)
         source = f"loaded from {pretrained}"
