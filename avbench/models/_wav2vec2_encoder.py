@@ -8,10 +8,7 @@ Not a model itself: the leading underscore keeps the registry from importing it 
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -97,30 +94,6 @@ class EncoderOptions:
         if self.conv_channels is not None:
             sizes["conv_dim"] = [self.conv_channels] * len(BASE_960H["conv_dim"])
         return sizes
-
-
-def flat_encoder_args(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """A factory that takes `encoder: EncoderOptions` made one whose signature lists the
-    EncoderOptions fields in its place: model_args stay flat and are checked against that
-    signature, while each model writes the encoder's arguments once."""
-    signature = inspect.signature(factory)
-    encoder_params = [
-        inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=f.type)
-        for f in fields(EncoderOptions)
-    ]
-    params = []
-    for param in signature.parameters.values():
-        params.extend(encoder_params if param.name == "encoder" else [param])
-
-    @functools.wraps(factory)
-    def flat(spec: TaskSpec, **args) -> nn.Module:
-        options = EncoderOptions(**{f.name: args.pop(f.name, f.default) for f in fields(EncoderOptions)})
-        return factory(spec, encoder=options, **args)
-
-    flat.__signature__ = signature.replace(parameters=params)
-    own = {name: hint for name, hint in factory.__annotations__.items() if name != "encoder"}
-    flat.__annotations__ = {**own, **{f.name: f.type for f in fields(EncoderOptions)}}
-    return flat
 
 
 class Wav2Vec2Based(nn.Module):

@@ -8,13 +8,13 @@ import torch
 from torch import nn
 
 from avbench.models._heads import classifier
+from avbench.models._options import flat_options
 from avbench.models._wav2vec2_encoder import (
     CPU_ENCODER,
     TINY_ENCODER,
     EncoderOptions,
     Wav2Vec2Based,
     build_wav2vec2,
-    flat_encoder_args,
     normalize_waveform,
 )
 from avbench.registry import register_model
@@ -44,7 +44,7 @@ class Wav2Vec2Classifier(Wav2Vec2Based):
     defaults={"data": {"sample_rate": 16000}, "train": {"optimizer": "adam", "scheduler": "cosine"}},
     presets={"cpu": {"model_args": CPU_ENCODER}},
 )
-@flat_encoder_args
+@flat_options(encoder=EncoderOptions)
 def wav2vec2(
     spec: TaskSpec,
     encoder: EncoderOptions = EncoderOptions(),

@@ -19,22 +19,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avbench.models._efficientnet import efficientnet
-from avbench.models._wav2vec2_encoder import (
-    CPU_ENCODER,
-    TINY_ENCODER,
-    EncoderOptions,
-    EncoderWithHead,
-    FeatureSource,
-    build_wav2vec2,
-    check_head_lr,
-    flat_encoder_args,
-)
+from avbench.models import _wav2vec2_encoder as w2v
+from avbench.models._efficientnet import EfficientNetOptions, efficientnet
+from avbench.models._options import flat_options
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
 
-class Wav2Vec2CNN(EncoderWithHead):
+class Wav2Vec2CNN(w2v.EncoderWithHead):
     lr_name = "cnn_lr"
 
     def __init__(self, encoder: nn.Module, backbone: nn.Module, cnn_lr: float | None, *args, **kwargs):
@@ -50,24 +42,21 @@ class Wav2Vec2CNN(EncoderWithHead):
 
 @register_model(
     "wav2vec2-cnn",
-    tiny={**TINY_ENCODER, "width": 0.25, "depth": 0.25},
+    tiny={**w2v.TINY_ENCODER, "width": 0.25, "depth": 0.25},
     modalities=("audio",),
     audio_input="waveform",
     skips_parameters=True,  # layerdrop
     defaults={"data": {"sample_rate": 16000}, "train": {"optimizer": "adam"}},
     search={"model_args.cnn_lr": {"distribution": "log_uniform_values", "min": 1.0e-4, "max": 1.0e-2}},
-    presets={"cpu": {"model_args": {**CPU_ENCODER, "width": 0.25, "depth": 0.25}}},
+    presets={"cpu": {"model_args": {**w2v.CPU_ENCODER, "width": 0.25, "depth": 0.25}}},
 )
-@flat_encoder_args
+@flat_options(cnn=EfficientNetOptions, encoder=w2v.EncoderOptions)
 def wav2vec2_cnn(
     spec: TaskSpec,
-    arch: str = "efficientnet_b0",
-    drop_rate: float = 0.2,
-    width: float = 1.0,
-    depth: float = 1.0,
+    cnn: EfficientNetOptions = EfficientNetOptions(),
     cnn_lr: float | None = None,
-    encoder: EncoderOptions = EncoderOptions(),
-    feature_source: FeatureSource = "hidden",
+    encoder: w2v.EncoderOptions = w2v.EncoderOptions(),
+    feature_source: w2v.FeatureSource = "hidden",
 ) -> nn.Module:
     """`arch`, `drop_rate`, `width`, `depth` are spectrogram-cnn's EfficientNet options (random
     init: the embedding map is no photograph); `cnn_lr` is the EfficientNet's learning rate
@@ -75,7 +64,7 @@ def wav2vec2_cnn(
     (the seed's: extract_features, [frames, 512]); the others are wav2vec2's (see avbench.models.wav2vec2)."""
     from transformers import Wav2Vec2Model
 
-    check_head_lr("cnn_lr", cnn_lr)
-    wav2vec2, source = build_wav2vec2(Wav2Vec2Model, spec, encoder)
-    backbone = efficientnet(spec, arch=arch, drop_rate=drop_rate, width=width, depth=depth)
+    w2v.check_head_lr("cnn_lr", cnn_lr)
+    wav2vec2, source = w2v.build_wav2vec2(Wav2Vec2Model, spec, encoder)
+    backbone = efficientnet(spec, cnn)
     return Wav2Vec2CNN(wav2vec2, backbone, cnn_lr, source, encoder.freeze_base_model, feature_source)

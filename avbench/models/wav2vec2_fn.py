@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from avbench.errors import ConfigError
 from avbench.models._heads import classifier
+from avbench.models._options import flat_options
 from avbench.models._wav2vec2_encoder import (
     CPU_ENCODER,
     TINY_ENCODER,
@@ -39,7 +40,6 @@ from avbench.models._wav2vec2_encoder import (
     build_wav2vec2,
     check_head_lr,
     feature_width,
-    flat_encoder_args,
     frame_count,
 )
 from avbench.registry import register_model
@@ -130,7 +130,7 @@ class Wav2Vec2Fn(EncoderWithHead):
     },
     presets={"cpu": {"model_args": CPU_ENCODER}},
 )
-@flat_encoder_args
+@flat_options(encoder=EncoderOptions)
 def wav2vec2_fn(
     spec: TaskSpec,
     conv_h_count: int = 1,
