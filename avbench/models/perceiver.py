@@ -364,16 +364,6 @@ def perceiver(
         autoencoder = load_pretrained(pretrained, {**args, "d_model": d_model}, attention_dropout)
         source = f"loaded from {pretrained}"
     else:
-        config = published_config(
-            **args,
-            d_model=d_model,
-            image_size=image_size,
-            num_frames=num_frames,
-            audio_samples_per_frame=audio_samples_per_frame,
-            attention_probs_dropout_prob=attention_dropout,
-            initializer_range=initializer_range,
-        )
-        autoencoder = PerceiverForMultimodalAutoencoding(config)
         requested = {
             **args,
             "d_model": d_model,
@@ -382,6 +372,8 @@ def perceiver(
             "audio_samples_per_frame": audio_samples_per_frame,
             "initializer_range": initializer_range,
         }
+        config = published_config(**requested, attention_probs_dropout_prob=attention_dropout)
+        autoencoder = PerceiverForMultimodalAutoencoding(config)
         changed = [f"{key} {value}" for key, value in requested.items() if value != PUBLISHED_VALUES[key]]
         scaled = f" ({', '.join(changed)})" if changed else ""
         source = f"random init from the {PUBLISHED} config{scaled}"
