@@ -1,4 +1,5 @@
-"""Experiment schema, loading (YAML/JSON), presets, `--set` overrides and `null` = searched.
+"""Experiment schema, loading (YAML/JSON), presets, `--set` overrides and `null` = searched
+(the dotted-key helpers they use are in avbench.dotted).
 
 A key that is absent takes the schema default; a key present with the value `null` is a
 hyperparameter the sweep searches. `find_nulls` reads the raw mapping, so a default of None
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from avbench.dotted import deep_merge, find_nulls, parse_override, set_dotted
 from avbench.errors import ConfigError, did_you_mean
 from avbench.spec import METRICS, STANDIN_SIZES
 
@@ -255,75 +257,6 @@ def read_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must contain a mapping at the top level")
     return data
-
-
-# ---------------------------------------------------------------------------- overrides
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """'train.lr=3e-4' → ('train.lr', 0.0003); the value is parsed with yaml.safe_load."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set expects dotted.key=value, got '{text}'")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {key}: cannot parse value '{raw}'") from None
-    if isinstance(value, str) and _looks_numeric(value):
-        value = float(value)  # yaml 1.1 reads '3e-4' as a string
-    return key.strip(), value
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def set_dotted(mapping: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = mapping
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"cannot set '{key}': '{part}' is not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def get_dotted(mapping: dict[str, Any], key: str) -> Any:
-    node: Any = mapping
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
-def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def find_nulls(mapping: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted paths of every leaf explicitly set to null: the searched hyperparameters."""
-    found: list[str] = []
-    for key, value in mapping.items():
-        if key == "presets":
-            continue
-        path = f"{prefix}{key}"
-        if value is None:
-            found.append(path)
-        elif isinstance(value, dict):
-            found.extend(find_nulls(value, path + "."))
-    return found
 
 
 # ---------------------------------------------------------------------------- validation

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from avbench.config import deep_merge, set_dotted
+from avbench.dotted import deep_merge, set_dotted
 from avbench.errors import ConfigError
 from avbench.registry import MODELS, TASKS
 

@@ -53,21 +53,26 @@ def summarize(record: RunRecord) -> str:
     return line + f" ({record.epochs_run} epochs, {record.wall_time_s:.0f}s)"
 
 
+def counted_bars(console: Console, **options) -> Progress:
+    """Bars a sweep shows: name, bar, done/total, time, and a free `info` field."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        **options,
+    )
+
+
 class SweepDisplay:
     """Two bars: finished trials out of the target, and epochs of the running trial."""
 
     def __init__(self, console: Console, total_trials: int, finished: int, epochs: int):
         self.console = console
         self.epochs = epochs
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-            transient=False,
-        )
+        self.progress = counted_bars(console, transient=False)
         self.trials = self.progress.add_task("trials", total=total_trials, completed=finished, info="")
         self.epoch_bar = self.progress.add_task("epochs", total=epochs, info="")
         self.feature_bar = None

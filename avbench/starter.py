@@ -91,8 +91,9 @@ def sweep_text(name: str, metric: str, ranges: dict[str, dict[str, Any]]) -> str
 
 def write_starter(name: str, *, model: str, task: str, folder: Path = Path(".")) -> Starter:
     """Write folder/experiments/<name>.yaml and folder/sweeps/<name>.yaml; refuses to overwrite."""
-    from avbench.config import find_nulls, loaded_experiment, read_mapping
+    from avbench.config import loaded_experiment, read_mapping
     from avbench.derived import derived_raw, incompatibility
+    from avbench.dotted import find_nulls
     from avbench.sweep.space import resolve_space
 
     if not NAME.match(name) or name.endswith((".yaml", ".yml", ".json")):

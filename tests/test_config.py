@@ -7,7 +7,7 @@ import json
 import pytest
 
 from avbench.catalog import load_experiment
-from avbench.config import find_nulls, parse_override
+from avbench.dotted import find_nulls, parse_override
 from avbench.errors import ConfigError
 
 

@@ -5,6 +5,10 @@ settings), so a model cannot pass here and then fail on real batches."""
 
 from __future__ import annotations
 
+import inspect
+import typing
+from dataclasses import dataclass
+
 import pytest
 import torch
 
@@ -101,3 +105,21 @@ def test_unknown_model_suggests():
 
     with pytest.raises(ConfigError, match="did you mean 'spectrogram-cnn'"):
         MODELS.get("spectrogram_cnn")
+
+
+@dataclass(frozen=True)
+class _Group:
+    width: int = 4
+    kind: str = "plain"
+
+
+def test_flat_options_lists_a_group_in_place_and_gathers_it_back():
+    from avbench.models._options import flat_options
+
+    @flat_options(group=_Group)
+    def factory(spec, first: int = 0, group: _Group = _Group(), last: bool = False):
+        return first, group, last
+
+    assert list(inspect.signature(factory).parameters) == ["spec", "first", "width", "kind", "last"]
+    assert typing.get_type_hints(factory)["width"] is int
+    assert factory(None, width=8, last=True) == (0, _Group(width=8), True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from avbench.cli.support import SchemaDefault, make_console, results_dir
+from avbench.cli.support import SchemaDefault, count_option, make_console, results_dir, schema_option
 from avbench.spec import STANDIN_SIZES
 
 
@@ -30,17 +30,14 @@ def features() -> None:
     help="The netCDF-4 file to write (with --pretend: previews go to OUT's name + '-previews/').",
 )
 @click.option("--task", default=None, help="The dataset's task [default: from the stand-in marker or the layout].")
-@click.option(
+@schema_option(
     "--size",
     type=click.Choice(STANDIN_SIZES),
-    cls=SchemaDefault,
     field="data.synth_size",
     help="Stand-in size when DATASET is a task name.",
 )
-@click.option(
+@count_option(
     "--sample-rate",
-    type=click.IntRange(min=1),
-    default=None,
     help="Resample to this rate first [default: the rate of the dataset's first file, as auDeep reads it].",
 )
 @click.option("--window-width", type=float, default=0.08, show_default=True, help="FFT window, seconds.")
@@ -53,18 +50,15 @@ def features() -> None:
     show_default=True,
     help="Seconds: longer clips are centre-cropped, shorter ones zero-padded on both sides.",
 )
-@click.option(
+@schema_option(
     "--clip-below",
     type=float,
     multiple=True,
-    cls=SchemaDefault,
     field="data.clip_below",
     help="dB threshold (the loudest bin is 0 dB); repeat for several, one channel each.",
 )
-@click.option(
+@count_option(
     "--pretend",
-    type=click.IntRange(min=1),
-    default=None,
     help="Write PNG previews of the first N clips (spectrograms and amplitude histograms) instead.",
 )
 @click.option(

@@ -75,6 +75,17 @@ def schema_default(dotted: str) -> Any:
     return tuple(default) if isinstance(default, list) else default
 
 
+def count_option(*decls: str, **options: Any):
+    """An option that takes a whole number of at least 1 (trials, workers, threads, …); its
+    default, when it has one, shows in --help."""
+    return click.option(*decls, type=click.IntRange(min=1), show_default=options.get("default") is not None, **options)
+
+
+def schema_option(*decls: str, field: str, **options: Any):
+    """An option whose default is the schema's `field` (see SchemaDefault)."""
+    return click.option(*decls, cls=SchemaDefault, field=field, **options)
+
+
 class SchemaDefault(click.Option):
     """An option whose default is the schema's (`field="data.fold"`), so the two never differ.
     Read only when a command parses or shows its help: `avbench --help` stays without pydantic."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from avbench.cli.support import grid_run_options, make_console, results_dir, with_init_from, with_strict
+from avbench.cli.support import count_option, grid_run_options, make_console, results_dir, with_init_from, with_strict
 from avbench.sweep.backends import BACKENDS
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports optuna; --help must not
@@ -20,17 +20,13 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
 @grid_run_options
 @click.option("--task", "grid_task", default=None, help="Sweep every experiment of this task, in turn.")
 @click.option("--model", "grid_model", default=None, help="Sweep every experiment of this model, in turn.")
-@click.option(
+@count_option(
     "--trials",
-    type=click.IntRange(min=1),
-    default=None,
     help="Finished trials in total, counting earlier runs and all workers [default: sweep.trials].",
 )
-@click.option(
+@count_option(
     "--workers",
-    type=click.IntRange(min=1),
     default=1,
-    show_default=True,
     help="Worker processes training trials at once against the same storage.",
 )
 @click.option(
@@ -55,10 +51,8 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
     help="[default: from the sweep file's method: bayes → tpe, random, grid]",
 )
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default=None)
-@click.option(
+@count_option(
     "--threads",
-    type=click.IntRange(min=1),
-    default=None,
     help="torch CPU threads per worker [default: torch's own for one worker, cores // N for N workers].",
 )
 @click.option("--dry-run", is_flag=True, help="Print the search space and a cost estimate; create no study.")

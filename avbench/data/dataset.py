@@ -9,8 +9,9 @@ keeps; with `data.strict` the first one stops the run with one line naming it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -60,36 +61,27 @@ class PreparedData:
         return {name: len(split.labels) for name, split in self.splits.items()}
 
 
+Settings = TypeVar("Settings", LogMelSettings, WaveformSettings, FrameSettings)
+
+
+def _settings_from(settings_class: type[Settings], data: DataConfig, **given) -> Settings:
+    """A feature's settings from the data section: every field under its DataConfig name,
+    `segments` from data.max_segment, and `given` over both."""
+    values = {f.name: getattr(data, f.name) for f in fields(settings_class) if f.name in DataConfig.model_fields}
+    return settings_class(**{**values, "segments": data.max_segment, **given})
+
+
 def logmel_settings(data: DataConfig) -> LogMelSettings:
-    return LogMelSettings(
-        sample_rate=data.sample_rate,
-        clip_seconds=data.clip_seconds,
-        n_mels=data.n_mels,
-        win_ms=data.win_ms,
-        hop_ms=data.hop_ms,
-        segments=data.max_segment,
-        segment_seconds=data.segment_seconds,
-    )
+    return _settings_from(LogMelSettings, data)
 
 
 def waveform_settings(data: DataConfig) -> WaveformSettings:
-    return WaveformSettings(
-        sample_rate=data.sample_rate,
-        clip_seconds=data.clip_seconds,
-        segments=data.max_segment,
-        segment_seconds=data.segment_seconds,
-    )
+    return _settings_from(WaveformSettings, data)
 
 
 def frame_settings(data: DataConfig) -> FrameSettings:
-    return FrameSettings(
-        num_frames=data.num_frames,
-        image_size=data.image_size,
-        crop_box=None if isinstance(data.crop_box, str) else tuple(data.crop_box),
-        clip_seconds=data.clip_seconds,
-        segments=data.max_segment,
-        segment_seconds=data.segment_seconds,
-    )
+    crop_box = None if isinstance(data.crop_box, str) else tuple(data.crop_box)
+    return _settings_from(FrameSettings, data, crop_box=crop_box)
 
 
 AudioExtractor = LogMelExtractor | WaveformExtractor | SpectrogramExtractor | LinearSpectrogramExtractor

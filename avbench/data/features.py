@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from avbench.data.audio import fit_length, load_audio
+from avbench.data.extractor import SettingsExtractor
 from avbench.data.segments import sample_windows
 
 
@@ -79,7 +80,7 @@ class LogMelSettings(ClipSettings):
         return self._key("logmel")
 
 
-class LogMelExtractor:
+class LogMelExtractor(SettingsExtractor):
     """File → float16 [n_mels, frames] (or [S, n_mels, frames]); the torchaudio transforms are
     built on first use and not pickled, so a cache hit never builds them and worker processes
     receive only the settings."""
@@ -87,17 +88,7 @@ class LogMelExtractor:
     name = "logmel"
     dtype = np.float16
     worker_start_s = 4.0  # importing torch + torchaudio: 3.3 s measured on a busy 2-core machine
-
-    def __init__(self, settings: LogMelSettings):
-        self.settings = settings
-        self.shape = settings.row_shape
-        self._transforms = None
-
-    def key_fields(self) -> dict:
-        return self.settings.key_fields()
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_transforms": None}
+    lazy = "_transforms"
 
     def _build(self):
         import torchaudio
@@ -149,7 +140,7 @@ class WaveformSettings(ClipSettings):
         return self._key("waveform")
 
 
-class WaveformExtractor:
+class WaveformExtractor(SettingsExtractor):
     """File → float16 mono samples at the run's rate, centre-cropped/padded to the clip (or cut
     into the same segments as the log-mel and video). float16 keeps a 66 dB SNR, far below any
     recording's noise floor, at half the cache size. No normalisation here: the models apply
@@ -158,13 +149,6 @@ class WaveformExtractor:
     name = "waveform"
     dtype = np.float16
     worker_start_s = 1.0  # numpy + soundfile only
-
-    def __init__(self, settings: WaveformSettings):
-        self.settings = settings
-        self.shape = settings.row_shape
-
-    def key_fields(self) -> dict:
-        return self.settings.key_fields()
 
     def __call__(self, path: Path) -> np.ndarray:
         settings = self.settings

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from avbench.data.audio import load_audio
+from avbench.data.extractor import SettingsExtractor
 
 
 @dataclass(frozen=True)
@@ -39,24 +40,14 @@ class LinearSpectrogramSettings:
         return {"feature": "linear_spectrogram", "version": 1, **asdict(self)}
 
 
-class LinearSpectrogramExtractor:
+class LinearSpectrogramExtractor(SettingsExtractor):
     """File → float32 [size, size] power spectrogram (float16 would overflow: power reaches
     (n_fft/2)² for a full-scale tone)."""
 
     name = "linear_spectrogram"
     dtype = np.float32
     worker_start_s = 4.0  # importing torch + torchaudio
-
-    def __init__(self, settings: LinearSpectrogramSettings):
-        self.settings = settings
-        self.shape = settings.row_shape
-        self._transform = None
-
-    def key_fields(self) -> dict:
-        return self.settings.key_fields()
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_transform": None}
+    lazy = "_transform"
 
     def __call__(self, path: Path) -> np.ndarray:
         import torch

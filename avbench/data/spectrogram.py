@@ -21,6 +21,7 @@ import numpy as np
 
 from avbench.config import DataConfig
 from avbench.data.audio import fit_length, load_audio
+from avbench.data.extractor import SettingsExtractor
 from avbench.errors import ConfigError
 
 POWER_FLOOR = 1e-20  # relative power of an all-zero bin: -200 dB, below any useful threshold
@@ -113,24 +114,17 @@ def clip_and_scale(decibels: np.ndarray, threshold: float) -> np.ndarray:
     return 2.0 * (clipped - low) / (high - low) - 1.0
 
 
-class SpectrogramExtractor:
+class SpectrogramExtractor(SettingsExtractor):
     """File → float16 [thresholds, mel bands, frames], for the feature cache. The transform is
     built on first use and not pickled, so cache workers receive only the settings."""
 
     name = "spectrogram"
     dtype = np.float16
     worker_start_s = 4.0  # importing torch + torchaudio, as for log-mel
+    lazy = "_mel"
 
     def __init__(self, settings: SpectrogramSettings):
-        self.settings = settings.check()
-        self.shape = settings.row_shape
-        self._mel = None
-
-    def key_fields(self) -> dict:
-        return self.settings.key_fields()
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_mel": None}
+        super().__init__(settings.check())
 
     def decibels(self, path: Path) -> np.ndarray:
         """[mel bands, frames] in dB below the clip's loudest bin (max 0 dB), unclipped."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from avbench.data.audio import library_reason
+from avbench.data.extractor import SettingsExtractor
 from avbench.data.segments import clip_windows
 from avbench.errors import DecodeError
 
@@ -32,6 +33,11 @@ class FrameSettings:
     clip_seconds: float = 2.0
     segments: int = 0
     segment_seconds: float = 1.0
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """A cached row holds one clip's frames whole."""
+        return self.shape
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -57,19 +63,12 @@ class FrameSettings:
         return np.array([offset + start + fractions * (end - start) for start, end in windows])
 
 
-class FrameExtractor:
+class FrameExtractor(SettingsExtractor):
     """File → uint8 frames of `FrameSettings.shape`; picklable, so cache workers can run it."""
 
     name = "frames"
     dtype = np.uint8
     worker_start_s = 0.5  # numpy + PyAV only
-
-    def __init__(self, settings: FrameSettings):
-        self.settings = settings
-        self.shape = settings.shape
-
-    def key_fields(self) -> dict:
-        return self.settings.key_fields()
 
     def __call__(self, path: Path) -> np.ndarray:
         times = self.settings.sample_times(video_duration(path))

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from avbench.config import read_mapping, set_dotted, validate
+from avbench.config import read_mapping, validate
+from avbench.dotted import set_dotted
 from avbench.errors import ConfigError
 
 SAMPLE_RATE = 16000

@@ -8,7 +8,7 @@ Not a model itself: the leading underscore keeps the registry from importing it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -82,11 +82,6 @@ class EncoderOptions:
     layerdrop: float = 0.1
     mask_time_prob: float = 0.05  # SpecAugment over time during training (0 = off)
 
-    @classmethod
-    def from_args(cls, args: dict) -> EncoderOptions:
-        """The encoder's share of a factory's keyword arguments."""
-        return cls(**{f.name: args[f.name] for f in fields(cls)})
-
     def sizes(self) -> dict[str, int]:
         """The size knobs that were set, under their Wav2Vec2Config names."""
         named = {
@@ -117,6 +112,47 @@ class Wav2Vec2Based(nn.Module):
         if self.base_frozen:
             self.wav2vec2_model().eval()
         return self
+
+
+class EncoderWithHead(Wav2Vec2Based):
+    """A bare wav2vec2 encoder whose features feed a head with its own learning rate
+    (`head_lr`, model_args `lr_name`; train.lr when unset)."""
+
+    lr_name = "head_lr"
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        head_lr: float | None,
+        weights_source: str,
+        base_frozen: bool,
+        feature_source: FeatureSource = "hidden",
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.feature_source = feature_source
+        self.head_lr = head_lr
+        self.weights_source = weights_source
+        self.base_frozen = base_frozen
+
+    def wav2vec2_model(self) -> nn.Module:
+        return self.encoder
+
+    def head_module(self) -> nn.Module:
+        raise NotImplementedError
+
+    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The chosen wav2vec2 tensor of the batch's waveforms: [B, frames, width]."""
+        return encoder_features(self.encoder, normalize_waveform(batch["audio"]), self.feature_source)
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """wav2vec2 at `lr` (train.lr, the seed's base_lr), the head at its own rate."""
+        return two_rate_groups(self.encoder, self.head_module(), lr, self.head_lr, self.lr_name)
+
+
+def check_head_lr(name: str, value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError(f"model_args.{name} must be positive, got {value}")
 
 
 def build_wav2vec2(model_class: type, spec: TaskSpec, options: EncoderOptions, **head_config) -> tuple[nn.Module, str]:

@@ -18,12 +18,14 @@ recipe.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
+from avbench.models._options import flat_options
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
@@ -113,6 +115,18 @@ class RecurrentAutoencoder(nn.Module):
         return torch.cat([ae.encode(frames[:, i]) for i, ae in enumerate(self.autoencoders)], dim=1)
 
 
+@dataclass(frozen=True)
+class RnnOptions:
+    """The model_args of every threshold's autoencoder (auDeep's names and defaults)."""
+
+    cell: Literal["gru", "lstm"] = "gru"
+    num_layers: Annotated[int, Field(ge=1)] = 2
+    num_units: Annotated[int, Field(ge=1)] = 256
+    bidirectional_encoder: bool = False
+    bidirectional_decoder: bool = True
+    keep_prob: Annotated[float, Field(gt=0, le=1)] = 0.8
+
+
 # One intra-op thread on a CPU: an RNN steps through time in ops too small to share, and every
 # step's thread barrier waits for a descheduled thread on a busy machine. A GRU (8 units, 49
 # steps, batch 16) took 0.52 s per forward with 2 threads against 0.011 s with 1 on the shared
@@ -145,23 +159,7 @@ class RecurrentAutoencoder(nn.Module):
         },
     },
 )
-def audeep(
-    spec: TaskSpec,
-    cell: Literal["gru", "lstm"] = "gru",
-    num_layers: Annotated[int, Field(ge=1)] = 2,
-    num_units: Annotated[int, Field(ge=1)] = 256,
-    bidirectional_encoder: bool = False,
-    bidirectional_decoder: bool = True,
-    keep_prob: Annotated[float, Field(gt=0, le=1)] = 0.8,
-) -> nn.Module:
+@flat_options(rnn=RnnOptions)
+def audeep(spec: TaskSpec, rnn: RnnOptions = RnnOptions()) -> nn.Module:
     thresholds, bands, _ = spec.shapes["audio"]
-    return RecurrentAutoencoder(
-        thresholds,
-        bands,
-        cell=cell,
-        num_layers=num_layers,
-        num_units=num_units,
-        bidirectional_encoder=bidirectional_encoder,
-        bidirectional_decoder=bidirectional_decoder,
-        keep_prob=keep_prob,
-    )
+    return RecurrentAutoencoder(thresholds, bands, **asdict(rnn))

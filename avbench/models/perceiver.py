@@ -249,6 +249,22 @@ def name_labels(autoencoder: nn.Module, class_names: tuple[str, ...]) -> None:
     preprocessor.padding["label"] = nn.Parameter(padding, requires_grad=False)
 
 
+def check_attention_widths(args: dict, *, d_latents: int, d_model: int) -> None:
+    """Each attention's width (qk_channels, else its input width) splits evenly over its heads."""
+    qk_channels = args["qk_channels"]
+    attention_widths = {
+        "num_self_attention_heads": qk_channels or d_latents,
+        "num_cross_attention_heads": qk_channels or d_model,
+    }
+    for heads, width in attention_widths.items():
+        if width % args[heads]:
+            fallback = "d_latents" if "self" in heads else "d_model"
+            raise ConfigError(
+                f"perceiver: attention width {width} (model_args.qk_channels, else {fallback}) must "
+                f"be divisible by model_args.{heads}"
+            )
+
+
 @register_model(
     "perceiver",
     tiny={
@@ -343,31 +359,11 @@ def perceiver(
         "samples_per_patch": samples_per_patch,
         "qk_channels": qk_channels or None,
     }
-    attention_widths = {
-        "num_self_attention_heads": qk_channels or d_latents,
-        "num_cross_attention_heads": qk_channels or d_model,
-    }
-    for heads, width in attention_widths.items():
-        if width % args[heads]:
-            fallback = "d_latents" if "self" in heads else "d_model"
-            raise ConfigError(
-                f"perceiver: attention width {width} (model_args.qk_channels, else {fallback}) must "
-                f"be divisible by model_args.{heads}"
-            )
+    check_attention_widths(args, d_latents=d_latents, d_model=d_model)
     if pretrained:
         autoencoder = load_pretrained(pretrained, {**args, "d_model": d_model}, attention_dropout)
         source = f"loaded from {pretrained}"
     else:
-        config = published_config(
-            **args,
-            d_model=d_model,
-            image_size=image_size,
-            num_frames=num_frames,
-            audio_samples_per_frame=audio_samples_per_frame,
-            attention_probs_dropout_prob=attention_dropout,
-            initializer_range=initializer_range,
-        )
-        autoencoder = PerceiverForMultimodalAutoencoding(config)
         requested = {
             **args,
             "d_model": d_model,
@@ -376,6 +372,8 @@ def perceiver(
             "audio_samples_per_frame": audio_samples_per_frame,
             "initializer_range": initializer_range,
         }
+        config = published_config(**requested, attention_probs_dropout_prob=attention_dropout)
+        autoencoder = PerceiverForMultimodalAutoencoding(config)
         changed = [f"{key} {value}" for key, value in requested.items() if value != PUBLISHED_VALUES[key]]
         scaled = f" ({', '.join(changed)})" if changed else ""
         source = f"random init from the {PUBLISHED} config{scaled}"

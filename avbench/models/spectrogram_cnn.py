@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avbench.models._efficientnet import efficientnet
+from avbench.models._efficientnet import EfficientNetOptions, efficientnet
+from avbench.models._options import flat_options
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
@@ -26,15 +27,11 @@ class SpectrogramCNN(nn.Module):
     search={"model_args.drop_rate": {"min": 0.0, "max": 0.5}},
     presets={"cpu": {"model_args": {"width": 0.25, "depth": 0.25}}},
 )
+@flat_options(cnn=EfficientNetOptions)
 def spectrogram_cnn(
     spec: TaskSpec,
-    arch: str = "efficientnet_b0",
-    drop_rate: float = 0.2,
-    width: float = 1.0,
-    depth: float = 1.0,
+    cnn: EfficientNetOptions = EfficientNetOptions(),
     pretrained: bool = False,
 ) -> nn.Module:
     """EfficientNet-B0 by default; `width`/`depth` scale it (see avbench.models._efficientnet)."""
-    return SpectrogramCNN(
-        efficientnet(spec, arch=arch, drop_rate=drop_rate, width=width, depth=depth, pretrained=pretrained)
-    )
+    return SpectrogramCNN(efficientnet(spec, cnn, pretrained=pretrained))

@@ -9,12 +9,15 @@ transformer_attantion_head_count → heads, layer_1_size → dim, layer_2_size �
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from avbench.errors import ConfigError, InfeasibleConfig
 from avbench.models._heads import classifier
+from avbench.models._options import flat_options
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
@@ -95,6 +98,19 @@ class SpectrogramViT(nn.Module):
         return self.vit(mel)
 
 
+@dataclass(frozen=True)
+class ViTShape:
+    """The model_args that shape the ViT (what check_spectrogram_vit judges)."""
+
+    spectrogram_size: int | tuple[int, int] = 224
+    patch_size: int = 16
+    depth: int = 4
+    heads: int = 8
+    dim: int = 256
+    mlp_dim: int = 256
+    head_dim: int = 0
+
+
 @register_model(
     "spectrogram-vit",
     tiny={"spectrogram_size": [32, 64], "patch_size": 8, "depth": 1, "heads": 2, "dim": 32, "mlp_dim": 64},
@@ -110,15 +126,10 @@ class SpectrogramViT(nn.Module):
     },
     presets={"cpu": {"model_args": {"spectrogram_size": [96, 192]}}},
 )
+@flat_options(vit=ViTShape)
 def spectrogram_vit(
     spec: TaskSpec,
-    spectrogram_size: int | tuple[int, int] = 224,
-    patch_size: int = 16,
-    depth: int = 4,
-    heads: int = 8,
-    dim: int = 256,
-    mlp_dim: int = 256,
-    head_dim: int = 0,
+    vit: ViTShape = ViTShape(),
     dropout: float = 0.1,
     emb_dropout: float = 0.1,
 ) -> nn.Module:
@@ -130,35 +141,26 @@ def spectrogram_vit(
     as in vit-pytorch."""
     from timm.models.vision_transformer import VisionTransformer
 
-    args = dict(
-        spectrogram_size=spectrogram_size,
-        patch_size=patch_size,
-        dim=dim,
-        heads=heads,
-        head_dim=head_dim,
-        depth=depth,
-        mlp_dim=mlp_dim,
-    )
-    check_spectrogram_vit(spec, **args)
-    size = image_size(spectrogram_size)
-    extra = {"attn_layer": _attention_with_head_dim(head_dim)} if head_dim else {}
-    vit = VisionTransformer(
+    check_spectrogram_vit(spec, **asdict(vit))
+    size = image_size(vit.spectrogram_size)
+    extra = {"attn_layer": _attention_with_head_dim(vit.head_dim)} if vit.head_dim else {}
+    model = VisionTransformer(
         img_size=size,
-        patch_size=patch_size,
+        patch_size=vit.patch_size,
         in_chans=spec.shapes["audio"][0],
         num_classes=spec.num_classes,
-        embed_dim=dim,
-        depth=depth,
-        num_heads=heads,
+        embed_dim=vit.dim,
+        depth=vit.depth,
+        num_heads=vit.heads,
         # timm takes the MLP width as a ratio and truncates dim * ratio; the half keeps float
         # rounding from landing one unit short of mlp_dim.
-        mlp_ratio=(mlp_dim + 0.5) / dim,
+        mlp_ratio=(vit.mlp_dim + 0.5) / vit.dim,
         attn_drop_rate=dropout,
         proj_drop_rate=dropout,
         pos_drop_rate=emb_dropout,
         **extra,
     )
-    assert vit.blocks[0].mlp.fc1.out_features == mlp_dim
+    assert model.blocks[0].mlp.fc1.out_features == vit.mlp_dim
     if spec.heads:
-        vit.head = classifier(dim, spec)
-    return SpectrogramViT(vit, size)
+        model.head = classifier(vit.dim, spec)
+    return SpectrogramViT(model, size)

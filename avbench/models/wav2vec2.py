@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from avbench.models._heads import classifier
+from avbench.models._options import flat_options
 from avbench.models._wav2vec2_encoder import (
     CPU_ENCODER,
     TINY_ENCODER,
@@ -43,18 +44,10 @@ class Wav2Vec2Classifier(Wav2Vec2Based):
     defaults={"data": {"sample_rate": 16000}, "train": {"optimizer": "adam", "scheduler": "cosine"}},
     presets={"cpu": {"model_args": CPU_ENCODER}},
 )
+@flat_options(encoder=EncoderOptions)
 def wav2vec2(
     spec: TaskSpec,
-    pretrained: str | None = None,
-    freeze_feature_encoder: bool = True,
-    freeze_base_model: bool = False,
-    num_layers: int | None = None,
-    hidden_size: int | None = None,
-    num_heads: int | None = None,
-    intermediate_size: int | None = None,
-    conv_channels: int | None = None,
-    layerdrop: float = 0.1,
-    mask_time_prob: float = 0.05,
+    encoder: EncoderOptions = EncoderOptions(),
 ) -> nn.Module:
     """`pretrained`: a directory written by `save_pretrained`, or a hub id such as
     facebook/wav2vec2-base-960h that is already in the local HF cache; absent, the published
@@ -62,8 +55,7 @@ def wav2vec2(
     768, 12 heads, FFN 3072, 7 conv layers of 512) shrink it for CPUs."""
     from transformers import Wav2Vec2ForSequenceClassification
 
-    options = EncoderOptions.from_args(locals())
-    model, source = build_wav2vec2(Wav2Vec2ForSequenceClassification, spec, options, num_labels=spec.num_classes)
+    model, source = build_wav2vec2(Wav2Vec2ForSequenceClassification, spec, encoder, num_labels=spec.num_classes)
     if spec.heads:
         model.classifier = classifier(model.config.classifier_proj_size, spec)
-    return Wav2Vec2Classifier(model, source, freeze_base_model)
+    return Wav2Vec2Classifier(model, source, encoder.freeze_base_model)

@@ -19,81 +19,44 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avbench.errors import ConfigError
-from avbench.models._efficientnet import efficientnet
-from avbench.models._wav2vec2_encoder import (
-    CPU_ENCODER,
-    TINY_ENCODER,
-    EncoderOptions,
-    FeatureSource,
-    Wav2Vec2Based,
-    build_wav2vec2,
-    encoder_features,
-    normalize_waveform,
-    two_rate_groups,
-)
+from avbench.models import _wav2vec2_encoder as w2v
+from avbench.models._efficientnet import EfficientNetOptions, efficientnet
+from avbench.models._options import flat_options
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
 
 
-class Wav2Vec2CNN(Wav2Vec2Based):
-    def __init__(
-        self,
-        encoder: nn.Module,
-        backbone: nn.Module,
-        cnn_lr: float | None,
-        weights_source: str,
-        base_frozen: bool,
-        feature_source: FeatureSource = "hidden",
-    ):
-        super().__init__()
-        self.encoder = encoder
-        self.feature_source = feature_source
-        self.backbone = backbone
-        self.cnn_lr = cnn_lr
-        self.weights_source = weights_source
-        self.base_frozen = base_frozen
+class Wav2Vec2CNN(w2v.EncoderWithHead):
+    lr_name = "cnn_lr"
 
-    def wav2vec2_model(self) -> nn.Module:
-        return self.encoder
+    def __init__(self, encoder: nn.Module, backbone: nn.Module, cnn_lr: float | None, *args, **kwargs):
+        super().__init__(encoder, cnn_lr, *args, **kwargs)
+        self.backbone = backbone
+
+    def head_module(self) -> nn.Module:
+        return self.backbone
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        embeddings = encoder_features(self.encoder, normalize_waveform(batch["audio"]), self.feature_source)
-        return self.backbone(embeddings.unsqueeze(1))
-
-    def param_groups(self, lr: float) -> list[dict]:
-        """wav2vec2 at `lr` (train.lr), the EfficientNet at `cnn_lr`."""
-        return two_rate_groups(self.encoder, self.backbone, lr, self.cnn_lr, "cnn_lr")
+        return self.backbone(self.features(batch).unsqueeze(1))
 
 
 @register_model(
     "wav2vec2-cnn",
-    tiny={**TINY_ENCODER, "width": 0.25, "depth": 0.25},
+    tiny={**w2v.TINY_ENCODER, "width": 0.25, "depth": 0.25},
     modalities=("audio",),
     audio_input="waveform",
     skips_parameters=True,  # layerdrop
     defaults={"data": {"sample_rate": 16000}, "train": {"optimizer": "adam"}},
     search={"model_args.cnn_lr": {"distribution": "log_uniform_values", "min": 1.0e-4, "max": 1.0e-2}},
-    presets={"cpu": {"model_args": {**CPU_ENCODER, "width": 0.25, "depth": 0.25}}},
+    presets={"cpu": {"model_args": {**w2v.CPU_ENCODER, "width": 0.25, "depth": 0.25}}},
 )
+@flat_options(cnn=EfficientNetOptions, encoder=w2v.EncoderOptions)
 def wav2vec2_cnn(
     spec: TaskSpec,
-    arch: str = "efficientnet_b0",
-    drop_rate: float = 0.2,
-    width: float = 1.0,
-    depth: float = 1.0,
+    cnn: EfficientNetOptions = EfficientNetOptions(),
     cnn_lr: float | None = None,
-    pretrained: str | None = None,
-    freeze_feature_encoder: bool = True,
-    freeze_base_model: bool = False,
-    num_layers: int | None = None,
-    hidden_size: int | None = None,
-    num_heads: int | None = None,
-    intermediate_size: int | None = None,
-    conv_channels: int | None = None,
-    layerdrop: float = 0.1,
-    mask_time_prob: float = 0.05,
-    feature_source: FeatureSource = "hidden",
+    encoder: w2v.EncoderOptions = w2v.EncoderOptions(),
+    feature_source: w2v.FeatureSource = "hidden",
 ) -> nn.Module:
     """`arch`, `drop_rate`, `width`, `depth` are spectrogram-cnn's EfficientNet options (random
     init: the embedding map is no photograph); `cnn_lr` is the EfficientNet's learning rate
@@ -101,9 +64,7 @@ def wav2vec2_cnn(
     (the seed's: extract_features, [frames, 512]); the others are wav2vec2's (see avbench.models.wav2vec2)."""
     from transformers import Wav2Vec2Model
 
-    options = EncoderOptions.from_args(locals())
-    if cnn_lr is not None and cnn_lr <= 0:
-        raise ConfigError(f"model_args.cnn_lr must be positive, got {cnn_lr}")
-    encoder, source = build_wav2vec2(Wav2Vec2Model, spec, options)
-    backbone = efficientnet(spec, arch=arch, drop_rate=drop_rate, width=width, depth=depth)
-    return Wav2Vec2CNN(encoder, backbone, cnn_lr, source, freeze_base_model, feature_source)
+    w2v.check_head_lr("cnn_lr", cnn_lr)
+    wav2vec2, source = w2v.build_wav2vec2(Wav2Vec2Model, spec, encoder)
+    backbone = efficientnet(spec, cnn)
+    return Wav2Vec2CNN(wav2vec2, backbone, cnn_lr, source, encoder.freeze_base_model, feature_source)

@@ -24,24 +24,25 @@ pretrained weights is that setup.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from avbench.errors import ConfigError
 from avbench.models._heads import classifier
+from avbench.models._options import flat_options
 from avbench.models._wav2vec2_encoder import (
     CPU_ENCODER,
     TINY_ENCODER,
     EncoderOptions,
+    EncoderWithHead,
     FeatureSource,
-    Wav2Vec2Based,
     build_wav2vec2,
-    encoder_features,
+    check_head_lr,
     feature_width,
     frame_count,
-    normalize_waveform,
-    two_rate_groups,
 )
 from avbench.registry import register_model
 from avbench.spec import TaskSpec
@@ -51,33 +52,35 @@ def _pointwise_conv(in_channels: int, out_channels: int) -> nn.Module:
     return nn.Sequential(nn.Conv1d(in_channels, out_channels, kernel_size=1), nn.BatchNorm1d(out_channels), nn.ReLU())
 
 
+@dataclass(frozen=True)
+class ConvFnOptions:
+    """The head's model_args (defaults: the seed's example config)."""
+
+    conv_h_count: int = 1
+    conv_w_count: int = 1
+    time_mean: bool = True
+    feature_mean: bool = False
+    layer_1_size: int = 256
+    layer_2_size: int = 256
+
+
 class ConvFnHead(nn.Module):
-    def __init__(
-        self,
-        frames: int,
-        hidden: int,
-        spec: TaskSpec,
-        *,
-        conv_h_count: int,
-        conv_w_count: int,
-        time_mean: bool,
-        feature_mean: bool,
-        layer_1_size: int,
-        layer_2_size: int,
-    ):
+    def __init__(self, frames: int, hidden: int, spec: TaskSpec, options: ConvFnOptions):
         super().__init__()
-        self.over_features = _pointwise_conv(frames, conv_h_count) if conv_h_count else None
-        self.over_time = _pointwise_conv(hidden, conv_w_count) if conv_w_count else None
-        self.time_mean, self.feature_mean = time_mean, feature_mean
-        width = hidden * (conv_h_count + time_mean) + frames * (conv_w_count + feature_mean)
+        h_count, w_count = options.conv_h_count, options.conv_w_count
+        self.over_features = _pointwise_conv(frames, h_count) if h_count else None
+        self.over_time = _pointwise_conv(hidden, w_count) if w_count else None
+        self.time_mean, self.feature_mean = options.time_mean, options.feature_mean
+        width = hidden * (h_count + options.time_mean) + frames * (w_count + options.feature_mean)
+        layer_1, layer_2 = options.layer_1_size, options.layer_2_size
         self.classifier = nn.Sequential(
-            nn.Linear(width, layer_1_size),
-            nn.LayerNorm(layer_1_size),
+            nn.Linear(width, layer_1),
+            nn.LayerNorm(layer_1),
             nn.ReLU(),
-            nn.Linear(layer_1_size, layer_2_size),
-            nn.LayerNorm(layer_2_size),
+            nn.Linear(layer_1, layer_2),
+            nn.LayerNorm(layer_2),
             nn.ReLU(),
-            classifier(layer_2_size, spec),
+            classifier(layer_2, spec),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -94,33 +97,18 @@ class ConvFnHead(nn.Module):
         return self.classifier(F.normalize(torch.cat(parts, dim=1), dim=1))
 
 
-class Wav2Vec2Fn(Wav2Vec2Based):
-    def __init__(
-        self,
-        encoder: nn.Module,
-        head: ConvFnHead,
-        conv_lr: float | None,
-        weights_source: str,
-        base_frozen: bool,
-        feature_source: FeatureSource = "hidden",
-    ):
-        super().__init__()
-        self.encoder = encoder
-        self.feature_source = feature_source
-        self.head = head
-        self.conv_lr = conv_lr
-        self.weights_source = weights_source
-        self.base_frozen = base_frozen
+class Wav2Vec2Fn(EncoderWithHead):
+    lr_name = "conv_lr"
 
-    def wav2vec2_model(self) -> nn.Module:
-        return self.encoder
+    def __init__(self, encoder: nn.Module, head: ConvFnHead, conv_lr: float | None, *args, **kwargs):
+        super().__init__(encoder, conv_lr, *args, **kwargs)
+        self.head = head
+
+    def head_module(self) -> nn.Module:
+        return self.head
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.head(encoder_features(self.encoder, normalize_waveform(batch["audio"]), self.feature_source))
-
-    def param_groups(self, lr: float) -> list[dict]:
-        """wav2vec2 at `lr` (train.lr, the seed's base_lr), the head at `conv_lr`."""
-        return two_rate_groups(self.encoder, self.head, lr, self.conv_lr, "conv_lr")
+        return self.head(self.features(batch))
 
 
 @register_model(
@@ -146,25 +134,12 @@ class Wav2Vec2Fn(Wav2Vec2Based):
     },
     presets={"cpu": {"model_args": CPU_ENCODER}},
 )
+@flat_options(head=ConvFnOptions, encoder=EncoderOptions)
 def wav2vec2_fn(
     spec: TaskSpec,
-    conv_h_count: int = 1,
-    conv_w_count: int = 1,
-    time_mean: bool = True,
-    feature_mean: bool = False,
-    layer_1_size: int = 256,
-    layer_2_size: int = 256,
+    head: ConvFnOptions = ConvFnOptions(),
     conv_lr: float | None = None,
-    pretrained: str | None = None,
-    freeze_feature_encoder: bool = True,
-    freeze_base_model: bool = False,
-    num_layers: int | None = None,
-    hidden_size: int | None = None,
-    num_heads: int | None = None,
-    intermediate_size: int | None = None,
-    conv_channels: int | None = None,
-    layerdrop: float = 0.1,
-    mask_time_prob: float = 0.05,
+    encoder: EncoderOptions = EncoderOptions(),
     feature_source: FeatureSource = "hidden",
 ) -> nn.Module:
     """Head defaults are the seed's example config (conv_h 1, conv_w 1, 256/256). `time_mean`
@@ -173,27 +148,15 @@ def wav2vec2_fn(
     wav2vec2's (see avbench.models.wav2vec2)."""
     from transformers import Wav2Vec2Model
 
-    options = EncoderOptions.from_args(locals())
-    if min(conv_h_count, conv_w_count) < 0 or min(layer_1_size, layer_2_size) < 1:
+    if min(head.conv_h_count, head.conv_w_count) < 0 or min(head.layer_1_size, head.layer_2_size) < 1:
         raise ConfigError("wav2vec2-fn: conv counts must be >= 0 and layer sizes >= 1")
-    if not (conv_h_count or conv_w_count or time_mean or feature_mean):
+    if not (head.conv_h_count or head.conv_w_count or head.time_mean or head.feature_mean):
         raise ConfigError(
             "wav2vec2-fn has no features to classify: set conv_h_count or conv_w_count above 0, "
             "or time_mean / feature_mean to true"
         )
-    if conv_lr is not None and conv_lr <= 0:
-        raise ConfigError(f"model_args.conv_lr must be positive, got {conv_lr}")
-    encoder, source = build_wav2vec2(Wav2Vec2Model, spec, options)
-    frames = frame_count(encoder.config, spec.shapes["audio"][-1])
-    head = ConvFnHead(
-        frames,
-        feature_width(encoder.config, feature_source),
-        spec,
-        conv_h_count=conv_h_count,
-        conv_w_count=conv_w_count,
-        time_mean=time_mean,
-        feature_mean=feature_mean,
-        layer_1_size=layer_1_size,
-        layer_2_size=layer_2_size,
-    )
-    return Wav2Vec2Fn(encoder, head, conv_lr, source, freeze_base_model, feature_source)
+    check_head_lr("conv_lr", conv_lr)
+    wav2vec2, source = build_wav2vec2(Wav2Vec2Model, spec, encoder)
+    frames = frame_count(wav2vec2.config, spec.shapes["audio"][-1])
+    fn_head = ConvFnHead(frames, feature_width(wav2vec2.config, feature_source), spec, head)
+    return Wav2Vec2Fn(wav2vec2, fn_head, conv_lr, source, encoder.freeze_base_model, feature_source)

@@ -3,7 +3,8 @@
 `run_recipe` is the one entry every caller uses (`avbench run`, cross-validation, the sweep
 core, the followers of a data-parallel launch); it picks the recipe the model's objective needs:
 avbench.recipes.classify for a classifier, avbench.recipes.audeep for an autoencoder whose
-representations an MLP scores. The stages both share are in avbench.recipes.stages.
+representations an MLP scores. Each recipe's `plan(prepared)` gives the data it trains on and
+its training stage; the stages both share are in avbench.recipes.stages.
 """
 
 from __future__ import annotations
@@ -28,10 +29,15 @@ def run_recipe(
 ) -> RunRecord:
     """Train and evaluate once. User errors (config, data) raise; a failure during training
     is returned as a record with status 'failed' and its reason."""
+    from avbench.distributed import join_ranks
+    from avbench.recipes.stages import execute, prepare, start_run
     from avbench.registry import MODELS
 
     if MODELS.get(experiment.model).objective == "reconstruction":
-        from avbench.recipes.audeep import run_audeep as recipe
+        from avbench.recipes.audeep import plan
     else:
-        from avbench.recipes.classify import run_classification as recipe
-    return recipe(experiment, ctx, trial=trial, on_eval=on_eval, progress=progress)
+        from avbench.recipes.classify import plan
+    ranks = join_ranks()
+    prepared, train = plan(prepare(experiment, ctx, progress))
+    run = start_run(prepared, ctx, trial, ranks)
+    return execute(run, train, on_eval)

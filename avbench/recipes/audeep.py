@@ -14,35 +14,23 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
-from avbench.config import Experiment, TrainConfig
-from avbench.context import RunContext, TrialInfo
-from avbench.recipes import OnEval, Progress
-from avbench.recipes.stages import Run, execute, make_loaders, note_model, prepare, start_run
-from avbench.results.records import RunRecord
+from avbench.config import TrainConfig
+from avbench.recipes import OnEval
+from avbench.recipes.stages import Prepared, Run, TrainStage, make_loaders, note_model
 
 if TYPE_CHECKING:
     from avbench.audeep.pipeline import Clips
     from avbench.train.loop import FitResult
 
 
-def run_audeep(
-    experiment: Experiment,
-    ctx: RunContext,
-    *,
-    trial: TrialInfo,
-    on_eval: OnEval | None = None,
-    progress: Progress | None = None,
-) -> RunRecord:
-    """Train the autoencoder and score its representations once; the record says how it ended."""
+def plan(prepared: Prepared) -> tuple[Prepared, TrainStage]:
+    """The autoencoder trains on the clips of every fold (a held-out tenth picks its epoch);
+    the MLP that scores it then cross-validates over the folds."""
     from avbench.audeep.pipeline import Clips, autoencoder_data
-    from avbench.distributed import join_ranks
 
-    ranks = join_ranks()
-    prepared = prepare(experiment, ctx, progress)
     clips = prepared.clips or Clips.from_prepared(prepared.data, prepared.root)
     regrouped = autoencoder_data(clips, prepared.data, seed=prepared.experiment.data.split_seed)
-    run = start_run(replace(prepared, data=regrouped), ctx, trial, ranks)
-    return execute(run, partial(train_and_score, clips), on_eval)
+    return replace(prepared, data=regrouped), partial(train_and_score, clips)
 
 
 def train_and_score(clips: Clips, run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) -> FitResult:

@@ -11,31 +11,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from avbench.config import Experiment, TrainConfig
-from avbench.context import RunContext, TrialInfo
-from avbench.recipes import OnEval, Progress
-from avbench.recipes.stages import Run, execute, make_loaders, note_model, prepare, start_run
-from avbench.results.records import RunRecord
+from avbench.config import TrainConfig
+from avbench.recipes import OnEval
+from avbench.recipes.stages import Prepared, Run, TrainStage, make_loaders, note_model
 
 if TYPE_CHECKING:
     from avbench.train.loop import FitResult
 
 
-def run_classification(
-    experiment: Experiment,
-    ctx: RunContext,
-    *,
-    trial: TrialInfo,
-    on_eval: OnEval | None = None,
-    progress: Progress | None = None,
-) -> RunRecord:
-    """Train and evaluate a classifier once; its record says how it ended."""
-    from avbench.distributed import join_ranks
-
-    ranks = join_ranks()
-    prepared = prepare(experiment, ctx, progress)
-    run = start_run(prepared, ctx, trial, ranks)
-    return execute(run, train_classifier, on_eval)
+def plan(prepared: Prepared) -> tuple[Prepared, TrainStage]:
+    """A classifier trains on the prepared data as it is."""
+    return prepared, train_classifier
 
 
 def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) -> FitResult:

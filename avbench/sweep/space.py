@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from avbench.catalog import describe, sweep_file_for
-from avbench.config import LoadedExperiment, read_mapping, set_dotted, validate
+from avbench.config import LoadedExperiment, read_mapping, validate
+from avbench.dotted import set_dotted
 from avbench.errors import ConfigError
 from avbench.registry import did_you_mean
 

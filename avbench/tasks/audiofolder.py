@@ -55,12 +55,7 @@ class AudioFolder(Task):
     def items(self, root: Path, data: DataConfig) -> list[Item]:
         """Every audio file under a class folder, split by class or by speaker; sets
         `self.classes` from the folders."""
-        self.check_data_options(data)
-        regex = folders.compile_speaker_regex(data.speaker_regex)
-        root = Path(root)
-        self.skipped = []
-        if not root.is_dir():
-            raise self.missing(f"{root} does not exist")
+        root, regex = folders.start_listing(self, root, data)
         for path in folders.media_files(root, self.skipped, recursive=False):
             self.skipped.append((path, "file outside a class folder"))
         found: list[tuple[Path, str, str]] = []  # file, class, speaker

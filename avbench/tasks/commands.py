@@ -52,12 +52,7 @@ class Commands(Task):
     def items(self, root: Path, data: DataConfig) -> list[Item]:
         """Every recording in the split folders; sets `self.classes` from `data.classes` (the
         label order, matched ignoring case) or else from the class folders."""
-        self.check_data_options(data)
-        regex = folders.compile_speaker_regex(data.speaker_regex)
-        root = Path(root)
-        self.skipped = []
-        if not root.is_dir():
-            raise self.missing(f"{root} does not exist")
+        root, regex = folders.start_listing(self, root, data)
         found: list[tuple[str, str, str | None, list[Path]]] = []  # split, class, speaker folder, files
         for split in SPLITS:
             split_dir = root / data.subfolders.get(split, split)
@@ -161,24 +156,8 @@ def _by_stem(files: list[Path]) -> dict[str, list[Path]]:
 
 def _write_clip(job: standin.SpeakerTake) -> None:
     rng = np.random.default_rng([job.seed, job.number, job.label, job.take])
-    count = len(Commands.classes)
-    profile = synth.class_profile(job.label, count)
-    wave = synth.speech_like(
-        rng,
-        sample_rate=SAMPLE_RATE,
-        seconds=float(rng.uniform(0.9, 1.4)),
-        profile=profile,
-        speaker=job.speaker,
-        rhythm_seed=job.label,
-    )
-    face = synth.face_frames(
-        rng,
-        wave,
-        sample_rate=SAMPLE_RATE,
-        profile=profile,
-        n_classes=count,
-        skin=job.speaker.skin,
-        fps=VIDEO_FPS,
-        size=2 * LIP_SIZE,
-    )
+    talker = synth.Talker.of(job.label, len(Commands.classes), job.speaker)
+    seconds = float(rng.uniform(0.9, 1.4))
+    wave = talker.speech(rng, sample_rate=SAMPLE_RATE, seconds=seconds, rhythm_seed=job.label)
+    face = talker.face(rng, wave, sample_rate=SAMPLE_RATE, fps=VIDEO_FPS, size=2 * LIP_SIZE)
     synth_av.write_mp4(job.path, synth_av.mouth_crop(face, LIP_SIZE), wave, fps=VIDEO_FPS, sample_rate=SAMPLE_RATE)

@@ -21,7 +21,7 @@ from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.errors import DatasetError
 from avbench.registry import register_task
 from avbench.spec import UNKNOWN_SPEAKER, Item, Task
-from avbench.tasks import standin, synth
+from avbench.tasks import standin, synth, synth_av
 from avbench.tasks.split_csv import read_split_csv
 from avbench.tasks.splits import split_actors
 
@@ -269,30 +269,16 @@ def _write_clip(job: _Clip) -> list[str]:
     stem = f"{job.actor}_{job.sentence}_{emotion}_{job.level}"
     sentence = SENTENCES.index(job.sentence)
     rng = np.random.default_rng([job.seed, job.actor, job.label, sentence, LEVELS.index(job.level)])
-    profile = synth.class_profile(job.label, len(CremaD.classes))
-    wave = synth.speech_like(
-        rng,
-        sample_rate=SAMPLE_RATE,
-        seconds=float(rng.uniform(1.5, 3.0)),
-        profile=profile,
-        speaker=job.speaker,
-        intensity=_INTENSITY[job.level],
-        rhythm_seed=sentence,
+    talker = synth.Talker.of(job.label, len(CremaD.classes), job.speaker)
+    seconds = float(rng.uniform(1.5, 3.0))
+    wave = talker.speech(
+        rng, sample_rate=SAMPLE_RATE, seconds=seconds, intensity=_INTENSITY[job.level], rhythm_seed=sentence
     )
     sf.write(job.out / "AudioWAV" / f"{stem}.wav", wave, SAMPLE_RATE, subtype="PCM_16")
     row = _summary_row(stem, emotion, rng)
     if job.video:
-        frames = synth.face_frames(
-            rng,
-            wave,
-            sample_rate=SAMPLE_RATE,
-            profile=profile,
-            n_classes=len(CremaD.classes),
-            skin=job.speaker.skin,
-            fps=VIDEO_FPS,
-            size=VIDEO_SIZE,
-        )
-        synth.write_flv(job.out / "VideoFlash" / f"{stem}.flv", frames, wave, fps=VIDEO_FPS, sample_rate=SAMPLE_RATE)
+        frames = talker.face(rng, wave, sample_rate=SAMPLE_RATE, fps=VIDEO_FPS, size=VIDEO_SIZE)
+        synth_av.write_flv(job.out / "VideoFlash" / f"{stem}.flv", frames, wave, fps=VIDEO_FPS, sample_rate=SAMPLE_RATE)
     return row
 
 

@@ -11,9 +11,14 @@ import os
 import re
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.errors import DatasetError
+
+if TYPE_CHECKING:
+    from avbench.config import DataConfig
+    from avbench.spec import Task
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm"})
@@ -82,6 +87,18 @@ def compile_speaker_regex(pattern: str | None) -> re.Pattern[str] | None:
             f"data.speaker_regex '{pattern}' must have exactly one (group) for the speaker, it has {compiled.groups}"
         )
     return compiled
+
+
+def start_listing(task: Task, root: Path, data: DataConfig) -> tuple[Path, re.Pattern[str] | None]:
+    """What a class-folder task checks before it lists `root`: the data options that apply, the
+    speaker regex (compiled) and the root itself; empties `task.skipped` for this listing."""
+    task.check_data_options(data)
+    regex = compile_speaker_regex(data.speaker_regex)
+    root = Path(root)
+    task.skipped = []
+    if not root.is_dir():
+        raise task.missing(f"{root} does not exist")
+    return root, regex
 
 
 def speaker_of(path: Path, regex: re.Pattern[str]) -> str | None:

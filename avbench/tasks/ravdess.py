@@ -204,30 +204,17 @@ def _write_clip(job: _Job) -> None:
     clip = job.clip
     folder = job.out / f"Actor_{clip.actor}"
     rng = np.random.default_rng([job.seed, int(clip.actor), job.label, int(clip.stem("00").replace("-", ""))])
-    profile = synth.class_profile(job.label, len(Ravdess.classes))
-    voice = synth.speech_like(
-        rng,
-        sample_rate=_VOICE_RATE,
-        seconds=float(rng.uniform(3.0, 4.0)),
-        profile=profile,
-        speaker=job.speaker,
-        intensity=0.7 if clip.intensity == "01" else 1.0,
-        rhythm_seed=int(clip.statement),
+    talker = synth.Talker.of(job.label, len(Ravdess.classes), job.speaker)
+    seconds = float(rng.uniform(3.0, 4.0))
+    intensity = 0.7 if clip.intensity == "01" else 1.0
+    voice = talker.speech(
+        rng, sample_rate=_VOICE_RATE, seconds=seconds, intensity=intensity, rhythm_seed=int(clip.statement)
     )
     wave = _upsample(voice, SAMPLE_RATE // _VOICE_RATE)
     sf.write(folder / f"{clip.stem('03')}.wav", wave, SAMPLE_RATE, subtype="PCM_16")
     if not job.video:
         return
-    frames = synth.face_frames(
-        rng,
-        wave,
-        sample_rate=SAMPLE_RATE,
-        profile=profile,
-        n_classes=len(Ravdess.classes),
-        skin=job.speaker.skin,
-        fps=VIDEO_FPS,
-        size=VIDEO_HEIGHT,
-    )
+    frames = talker.face(rng, wave, sample_rate=SAMPLE_RATE, fps=VIDEO_FPS, size=VIDEO_HEIGHT)
     frames = synth_av.widen(frames, VIDEO_WIDTH)
     synth_av.write_mp4(folder / f"{clip.stem('01')}.mp4", frames, wave, fps=VIDEO_FPS, sample_rate=SAMPLE_RATE)
     synth_av.copy_video_track(folder / f"{clip.stem('01')}.mp4", folder / f"{clip.stem('02')}.mp4")

@@ -8,12 +8,15 @@ with `np.random.RandomState(seed)`, then 70/10/20. Datasets without speakers are
 from __future__ import annotations
 
 import zlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from fractions import Fraction
+from typing import TypeVar
 
 import numpy as np
 
 from avbench.spec import SPLITS
+
+T = TypeVar("T")
 
 SPLIT_FRACTIONS = (Fraction(7, 10), Fraction(1, 10), Fraction(2, 10))
 
@@ -36,13 +39,7 @@ def split_actors(actors: list[str], seed: int) -> dict[str, str]:
     """actor → split. TFDS's 70/10/20 by actor, nudged so each split has an actor when ≥3."""
     order = sorted(set(actors))
     np.random.RandomState(seed).shuffle(order)
-    result: dict[str, str] = {}
-    start = 0
-    for split, count in zip(SPLITS, split_counts(len(order)), strict=True):
-        for actor in order[start : start + count]:
-            result[actor] = split
-        start += count
-    return result
+    return dict(_in_splits(order))
 
 
 def stratified_split(labels: Sequence[Hashable], seed: int) -> list[str]:
@@ -58,13 +55,18 @@ def stratified_split(labels: Sequence[Hashable], seed: int) -> list[str]:
     result = [""] * len(labels)
     for label, positions in members.items():
         rng = np.random.default_rng([seed, zlib.crc32(str(label).encode("utf-8"))])
-        order = [positions[i] for i in rng.permutation(len(positions))]
-        start = 0
-        for split, count in zip(SPLITS, split_counts(len(order)), strict=True):
-            for position in order[start : start + count]:
-                result[position] = split
-            start += count
+        for position, split in _in_splits([positions[i] for i in rng.permutation(len(positions))]):
+            result[position] = split
     return result
+
+
+def _in_splits(order: list[T]) -> Iterator[tuple[T, str]]:
+    """Each member of `order` with its split: the first split_counts(len) train, then val, test."""
+    start = 0
+    for split, count in zip(SPLITS, split_counts(len(order)), strict=True):
+        for member in order[start : start + count]:
+            yield member, split
+        start += count
 
 
 def fold_split(fold: int, test_fold: int, fold_count: int) -> str:

@@ -6,13 +6,12 @@ emphasised band, spectral tilt, breathiness); speakers differ in f0, formants an
 and have habits in those same cues; every clip gets its own duration, onset, noise, gain and
 cue jitter. Loudness and duration carry no class information. Tuned so that a small CNN on
 64-band log-mels reaches ~0.9 on unseen speakers, not 1.0. Everything is drawn from a numpy
-Generator, so a seed fixes it. numpy only; PyAV is imported lazily by `write_flv`.
+Generator, so a seed fixes it. numpy only: the video containers are written by avbench.tasks.synth_av.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -283,6 +282,40 @@ def frame_envelope(wave: np.ndarray, sample_rate: int, fps: float, n_frames: int
     return np.clip(rms / (rms.max() + 1e-9), 0.0, 1.0)
 
 
+@dataclass(frozen=True)
+class Talker:
+    """A speaker saying a clip of one class: the voice and the face share the class's cues."""
+
+    profile: ClassProfile
+    speaker: SpeakerProfile
+    n_classes: int
+
+    @classmethod
+    def of(cls, label: int, n_classes: int, speaker: SpeakerProfile) -> Talker:
+        return cls(class_profile(label, n_classes), speaker, n_classes)
+
+    def speech(self, rng: np.random.Generator, *, sample_rate: int, seconds: float, **voice) -> np.ndarray:
+        """speech_like with this talker's profiles; `voice`: intensity, rhythm_seed."""
+        return speech_like(
+            rng, sample_rate=sample_rate, seconds=seconds, profile=self.profile, speaker=self.speaker, **voice
+        )
+
+    def face(
+        self, rng: np.random.Generator, wave: np.ndarray, *, sample_rate: int, fps: float, size: int
+    ) -> np.ndarray:
+        """face_frames of this talker speaking `wave`."""
+        return face_frames(
+            rng,
+            wave,
+            sample_rate=sample_rate,
+            profile=self.profile,
+            n_classes=self.n_classes,
+            skin=self.speaker.skin,
+            fps=fps,
+            size=size,
+        )
+
+
 def face_frames(
     rng: np.random.Generator,
     wave: np.ndarray,
@@ -333,40 +366,3 @@ def face_frames(
     )
     frames[inside] = (90, 20, 30)
     return np.clip(frames, 0, 255).astype(np.uint8)
-
-
-def write_flv(
-    path: Path,
-    frames: np.ndarray,
-    wave: np.ndarray,
-    *,
-    fps: int = 15,
-    sample_rate: int = 16000,
-    audio_codec: str = "mp3",
-    audio_rate: int = 22050,
-) -> None:
-    """Mux FLV1 (Sorenson H.263) video and an audio track into `path` with PyAV.
-
-    MP3 in FLV must be 11.025/22.05/44.1 kHz, so PyAV's encoder resamples the 16 kHz audio
-    (the FLV muxer rejects 16 kHz MP3; "aac" accepts `audio_rate=16000`).
-    LAME's fastest setting (compression_level 9) keeps encoding at ~20 ms per clip instead
-    of ~60 ms.
-    """
-    import av
-
-    with av.open(str(path), "w", format="flv") as container:
-        video = container.add_stream("flv", rate=fps)
-        video.width, video.height = frames.shape[2], frames.shape[1]
-        video.pix_fmt = "yuv420p"
-        video.bit_rate = 200_000
-        options = {"compression_level": "9"} if audio_codec == "mp3" else {}
-        audio = container.add_stream(audio_codec, rate=audio_rate, options=options)
-        audio.layout = "mono"
-        for image in frames:
-            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(video.encode())
-        pcm = (np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16)[None, :]
-        chunk = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        chunk.sample_rate = sample_rate
-        container.mux(audio.encode(chunk))
-        container.mux(audio.encode())

@@ -1,4 +1,5 @@
-"""MP4 files for the stand-ins: H.264 video (and AAC audio) as RAVDESS and OpenAV ship them.
+"""Video files for the stand-ins: MP4 (H.264 video and AAC audio) as RAVDESS and OpenAV ship
+them, FLV (Sorenson H.263 and MP3) as CREMA-D does.
 
 PyAV's wheel carries libx264 and FFmpeg's native AAC encoder. x264 runs single-threaded with
 the `ultrafast` preset (files are bit-identical for a seed, and several clips encode at once
@@ -81,3 +82,40 @@ def copy_video_track(source: Path, target: Path) -> None:
                 continue
             packet.stream = copy
             writer.mux(packet)
+
+
+def write_flv(
+    path: Path,
+    frames: np.ndarray,
+    wave: np.ndarray,
+    *,
+    fps: int = 15,
+    sample_rate: int = 16000,
+    audio_codec: str = "mp3",
+    audio_rate: int = 22050,
+) -> None:
+    """Mux FLV1 (Sorenson H.263) video and an audio track into `path` with PyAV.
+
+    MP3 in FLV must be 11.025/22.05/44.1 kHz, so PyAV's encoder resamples the 16 kHz audio
+    (the FLV muxer rejects 16 kHz MP3; "aac" accepts `audio_rate=16000`).
+    LAME's fastest setting (compression_level 9) keeps encoding at ~20 ms per clip instead
+    of ~60 ms.
+    """
+    import av
+
+    with av.open(str(path), "w", format="flv") as container:
+        video = container.add_stream("flv", rate=fps)
+        video.width, video.height = frames.shape[2], frames.shape[1]
+        video.pix_fmt = "yuv420p"
+        video.bit_rate = 200_000
+        options = {"compression_level": "9"} if audio_codec == "mp3" else {}
+        audio = container.add_stream(audio_codec, rate=audio_rate, options=options)
+        audio.layout = "mono"
+        for image in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode())
+        pcm = (np.clip(wave, -1.0, 1.0) * 32767).astype(np.int16)[None, :]
+        chunk = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        chunk.sample_rate = sample_rate
+        container.mux(audio.encode(chunk))
+        container.mux(audio.encode())

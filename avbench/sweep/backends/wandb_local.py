@@ -23,15 +23,8 @@ from typing import Any
 from avbench.errors import AvbenchError
 from avbench.results.layout import wandb_sweep_state
 from avbench.results.records import FINISHED, RunRecord, write_json_atomic
-from avbench.sweep.core import (
-    Backend,
-    SweepOutcome,
-    SweepPlan,
-    Trial,
-    config_fingerprint,
-    refuse_other_config,
-    run_trials,
-)
+from avbench.sweep import core
+from avbench.sweep.core import Backend, SweepOutcome, SweepPlan, Trial
 from avbench.sweep.infeasible import INFEASIBLE
 from avbench.sweep.space import SearchSpace
 
@@ -99,7 +92,7 @@ class SweepState:
         except BlockingIOError:
             raise AvbenchError(f"another process is running the W&B sweep in {path}") from None
         data = json.loads(path.read_text()) if path.exists() else {"fingerprint": fingerprint, "runs": []}
-        refuse_other_config(data["fingerprint"], fingerprint, f"W&B sweep {path.stem}")
+        core.refuse_other_config(data["fingerprint"], fingerprint, f"W&B sweep {path.stem}")
         self.config = config
         self.fingerprint = fingerprint
         self.runs: list[dict] = data["runs"]
@@ -159,7 +152,7 @@ class LocalWandbBackend(Backend):
         self.config = engine_config(plan.space)
         self.metric = plan.space.metric
         path = wandb_sweep_state(plan.ctx.results, self.name)
-        self.state = SweepState(path, self.config, config_fingerprint(plan.loaded, plan.space))
+        self.state = SweepState(path, self.config, core.config_fingerprint(plan.loaded, plan.space))
         self.grid_exhausted = False
 
     def next_trial(self) -> EngineTrial | None:
@@ -222,4 +215,4 @@ def sweep(plan: SweepPlan) -> SweepOutcome:
         f"sweep {plan.loaded.name}: {plan.target} trials over {', '.join(plan.space.params)} "
         f"({plan.space.source}), W&B sweep engine (local)"
     )
-    return run_trials(LocalWandbBackend(plan), plan)
+    return core.run_trials(LocalWandbBackend(plan), plan)

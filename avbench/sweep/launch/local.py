@@ -19,10 +19,9 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from avbench.context import RunContext
-from avbench.display import format_values, summarize
+from avbench.display import counted_bars, format_values, summarize
 from avbench.errors import AvbenchError
 from avbench.results.layout import feature_cache_dir, run_files, study_dir, worker_log
 from avbench.results.records import RunRecord
@@ -117,14 +116,7 @@ class _Watch:
     def __init__(self, console: Console, handle: StudyHandle, results: Path, experiment: str):
         self.console, self.handle, self.results, self.experiment = console, handle, results, experiment
         self.reported: set[int] = set()
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=console,
-        )
+        self.progress = counted_bars(console)
         self.bar = self.progress.add_task("trials", total=handle.target, info="")
 
     def update(self) -> None:
