@@ -181,6 +181,13 @@ def test_csv_and_arff_round_trip_with_pandas_and_liac_arff(tmp_path, folds):
     np.testing.assert_array_equal(np.array([r[names.index(features[0]) : -1] for r in rows], np.float32), data.features)
 
 
+# The searched fields of audeep-esc10 at its tiny preset, for runs that must stop before training.
+TINY_AUDEEP_VALUES = (
+    *("--set", "train.lr=0.01", "--set", "model_args.keep_prob=1"),
+    *("--set", "evaluation.num_units=8", "--set", "evaluation.keep_prob=1"),
+)
+
+
 def test_objective_sections_are_checked(cli):
     from avbench.config import Experiment
     from avbench.preflight import check_model_args
@@ -195,14 +202,7 @@ def test_objective_sections_are_checked(cli):
         "--synthetic",
         "--set",
         "data.fold=2",
-        "--set",
-        "train.lr=0.01",
-        "--set",
-        "model_args.keep_prob=1",
-        "--set",
-        "evaluation.num_units=8",
-        "--set",
-        "evaluation.keep_prob=1",
+        *TINY_AUDEEP_VALUES,
         expect=1,
     ).output
     assert "data.fold does not apply" in out
@@ -213,14 +213,7 @@ def test_objective_sections_are_checked(cli):
         "tiny",
         "--synthetic",
         "--cv",
-        "--set",
-        "train.lr=0.01",
-        "--set",
-        "model_args.keep_prob=1",
-        "--set",
-        "evaluation.num_units=8",
-        "--set",
-        "evaluation.keep_prob=1",
+        *TINY_AUDEEP_VALUES,
         expect=1,
     ).output
     assert "without --cv" in out
