@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from avbench.cli.launchers import launcher_options, launcher_request
 from avbench.cli.support import count_option, grid_run_options, make_console, results_dir, with_init_from, with_strict
 from avbench.sweep.backends import BACKENDS
 
@@ -55,6 +56,11 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
     "--threads",
     help="torch CPU threads per worker [default: torch's own for one worker, cores // N for N workers].",
 )
+@count_option(
+    "--gpus-per-trial",
+    help="GPUs each trial trains on; with --launcher slurm each array task asks for them (--gpus-per-task).",
+)
+@launcher_options
 @click.option("--dry-run", is_flag=True, help="Print the search space and a cost estimate; create no study.")
 @click.option(
     "--backend",
@@ -77,8 +83,9 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, st
     from avbench.sweep.core import SweepRequest
 
     # Workers get --strict and --init-from too, through their --set.
+    launch = launcher_request(options)
     request = SweepRequest(
-        experiment=experiment, overrides=with_init_from(with_strict(overrides, strict), init_from), **options
+        experiment=experiment, overrides=with_init_from(with_strict(overrides, strict), init_from), **options, **launch
     )
     run_ctx = RunContext(results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb, preset=preset)
     console = make_console()

@@ -96,6 +96,16 @@ def worker_log(results: Path, study: str, index: int) -> Path:
     return study_dir(results, study) / f"worker-{index}.log"
 
 
+def slurm_script(results: Path, study: str) -> Path:
+    """The sbatch script of the study's latest submission (Slurm keeps its own copy of each)."""
+    return study_dir(results, study) / "slurm-job.sh"
+
+
+def slurm_log_pattern(results: Path, study: str) -> Path:
+    """Where each array task writes its output, in sbatch's pattern (%A job, %a task)."""
+    return study_dir(results, study) / "slurm-%A_%a.log"
+
+
 def feature_cache_dir(results: Path) -> Path:
     return Path(results) / "cache" / "features"
 

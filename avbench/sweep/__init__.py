@@ -39,6 +39,10 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
             "(--backend optuna shares a storage between worker processes)"
         )
     refuse_under_launcher(request, backend)
+    if request.launcher == "slurm":
+        from avbench.sweep.launch.slurm import check_slurm_request
+
+        check_slurm_request(request, backend, ctx, loaded.name, view)
     ranks = join_ranks()  # one rank of one without torchrun / accelerate launch
     if not ranks.is_main:
         follow_trials(ranks, loaded, ctx)
@@ -54,5 +58,7 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
 
         torch.set_num_threads(request.threads)  # this process's share of the cores (see --threads)
     outcome = backend.sweep(plan)
+    if outcome is None:  # submitted to Slurm, not followed
+        return None
     config = loaded.config
     return replace(outcome, task=config.task, model=config.model, metric=f"val/{config.train.metric}")

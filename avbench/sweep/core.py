@@ -37,6 +37,7 @@ from avbench.sweep.space import SearchSpace
 if TYPE_CHECKING:
     from avbench.display import ConsoleView
     from avbench.distributed import Ranks
+    from avbench.sweep.launch.slurm import SlurmOptions
 
 # A trial that fails may be bad luck (a NaN at a high learning rate); this many in a row means
 # every trial will (a broken install, data the model cannot take): stop rather than burn the budget.
@@ -78,6 +79,9 @@ class SweepRequest:
     sampler: str | None = None
     pruner: str | None = None
     dry_run: bool = False
+    gpus_per_trial: int | None = None
+    launcher: str = "local"  # or "slurm": the workers as a Slurm job array (avbench.sweep.launch.slurm)
+    slurm: SlurmOptions | None = None
 
 
 @dataclass(frozen=True)

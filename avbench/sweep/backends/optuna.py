@@ -253,10 +253,11 @@ def open_plan(plan: SweepPlan) -> StudyHandle:
     )
 
 
-def sweep(plan: SweepPlan) -> SweepOutcome:
+def sweep(plan: SweepPlan) -> SweepOutcome | None:
     """Open (or join) the study and work on it here, or in --workers processes, until it has
-    its finished trials."""
+    its finished trials; or submit the workers to Slurm (None unless told to --wait)."""
     from avbench.sweep.launch.local import follow_parent, run_workers
+    from avbench.sweep.launch.slurm import stop_before_time_limit, submit_array
 
     handle = open_plan(plan)
     for note in handle.notes:
@@ -265,9 +266,12 @@ def sweep(plan: SweepPlan) -> SweepOutcome:
         f"sweep {plan.loaded.name}: {handle.target} trials over {', '.join(plan.space.params)} "
         f"({plan.space.source}), sampler {handle.sampler}, {plan.request.workers} worker(s), study {handle.name}"
     )
+    if plan.request.launcher == "slurm":
+        return submit_array(handle, plan)
     if plan.request.workers > 1:
         return run_workers(handle, plan)
     follow_parent()  # a no-op unless this process is one of a parent's --workers
+    stop_before_time_limit()  # SIGUSR1, Slurm's warning before a task's time limit
     return run_trials(OptunaBackend(handle, plan.space), plan)
 
 
