@@ -87,3 +87,18 @@ def run_avbench(*args: str, cwd: Path, timeout: float = 300, env: dict | None = 
 
 TINY = ("--preset", "tiny", "--synthetic")
 TINY_VALUES = ("--set", "train.lr=0.003", "--set", "train.batch_size=16", "--set", "train.optimizer=adam")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real one-node Slurm for the session (tests/slurm.py); skipped locally without Slurm,
+    failed in CI, where `.ci/run` installs it."""
+    from tests.slurm import SlurmUnavailable, slurm_cluster
+
+    try:
+        with slurm_cluster() as cluster:
+            yield cluster
+    except SlurmUnavailable as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"Slurm is required in CI (.ci/run installs it): {exc}")
+        pytest.skip(f"no local Slurm could be started: {exc}")
