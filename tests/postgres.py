@@ -45,7 +45,7 @@ def _run_as(user: str | None, argv: list[str], **kwargs) -> subprocess.Completed
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
+def postgres_server(*, max_connections: int = 50) -> Iterator[str]:
     """Yields a SQLAlchemy URL of a fresh, empty database."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
@@ -74,7 +74,7 @@ def postgres_server() -> Iterator[str]:
         )
         if init.returncode:
             raise PostgresUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
-        options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
+        options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections={max_connections}"
         start = _run_as(
             user,
             [
