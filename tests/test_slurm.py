@@ -164,3 +164,32 @@ def test_what_the_slurm_launcher_refuses_in_one_line(cli, workspace, args, messa
 def test_slurm_options_need_the_slurm_launcher(cli, option):
     result = cli("sweep", "spectrogram-cnn-cremad", *TINY, "--no-wandb", *option, expect=1)
     assert f"{option[0]} is an option of --launcher slurm" in result.output
+
+
+@pytest.mark.parametrize(
+    ("limit", "seconds", "lead"),
+    [(None, None, 120), ("30", 1800, 120), ("4:00", 240, 60), ("1:30:00", 5400, 120), ("2-12", 216000, 120)],
+)
+def test_time_limits_read_as_sbatch_reads_them_and_the_warning_fits_inside(limit, seconds, lead):
+    from avbench.sweep.launch.slurm import signal_lead, time_limit_seconds
+
+    assert time_limit_seconds(limit) == seconds
+    assert signal_lead(limit) == lead
+
+
+def test_the_job_script_asks_for_gpus_per_task_exports_avbench_settings_and_execs_the_worker(tmp_path, monkeypatch):
+    from avbench.sweep.core import SweepRequest
+    from avbench.sweep.launch.slurm import SlurmOptions, job_directives, job_environment, job_script
+
+    monkeypatch.setenv("AVBENCH_DATA", "/data with space")
+    monkeypatch.setenv("HOME_SECRET", "not exported by the script")
+    request = SweepRequest(experiment="x", workers=3, threads=8, gpus_per_trial=2, launcher="slurm")
+    options = SlurmOptions(partition="gpu", time="1:00:00", extra=("mem=16G", "exclusive"))
+    directives = job_directives(request, options, name="study", log_pattern=tmp_path / "slurm-%A_%a.log")
+    assert "--array=0-2" in directives and "--cpus-per-task=8" in directives
+    assert "--ntasks=1" in directives and "--gpus-per-task=2" in directives
+    assert "--signal=B:USR1@120" in directives and "--partition=gpu" in directives and "--time=1:00:00" in directives
+    assert directives[-2:] == ["--mem=16G", "--exclusive"]
+    script = job_script(directives, job_environment(), ["python", "-m", "avbench", "sweep", "x"])
+    assert "export AVBENCH_DATA='/data with space'" in script and "HOME_SECRET" not in script
+    assert script.splitlines()[-1] == "exec python -m avbench sweep x"
