@@ -26,8 +26,16 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
 )
 @count_option(
     "--workers",
-    default=1,
-    help="Worker processes training trials at once against the same storage.",
+    help="Worker processes training trials at once against the same storage [default: one per GPU slot "
+    "where GPUs are visible, else 1].",
+)
+@click.option(
+    "--gpus", default=None, metavar="IDS", help="GPUs the workers share, e.g. 0,1,2,3 [default: all visible]."
+)
+@count_option("--gpus-per-trial", help="GPUs per trial: each worker is a data-parallel launch on its own [default: 1].")
+@count_option("--trials-per-gpu", help="Workers sharing each GPU (small trials) [default: 1].")
+@click.option(
+    "--allow-fake-gpus", is_flag=True, help="Assign --gpus ids without CUDA (the workers train on CPU; for tests)."
 )
 @click.option(
     "--storage",

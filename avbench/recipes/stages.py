@@ -118,6 +118,7 @@ class Run:
 
 def start_run(prepared: Prepared, ctx: RunContext, trial: TrialInfo, ranks: Ranks) -> Run:
     """The run's folder with its config.yaml and a "running" record."""
+    from avbench.distributed import describe_devices
     from avbench.results.provenance import git_hash, versions
 
     experiment = prepared.experiment
@@ -141,6 +142,7 @@ def start_run(prepared: Prepared, ctx: RunContext, trial: TrialInfo, ranks: Rank
         git=git_hash(),
         cv=trial.cv,
         processes=ranks.count,
+        devices=describe_devices(),
         weights=prepared.input_weights or "",
         data_scores=_data_scores(experiment, prepared),
     )
@@ -246,7 +248,8 @@ def start_wandb(run: Run, accelerator) -> str | None:
         entity=experiment.tracking.entity,
         run_name=f"{experiment.name}/{record.run_id}",
         group=run.trial.sweep or experiment.name,
-        config={**run.config(), "searched": record.searched, "run_id": record.run_id, "data_kind": record.data_kind},
+        config={**run.config(), "searched": record.searched, "run_id": record.run_id, "data_kind": record.data_kind}
+        | {"devices": record.devices, "processes": record.processes},
         tags=[experiment.task, experiment.model, record.data_kind.split(",")[0]],
     )
 

@@ -70,7 +70,7 @@ class SweepRequest:
     overrides: tuple[str, ...] = ()
     trials: int | None = None  # finished trials in total [default: the experiment's sweep.trials]
     backend: str = "optuna"
-    workers: int = 1
+    workers: int | None = 1  # None: one per GPU slot (avbench.sweep.launch.placement), else 1
     threads: int | None = None
     storage: str | None = None
     study: str | None = None
@@ -78,6 +78,11 @@ class SweepRequest:
     sampler: str | None = None
     pruner: str | None = None
     dry_run: bool = False
+    gpus: str | None = None  # "0,1,2,3": the GPUs the workers share [default: every visible one]
+    gpus_per_trial: int | None = None
+    trials_per_gpu: int | None = None
+    allow_fake_gpus: bool = False
+    placement: Any = None  # the workers' devices, set by avbench.sweep.launch.placement.place_workers
 
 
 @dataclass(frozen=True)
