@@ -167,14 +167,18 @@ def make_loaders(data: PreparedData, cfg: TrainConfig) -> dict:
     import torch
 
     from avbench.data.dataset import ArrayDataset
+    from avbench.distributed import launched_processes
+    from avbench.train.fast import cuda_precision_support, loader_options
 
+    device_type, _ = cuda_precision_support()
+    options = loader_options(cfg.num_workers, device_type=device_type, processes=launched_processes())
     return {
         name: torch.utils.data.DataLoader(
             ArrayDataset(split),
             batch_size=cfg.batch_size,
             shuffle=name == "train",
-            num_workers=cfg.num_workers,
             generator=torch.Generator().manual_seed(cfg.seed),
+            **options,
         )
         for name, split in data.splits.items()
     }
@@ -199,6 +203,7 @@ def execute(run: Run, train: TrainStage, on_eval: OnEval | None = None) -> RunRe
 
     started = time.perf_counter()
     accelerator = make_accelerator(run.experiment, use_wandb=run.ctx.use_wandb)
+    run.record.precision = str(accelerator.mixed_precision)
     out_of_step = False
     try:
         if run.ctx.use_wandb:
@@ -223,17 +228,26 @@ def execute(run: Run, train: TrainStage, on_eval: OnEval | None = None) -> RunRe
 
 
 def make_accelerator(experiment: Experiment, *, use_wandb: bool):
+    """One Accelerator per run: its precision (train.mixed_precision, auto resolved for this
+    device), non-blocking copies of pinned batches on a GPU, torch.compile when asked."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
-    from accelerate.utils import DistributedDataParallelKwargs
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
+
+    from avbench.train.fast import cuda_precision_support, enable_tf32, resolve_precision
 
     AcceleratorState._reset_state()  # each trial may ask for another precision
+    enable_tf32()
+    device_type, bf16 = cuda_precision_support()
+    train = experiment.train
     skips = MODELS.get(experiment.model).skips_parameters
     return Accelerator(
-        mixed_precision=experiment.train.mixed_precision,
-        gradient_accumulation_steps=experiment.train.grad_accum,
+        mixed_precision=resolve_precision(train.mixed_precision, device_type=device_type, bf16_supported=bf16),
+        gradient_accumulation_steps=train.grad_accum,
         log_with="wandb" if use_wandb else None,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)] if skips else None,
+        dataloader_config=DataLoaderConfiguration(non_blocking=device_type == "cuda"),
+        dynamo_backend="inductor" if train.compile else "no",
     )
 
 
