@@ -9,7 +9,7 @@ ratio says little; the pipeline column then shows a slow loader anyway (it shoul
 above on-device). Each model runs at its experiment's published size (its default config on
 the task's synthetic stand-in), or at its tiny preset with --tiny; searched fields at the
 middle of their ranges; precision and loader workers as a run resolves them (override with
---set, e.g. --set train.mixed_precision=no).
+--set, e.g. --set 'train.mixed_precision="no"', quoted: YAML reads a bare no as false).
 
     python benchmarks/input_pipeline.py [--models perceiver wav2vec2] [--tiny] [--steps 20] [--set KEY=VALUE]
 """
