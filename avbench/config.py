@@ -231,7 +231,7 @@ class Experiment(_Strict):
 
 # Fields that change how a run checks and caches its data, never its numbers: a study may be
 # resumed with other values (e.g. `--strict`).
-RESULT_NEUTRAL_FIELDS = frozenset({"data.strict", "data.cache_workers"})
+RESULT_NEUTRAL_FIELDS = frozenset({"data.strict", "data.cache_workers", "train.checkpoint_every"})
 
 SECTIONS = {
     "data": DataConfig,

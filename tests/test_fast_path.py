@@ -123,3 +123,17 @@ def test_a_run_says_which_precision_and_devices_trained_it(workspace):
     record = json.loads(record_file.read_text())
     assert record["status"] == "completed" and record["precision"] == "no"  # auto on CPU: fp32
     assert record["processes"] == 1 and "visible" in record["devices"]
+
+
+def test_checkpoint_every_does_not_make_a_different_study(workspace):
+    from avbench.catalog import load_experiment
+    from avbench.sweep.core import config_fingerprint
+    from avbench.sweep.space import resolve_space
+
+    def fingerprint(*overrides: str) -> str:
+        loaded = load_experiment("spectrogram-cnn-cremad", preset="tiny", overrides=overrides)
+        return config_fingerprint(loaded, resolve_space(loaded))
+
+    plain = fingerprint()
+    assert fingerprint("train.checkpoint_every=3") == plain
+    assert fingerprint("train.compile=true") != plain

@@ -133,8 +133,9 @@ def config_fingerprint(loaded: LoadedExperiment, space: SearchSpace) -> str:
     """What makes two sweeps comparable: the config (less presets and what cannot change
     results) and the search space."""
     payload = {k: v for k, v in loaded.raw.items() if k not in ("presets", "sweep")}
-    if isinstance(payload.get("data"), dict):  # how data is checked and cached does not change results
-        payload["data"] = {k: v for k, v in payload["data"].items() if f"data.{k}" not in RESULT_NEUTRAL_FIELDS}
+    for section, values in payload.items():  # how data is checked and cached, how often last.pt is written
+        if isinstance(values, dict):
+            payload[section] = {k: v for k, v in values.items() if f"{section}.{k}" not in RESULT_NEUTRAL_FIELDS}
     payload["space"] = {n: p.describe() for n, p in space.params.items()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
