@@ -3,7 +3,8 @@
 #   1. nvidia-smi
 #   2. fp32 vs bf16 training throughput of perceiver and wav2vec2 at their published sizes
 #   3. the input-pipeline ratio (whole path / batch already on the device) of the same models
-#   4. a 2-trial sweep with --gpus-per-trial 1 (one worker per GPU, each its own CUDA_VISIBLE_DEVICES)
+#   4. what writing last.pt of wav2vec2 with Adam costs
+#   5. a 2-trial sweep with --gpus-per-trial 1 (one worker per GPU, each its own CUDA_VISIBLE_DEVICES)
 # and a summary at the end. The venv comes from `make install` when there is none.
 #
 #   bash benchmarks/gpu_check.sh            # on a GPU machine
@@ -48,6 +49,38 @@ bench() { # label, then extra arguments for input_pipeline.py
 bench fp32 --set 'train.mixed_precision="no"'  # quoted: YAML reads a bare no as false
 bench bf16 --set train.mixed_precision=bf16
 
+echo "== what writing last.pt costs (the stall train.checkpoint_every spreads out)"
+CKPT_PRESET=()
+[[ $CPU == 1 ]] && CKPT_PRESET=(tiny)
+"$PY" - "${CKPT_PRESET[@]}" <<'PYTHON' | tee "$OUT/checkpoint.txt"
+import sys, tempfile, time
+from pathlib import Path
+import torch
+from avbench.catalog import load_experiment
+from avbench.models import create_model
+from avbench.preflight import check_model_args, spec_without_data, with_model_inputs
+from avbench.sweep.space import representative, resolve_space
+from avbench.train.checkpoint import save_checkpoint
+
+preset = sys.argv[1] if len(sys.argv) > 1 else None
+loaded = load_experiment("wav2vec2-cremad", preset=preset)
+values = {k: representative(p) for k, p in resolve_space(loaded).params.items()}
+experiment = with_model_inputs(loaded.resolve(values))
+model = create_model(experiment, spec_without_data(experiment), checked_args=check_model_args(experiment))
+optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad])
+for p in model.parameters():
+    p.grad = torch.zeros_like(p)
+optimizer.step()  # Adam's two moments exist now, as in last.pt after an epoch
+state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+with tempfile.TemporaryDirectory(dir=sys.argv[2] if len(sys.argv) > 2 else None) as tmp:
+    started = time.perf_counter()
+    save_checkpoint(Path(tmp) / "last.pt", state)
+    seconds = time.perf_counter() - started
+    size = (Path(tmp) / "last.pt").stat().st_size / 2**20
+params = sum(p.numel() for p in model.parameters()) / 1e6
+print(f"last.pt of wav2vec2-cremad{' --preset ' + preset if preset else ''} with Adam: {params:.2f}M parameters, {size:.0f} MiB, written in {seconds:.2f} s")
+PYTHON
+
 echo "== a 2-trial sweep, --gpus-per-trial 1 ${SWEEP_GPUS[*]}"
 SWEEP_STARTED=$(date +%s)
 "$PY" -m avbench sweep mel-stats-mlp-cremad --preset tiny --synthetic --no-wandb --trials 2 \
@@ -75,4 +108,5 @@ for model in "${MODELS[@]}"; do
 done
 echo "sweep: $(grep -E 'finished, [0-9]+ failed' "$OUT/sweep.txt" | tail -1) in ${SWEEP_S}s; workers: $(grep -E '^worker 0' "$OUT/sweep.txt" | head -1)"
 cat "$OUT/devices.txt"
+cat "$OUT/checkpoint.txt"
 echo "(everything is under $OUT)"
