@@ -166,9 +166,21 @@ class TrainConfig(_Strict):
     # other key must match in name and shape.
     init_from: str | None = None
     init_skip_keys: list[str] = []
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    # auto: bf16 autocast on a GPU that has it, fp16 with a gradient scaler on one that does
+    # not, fp32 ("no") on CPU (avbench.train.fast); the record says which one ran.
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     seed: int = 42
-    num_workers: int = Field(0, ge=0)
+    # Loader worker processes; auto: a share of the cores on a GPU, 0 on CPU (avbench.train.fast).
+    num_workers: int | Literal["auto"] = 0
+    compile: bool = False  # torch.compile the model (inductor): slower first epoch, faster after
+    checkpoint_every: int = Field(1, ge=1)  # epochs between last.pt writes (resume points)
+
+    @field_validator("num_workers")
+    @classmethod
+    def _check_num_workers(cls, workers):
+        if workers != "auto" and workers < 0:
+            raise ValueError("num_workers is a count of at least 0, or auto")
+        return workers
 
     @field_validator("metric")
     @classmethod
@@ -219,7 +231,7 @@ class Experiment(_Strict):
 
 # Fields that change how a run checks and caches its data, never its numbers: a study may be
 # resumed with other values (e.g. `--strict`).
-RESULT_NEUTRAL_FIELDS = frozenset({"data.strict", "data.cache_workers"})
+RESULT_NEUTRAL_FIELDS = frozenset({"data.strict", "data.cache_workers", "train.checkpoint_every"})
 
 SECTIONS = {
     "data": DataConfig,

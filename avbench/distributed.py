@@ -21,6 +21,7 @@ from avbench.errors import AvbenchError
 # Rank 0 may wait for a trial to take as long as other workers' trials run (they share the
 # study); collectives inside a trial keep torch's default timeout.
 ANNOUNCE_TIMEOUT = timedelta(days=7)
+VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"  # set per worker by avbench.sweep.launch.placement
 
 
 class RankFailure(AvbenchError):
@@ -35,6 +36,24 @@ def launched_processes() -> int:
         return max(1, int(os.environ.get("WORLD_SIZE", "1")))
     except ValueError:
         return 1
+
+
+def parse_ids(text: str) -> list[str]:
+    """ "0,1,2" (or GPU UUIDs) as a list of ids, blanks dropped."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def describe_devices() -> dict:
+    """What a run record says of its devices: the CUDA_VISIBLE_DEVICES ids it was given (None
+    when it inherited none), and the GPU's model and memory when there is one."""
+    import torch
+
+    inherited = os.environ.get(VISIBLE_ENV)
+    devices: dict[str, Any] = {"visible": parse_ids(inherited) if inherited is not None else None}
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        devices.update(gpu=props.name, memory_gb=round(props.total_memory / 2**30, 1), count=torch.cuda.device_count())
+    return devices
 
 
 @dataclass(frozen=True)

@@ -54,13 +54,9 @@ def launcher_request(options: dict[str, Any]) -> dict[str, Any]:
     launcher = options.pop("launcher")
     given = {name: options.pop(name) for name in _SLURM_ONLY}
     if launcher != "slurm":
-        if options.get("gpus_per_trial"):
-            given["gpus_per_trial"] = True
         stray = [name for name, value in given.items() if value]
         if stray:
-            flag = "--" + {"time_limit": "time", "slurm_extra": "slurm", "gpus_per_trial": "gpus-per-trial"}.get(
-                stray[0], stray[0]
-            )
+            flag = "--" + {"time_limit": "time", "slurm_extra": "slurm"}.get(stray[0], stray[0])
             raise ConfigError(f"{flag} is an option of --launcher slurm")
         return {"launcher": launcher}
     slurm = SlurmOptions(

@@ -27,8 +27,20 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
 )
 @count_option(
     "--workers",
-    default=1,
-    help="Worker processes training trials at once against the same storage.",
+    help="Worker processes training trials at once against the same storage [default: one per GPU slot "
+    "where GPUs are visible, else 1].",
+)
+@click.option(
+    "--gpus", default=None, metavar="IDS", help="GPUs the workers share, e.g. 0,1,2,3 [default: all visible]."
+)
+@count_option(
+    "--gpus-per-trial",
+    help="GPUs per trial: each worker is a data-parallel launch on its own; with --launcher slurm each "
+    "array task asks for them (--gpus-per-task) [default: 1].",
+)
+@count_option("--trials-per-gpu", help="Workers sharing each GPU (small trials) [default: 1].")
+@click.option(
+    "--allow-fake-gpus", is_flag=True, help="Assign --gpus ids without CUDA (the workers train on CPU; for tests)."
 )
 @click.option(
     "--storage",
@@ -55,10 +67,6 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
 @count_option(
     "--threads",
     help="torch CPU threads per worker [default: torch's own for one worker, cores // N for N workers].",
-)
-@count_option(
-    "--gpus-per-trial",
-    help="GPUs each trial trains on; with --launcher slurm each array task asks for them (--gpus-per-task).",
 )
 @launcher_options
 @click.option("--dry-run", is_flag=True, help="Print the search space and a cost estimate; create no study.")

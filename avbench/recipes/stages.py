@@ -118,6 +118,7 @@ class Run:
 
 def start_run(prepared: Prepared, ctx: RunContext, trial: TrialInfo, ranks: Ranks) -> Run:
     """The run's folder with its config.yaml and a "running" record."""
+    from avbench.distributed import describe_devices
     from avbench.results.provenance import git_hash, versions
 
     experiment = prepared.experiment
@@ -141,6 +142,7 @@ def start_run(prepared: Prepared, ctx: RunContext, trial: TrialInfo, ranks: Rank
         git=git_hash(),
         cv=trial.cv,
         processes=ranks.count,
+        devices=describe_devices(),
         weights=prepared.input_weights or "",
         data_scores=_data_scores(experiment, prepared),
     )
@@ -165,14 +167,18 @@ def make_loaders(data: PreparedData, cfg: TrainConfig) -> dict:
     import torch
 
     from avbench.data.dataset import ArrayDataset
+    from avbench.distributed import launched_processes
+    from avbench.train.fast import cuda_precision_support, loader_options
 
+    device_type, _ = cuda_precision_support()
+    options = loader_options(cfg.num_workers, device_type=device_type, processes=launched_processes())
     return {
         name: torch.utils.data.DataLoader(
             ArrayDataset(split),
             batch_size=cfg.batch_size,
             shuffle=name == "train",
-            num_workers=cfg.num_workers,
             generator=torch.Generator().manual_seed(cfg.seed),
+            **options,
         )
         for name, split in data.splits.items()
     }
@@ -197,6 +203,7 @@ def execute(run: Run, train: TrainStage, on_eval: OnEval | None = None) -> RunRe
 
     started = time.perf_counter()
     accelerator = make_accelerator(run.experiment, use_wandb=run.ctx.use_wandb)
+    run.record.precision = str(accelerator.mixed_precision)
     out_of_step = False
     try:
         if run.ctx.use_wandb:
@@ -221,17 +228,26 @@ def execute(run: Run, train: TrainStage, on_eval: OnEval | None = None) -> RunRe
 
 
 def make_accelerator(experiment: Experiment, *, use_wandb: bool):
+    """One Accelerator per run: its precision (train.mixed_precision, auto resolved for this
+    device), non-blocking copies of pinned batches on a GPU, torch.compile when asked."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
-    from accelerate.utils import DistributedDataParallelKwargs
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
+
+    from avbench.train.fast import cuda_precision_support, enable_tf32, resolve_precision
 
     AcceleratorState._reset_state()  # each trial may ask for another precision
+    enable_tf32()
+    device_type, bf16 = cuda_precision_support()
+    train = experiment.train
     skips = MODELS.get(experiment.model).skips_parameters
     return Accelerator(
-        mixed_precision=experiment.train.mixed_precision,
-        gradient_accumulation_steps=experiment.train.grad_accum,
+        mixed_precision=resolve_precision(train.mixed_precision, device_type=device_type, bf16_supported=bf16),
+        gradient_accumulation_steps=train.grad_accum,
         log_with="wandb" if use_wandb else None,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)] if skips else None,
+        dataloader_config=DataLoaderConfiguration(non_blocking=device_type == "cuda"),
+        dynamo_backend="inductor" if train.compile else "no",
     )
 
 
@@ -246,7 +262,8 @@ def start_wandb(run: Run, accelerator) -> str | None:
         entity=experiment.tracking.entity,
         run_name=f"{experiment.name}/{record.run_id}",
         group=run.trial.sweep or experiment.name,
-        config={**run.config(), "searched": record.searched, "run_id": record.run_id, "data_kind": record.data_kind},
+        config={**run.config(), "searched": record.searched, "run_id": record.run_id, "data_kind": record.data_kind}
+        | {"devices": record.devices, "processes": record.processes},
         tags=[experiment.task, experiment.model, record.data_kind.split(",")[0]],
     )
 

@@ -63,6 +63,10 @@ class RunRecord:
     wandb_run_id: str | None = None
     cv: dict[str, Any] | None = None  # {"group", "fold", "folds"} for a cross-validation fold
     processes: int = 1  # data-parallel processes (torchrun / accelerate launch) that trained the run
+    # {"visible": the CUDA_VISIBLE_DEVICES ids the run was given (None: inherited none), and
+    # with a GPU its "gpu" model, "memory_gb" and "count"}: which devices trained it.
+    devices: dict[str, Any] = field(default_factory=dict)
+    precision: str = ""  # what train.mixed_precision resolved to: no (fp32), fp16 or bf16
     # Scores of the data alone, without training (the probe's kNN on its cached embeddings), to
     # read next to val/test: {"knn": {"k": 10, "val": {...}, "test": {...}}}.
     data_scores: dict[str, Any] = field(default_factory=dict)

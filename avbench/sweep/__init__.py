@@ -25,6 +25,7 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
     from avbench.errors import AvbenchError, ConfigError
     from avbench.sweep.backends import backend_module, choose_backend
     from avbench.sweep.core import SweepPlan
+    from avbench.sweep.launch.placement import place_workers
     from avbench.sweep.launch.torchrun import follow_trials, refuse_under_launcher
     from avbench.sweep.space import resolve_space
 
@@ -33,7 +34,8 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
         raise AvbenchError(f"{loaded.name} has no null (searched) fields; use `avbench run`")
     space = resolve_space(loaded, request.sweep_config)
     backend = backend_module(choose_backend(request.backend, ctx.use_wandb))
-    if request.workers > 1 and not getattr(backend, "SUPPORTS_WORKERS", False):
+    request = place_workers(request)
+    if (request.workers > 1 or request.placement) and not getattr(backend, "SUPPORTS_WORKERS", False):
         raise ConfigError(
             f"--workers {request.workers}: --backend {request.backend} trains one trial at a time here "
             "(--backend optuna shares a storage between worker processes)"

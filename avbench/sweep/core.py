@@ -71,7 +71,7 @@ class SweepRequest:
     overrides: tuple[str, ...] = ()
     trials: int | None = None  # finished trials in total [default: the experiment's sweep.trials]
     backend: str = "optuna"
-    workers: int = 1
+    workers: int | None = 1  # None: one per GPU slot (avbench.sweep.launch.placement), else 1
     threads: int | None = None
     storage: str | None = None
     study: str | None = None
@@ -79,7 +79,11 @@ class SweepRequest:
     sampler: str | None = None
     pruner: str | None = None
     dry_run: bool = False
+    gpus: str | None = None  # "0,1,2,3": the GPUs the workers share [default: every visible one]
     gpus_per_trial: int | None = None
+    trials_per_gpu: int | None = None
+    allow_fake_gpus: bool = False
+    placement: Any = None  # the workers' devices, set by avbench.sweep.launch.placement.place_workers
     launcher: str = "local"  # or "slurm": the workers as a Slurm job array (avbench.sweep.launch.slurm)
     slurm: SlurmOptions | None = None
 
@@ -132,8 +136,9 @@ def config_fingerprint(loaded: LoadedExperiment, space: SearchSpace) -> str:
     """What makes two sweeps comparable: the config (less presets and what cannot change
     results) and the search space."""
     payload = {k: v for k, v in loaded.raw.items() if k not in ("presets", "sweep")}
-    if isinstance(payload.get("data"), dict):  # how data is checked and cached does not change results
-        payload["data"] = {k: v for k, v in payload["data"].items() if f"data.{k}" not in RESULT_NEUTRAL_FIELDS}
+    for section, values in payload.items():  # how data is checked and cached, how often last.pt is written
+        if isinstance(values, dict):
+            payload[section] = {k: v for k, v in values.items() if f"{section}.{k}" not in RESULT_NEUTRAL_FIELDS}
     payload["space"] = {n: p.describe() for n, p in space.params.items()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

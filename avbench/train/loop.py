@@ -108,7 +108,8 @@ def fit(
     on_eval: OnEval | None = None,
 ) -> FitResult:
     """Train a classifier with early stopping on `cfg.metric`; resume from
-    `checkpoint_dir/last.pt` when it exists (written after every epoch). A model with a
+    `checkpoint_dir/last.pt` when it exists (written every `cfg.checkpoint_every` epochs and
+    after the last). A model with a
     `param_groups(lr)` method trains each group at its own rate."""
     objective = Classification(num_classes, cfg.metric, dict(cfg.head_weights))
     return train_loop(model, loaders, cfg, accelerator, objective, checkpoint_dir=checkpoint_dir, on_eval=on_eval)
@@ -132,10 +133,12 @@ def train_loop(
         model, optimizer, loaders["train"], loaders["val"], loaders["test"]
     )
     scheduler = build_scheduler(optimizer, cfg, -(-len(train_loader) // cfg.grad_accum))
-    unwrapped = accelerator.unwrap_model(model)
+    # The module itself, not its torch.compile wrapper: checkpoints keep plain parameter names.
+    unwrapped = accelerator.unwrap_model(model, keep_torch_compile=False)
     resume = ResumePoint(checkpoint_dir, generators) if checkpoint_dir is not None else None
     state = resume.load(unwrapped, optimizer, scheduler) if resume and resume.exists() else LoopState()
     result = FitResult(resumed_from_epoch=state.epoch)
+    saving, best_unsaved = resume is not None and accelerator.is_main_process, False
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         started = time.perf_counter()
         trained = train_epoch(model, train_loader, optimizer, scheduler, cfg, accelerator, objective)
@@ -146,23 +149,32 @@ def train_loop(
         metrics["epoch_time_s"] = time.perf_counter() - started
         accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
         state.history.append(metrics)
-        improved = state.observe(epoch, objective.score(val), val, unwrapped)
-        if resume is not None and accelerator.is_main_process:
-            if improved:
-                resume.save_best(state)
-            resume.save_last(state, unwrapped, optimizer, scheduler)
+        best_unsaved |= state.observe(epoch, objective.score(val), val, unwrapped)
+        if saving and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
+            best_unsaved = save_resume_point(resume, state, best_unsaved, unwrapped, optimizer, scheduler)
         if on_eval is not None and on_eval(epoch, metrics):
             result.stopped = "pruned"
             break
         if cfg.patience and state.bad_epochs >= cfg.patience:
             result.stopped = "early_stopped"
             break
+    if saving and best_unsaved:  # stopped between resume points: the run's best.pt all the same
+        resume.save_best(state)
     if state.best_weights is not None:
         unwrapped.load_state_dict(state.best_weights)
     result.history, result.best_epoch, result.val = state.history, state.best_epoch, state.best_val
     if result.stopped != "pruned":
         result.test = objective.evaluate(model, test_loader, accelerator)
     return result
+
+
+def save_resume_point(resume: ResumePoint, state: LoopState, best_unsaved: bool, model, optimizer, scheduler) -> bool:
+    """best.pt (when a better epoch came since the last write), then last.pt: written at the
+    same epochs, so a resume from last.pt never meets a best.pt from an epoch after it."""
+    if best_unsaved:
+        resume.save_best(state)
+    resume.save_last(state, model, optimizer, scheduler)
+    return False
 
 
 def train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, accelerator, objective: Objective) -> dict:

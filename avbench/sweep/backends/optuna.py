@@ -13,6 +13,7 @@ this backend's support modules, avbench.sweep.launch.local its `--workers`.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections import Counter
@@ -25,6 +26,7 @@ from optuna.trial import TrialState
 
 from avbench.config import LoadedExperiment
 from avbench.context import RunContext
+from avbench.distributed import VISIBLE_ENV
 from avbench.results.records import RunRecord
 from avbench.sweep.core import (
     Backend,
@@ -164,6 +166,8 @@ def claim_trial(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[
             trial = study.ask()  # a re-enqueued (WAITING) trial comes first
         # Before the lock is released, so no other worker can take this trial for a dead one.
         trial.set_user_attr("worker", worker_id())
+        if (devices := os.environ.get(VISIBLE_ENV)) is not None:
+            trial.set_user_attr("devices", devices)  # where it runs, for the parent's display
         if supports_heartbeat(study._storage):
             study._storage.record_heartbeat(trial._trial_id)
         return trial
@@ -268,7 +272,7 @@ def sweep(plan: SweepPlan) -> SweepOutcome | None:
     )
     if plan.request.launcher == "slurm":
         return submit_array(handle, plan)
-    if plan.request.workers > 1:
+    if plan.request.workers > 1 or plan.request.placement:
         return run_workers(handle, plan)
     follow_parent()  # a no-op unless this process is one of a parent's --workers
     stop_before_time_limit()  # SIGUSR1, Slurm's warning before a task's time limit

@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from avbench.context import RunContext
 from avbench.display import counted_bars, format_values, summarize
+from avbench.distributed import launched_processes
 from avbench.errors import AvbenchError
 from avbench.results.layout import feature_cache_dir, run_files, study_dir, worker_log
 from avbench.results.records import RunRecord
@@ -59,7 +60,8 @@ def follow_parent() -> None:
 
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
-    if os.getppid() != int(parent):  # the parent died before prctl took effect
+    # Under a worker's torchrun the parent is the launcher, which passes the SIGINT on.
+    if os.getppid() != int(parent) and launched_processes() == 1:  # the parent died before prctl took effect
         os.kill(os.getpid(), signal.SIGINT)
 
 
@@ -83,14 +85,15 @@ def prepare_features_once(loaded, space, *, results: Path, synthetic: bool) -> b
 
 
 class _Worker:
-    def __init__(self, index: int, argv: list[str], log: Path, threads: int):
+    def __init__(self, index: int, argv: list[str], log: Path, threads: int, devices: dict[str, str] | None = None):
         self.index, self.argv, self.threads = index, argv, threads
         self.log = log
+        self.devices = devices or {}  # its CUDA_VISIBLE_DEVICES, the same after a restart
         self.restarts = 0
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        env = {**os.environ, PARENT_ENV: str(os.getpid()), "OMP_NUM_THREADS": str(self.threads)}
+        env = {**os.environ, PARENT_ENV: str(os.getpid()), "OMP_NUM_THREADS": str(self.threads), **self.devices}
         with self.log.open("a") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(self.argv)}\n")
             log.flush()
@@ -126,7 +129,9 @@ class _Watch:
                 self.reported.add(trial.number)
                 self.console.print(self._line(trial))
         finished = count_finished(trials)
-        running = [f"t{t.number} epoch {len(t.intermediate_values)}" for t in trials if t.state.name == "RUNNING"]
+        running = [
+            f"t{t.number} epoch {len(t.intermediate_values)}{_where(t)}" for t in trials if t.state.name == "RUNNING"
+        ]
         self.progress.update(self.bar, completed=finished, info=", ".join(running))
 
     def _line(self, trial) -> str:
@@ -140,7 +145,7 @@ class _Watch:
             return f"trial {trial.number} {values}: infeasible, skipped untrained: {reason}"
         record = self._record(trial.user_attrs.get("run_id"))
         outcome = summarize(record) if record is not None else trial.state.name.lower()
-        return f"trial {trial.number} {values}: {outcome}"
+        return f"trial {trial.number} {values}: {outcome}{_where(trial)}"
 
     def _record(self, run_id: str | None) -> RunRecord | None:
         import json
@@ -159,10 +164,17 @@ def run_workers(handle: StudyHandle, plan: SweepPlan) -> SweepOutcome:
     is prepared once the workers are started (they take seconds to import and open the
     study): its build lock makes them wait for it if they get that far first."""
     request, ctx, console = plan.request, plan.ctx, plan.view.console
-    threads = request.threads or threads_per_worker(request.workers)
-    argv = worker_argv(request, ctx, handle, threads)
+    placement = request.placement
+    per_trial = placement.per_trial if placement else 1
+    threads = request.threads or threads_per_worker(request.workers * per_trial)
+    argv = data_parallel(worker_argv(request, ctx, handle, threads), per_trial)
     study_dir(ctx.results, handle.name).mkdir(parents=True, exist_ok=True)
-    pool = [_Worker(i, argv, worker_log(ctx.results, handle.name, i), threads) for i in range(request.workers)]
+    pool = [
+        _Worker(i, argv, worker_log(ctx.results, handle.name, i), threads, placement and placement.env(i))
+        for i in range(request.workers)
+    ]
+    if placement:
+        console.print(", ".join(f"worker {i}: GPU {','.join(slot)}" for i, slot in enumerate(placement.slots)))
     watch = _Watch(console, handle, ctx.results, plan.loaded.name)
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
@@ -197,6 +209,16 @@ def worker_argv(request: SweepRequest, ctx: RunContext, handle: StudyHandle, thr
     return argv + (["--synthetic"] if ctx.synthetic else []) + ([] if ctx.use_wandb else ["--no-wandb"])
 
 
+def data_parallel(argv: list[str], processes: int) -> list[str]:
+    """A worker's command as a `processes`-rank torchrun launch on its GPUs (gloo on CPU):
+    rank 0 claims each trial and announces it to the others (avbench.sweep.launch.torchrun).
+    --standalone gives each launch a free rendezvous port of its own."""
+    if processes == 1:
+        return argv
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes)]
+    return [*launcher, *argv[1:]]  # "-m avbench …"
+
+
 def _supervise(pool: list[_Worker], watch: _Watch) -> None:
     next_update = 0.0
     while True:
@@ -224,6 +246,12 @@ def _supervise(pool: list[_Worker], watch: _Watch) -> None:
             watch.update()
             return
         time.sleep(EXIT_POLL_S)
+
+
+def _where(trial) -> str:
+    """ " on GPU 0,1" for a trial whose worker was given devices."""
+    devices = trial.user_attrs.get("devices")
+    return f" on GPU {devices}" if devices else ""
 
 
 def _study_done(watch: _Watch) -> bool:
