@@ -153,6 +153,13 @@ def metric_from_confusion(confusion: np.ndarray, metric: str) -> np.ndarray:
     raise ValueError(f"unknown metric {metric}")
 
 
+def per_run(labels: np.ndarray, predictions: np.ndarray, num_classes: int, metric: str) -> np.ndarray:
+    """The metric of each row of `predictions` [runs, clips] against `labels` [clips]."""
+    predictions = np.atleast_2d(predictions).astype(np.int64)
+    labels = np.broadcast_to(np.asarray(labels, dtype=np.int64), predictions.shape)
+    return metric_from_confusion(confusion_counts(labels, predictions, num_classes), metric)
+
+
 @dataclass(frozen=True)
 class PairedDifference:
     metric: str
@@ -176,9 +183,7 @@ def paired_bootstrap(
     resample draws the clips with replacement and one replicate of each side."""
     labels = np.asarray(labels, dtype=np.int64)
     a, b = np.atleast_2d(predictions_a).astype(np.int64), np.atleast_2d(predictions_b).astype(np.int64)
-    score_a = metric_from_confusion(confusion_counts(np.broadcast_to(labels, a.shape), a, num_classes), metric)
-    score_b = metric_from_confusion(confusion_counts(np.broadcast_to(labels, b.shape), b, num_classes), metric)
-    difference = float(score_a.mean() - score_b.mean())
+    difference = float(per_run(labels, a, num_classes, metric).mean() - per_run(labels, b, num_classes, metric).mean())
     rng = np.random.default_rng(seed)
     clips = rng.integers(0, len(labels), size=(resamples, len(labels)))
     pick_a, pick_b = rng.integers(0, len(a), size=resamples), rng.integers(0, len(b), size=resamples)
