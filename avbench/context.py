@@ -27,10 +27,13 @@ class RunContext:
 @dataclass(frozen=True)
 class TrialInfo:
     """Who a run is, when a sweep (or a cross-validation) runs it: the sweep's name, the
-    trial's number and searched values, the run id a retry inherits, the fold it is."""
+    trial's number and searched values, the run id a retry inherits, the fold it is, and the
+    run it replicates."""
 
     sweep: str | None = None
     number: int | None = None
     searched: dict = field(default_factory=dict)
     run_id: str | None = None
     cv: dict | None = None
+    replicate_of: str | None = None  # a replicate: the run it re-trains with another seed
+    replicate: int | None = None

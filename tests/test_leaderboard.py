@@ -49,7 +49,7 @@ def test_real_synthetic_and_control_runs_are_never_ranked_together(tmp_path):
     ]
 
 
-def test_cross_validation_folds_become_one_mean_and_std_row(tmp_path):
+def test_cross_validation_folds_become_one_row_with_an_interval_over_the_folds(tmp_path):
     tests = [0.6, 0.7, 0.8]
     for fold, test in enumerate(tests, start=1):
         write_record(
@@ -60,8 +60,10 @@ def test_cross_validation_folds_become_one_mean_and_std_row(tmp_path):
     (row,) = leaderboard_rows(tmp_path)
     assert row["run_id"] == "cv1" and row["folds"] == 3 and row["n_trials"] == 1
     assert row["test/acc"] == pytest.approx(statistics.fmean(tests))
-    assert row["test/acc_std"] == pytest.approx(statistics.pstdev(tests))
-    assert "0.7000 ± 0.0816" in render_markdown([row])
+    assert row["n_runs"] == 3 and row["test/acc_std"] == pytest.approx(statistics.stdev(tests))
+    half = 4.302653 * statistics.stdev(tests) / 3**0.5  # t(0.975, 2) · s / √n
+    assert row["test/acc_ci95"] == pytest.approx([0.7 - half, 0.7 + half], abs=1e-6)
+    assert f"0.7000 ± {half:.4f}" in render_markdown([row])
 
 
 def test_cv_needs_a_task_with_folds(cli):

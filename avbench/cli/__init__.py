@@ -16,6 +16,8 @@ from avbench.cli.boundary import BoundaryGroup
 from avbench.cli.cache import cache
 from avbench.cli.catalog import list_experiment_files, list_matrix, new
 from avbench.cli.imports import import_group, pipeline
+from avbench.cli.replicate import replicate
+from avbench.cli.stats import compare, control
 from avbench.cli.support import (
     SchemaDefault,
     common_run_options,
@@ -373,6 +375,9 @@ def _render_inspection(report, console) -> None:
 
 
 cli.add_command(sweep)
+cli.add_command(replicate)
+cli.add_command(compare)
+cli.add_command(control)
 cli.add_command(show)
 cli.add_command(agent_trial)
 cli.add_command(features)

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from avbench.cli.launchers import launcher_options, launcher_request
+from avbench.cli.replicate import replicate_best, replicate_options
 from avbench.cli.support import count_option, grid_run_options, make_console, results_dir, with_init_from, with_strict
 from avbench.sweep.backends import BACKENDS
 
@@ -77,6 +78,7 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
     help=f"One of {', '.join(BACKENDS)}. wandb: W&B Sweeps, on W&B's server when logged in, else W&B's own "
     "sweep engine run locally; wandb-online: on W&B's server only.",
 )
+@replicate_options
 @click.pass_context
 def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, strict, grid_task, grid_model, **options):
     """Search the null fields of an experiment (or of every experiment of --task / --model); re-run to resume."""
@@ -84,6 +86,7 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, st
         from avbench.cli.catalog import sweep_grid
 
         return sweep_grid(ctx, sweep, experiment=experiment, task=grid_task, model=grid_model)
+    replicas = {name: options.pop(name) for name in ("replicates", "top", "resplit")}
     # Every option not named here is the SweepRequest field of the same name.
     from avbench.context import RunContext
     from avbench.display import ConsoleView
@@ -98,8 +101,14 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, st
     run_ctx = RunContext(results_dir(ctx), synthetic=synthetic, use_wandb=not no_wandb, preset=preset)
     console = make_console()
     outcome = run(request, run_ctx, ConsoleView(console))
-    if outcome is not None:
-        _report_sweep(run_ctx, outcome, console)
+    if outcome is None:
+        return
+    if replicas["replicates"] and replicas["replicates"] > 1 and not request.dry_run:
+        from avbench.sweep.launch import started_by_parent
+
+        if not started_by_parent():  # the parent of --workers replicates once, after its workers
+            replicate_best(run_ctx, request, outcome.study, console, seeds=replicas.pop("replicates"), **replicas)
+    _report_sweep(run_ctx, outcome, console)
 
 
 def _report_sweep(run_ctx, outcome, console) -> None:

@@ -103,6 +103,7 @@ class Run:
     ranks: Ranks
     record: RunRecord
     out_dir: Path
+    data_root: Path | None = None  # test clips are named relative to it in predictions.npz
 
     @property
     def metrics_file(self) -> Path:
@@ -145,14 +146,31 @@ def start_run(prepared: Prepared, ctx: RunContext, trial: TrialInfo, ranks: Rank
         devices=describe_devices(),
         weights=prepared.input_weights or "",
         data_scores=_data_scores(experiment, prepared),
+        replicate_of=trial.replicate_of,
+        replicate=trial.replicate,
+        test_class_counts=test_class_counts(prepared.data, experiment.train.metric),
     )
     out_dir = run_dir(ctx.results, experiment.name, record.run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = Run(experiment, prepared.model_args, prepared.data, ctx, trial, ranks, record, out_dir)
+    run = Run(experiment, prepared.model_args, prepared.data, ctx, trial, ranks, record, out_dir, prepared.root)
     if ranks.is_main:
         RunFiles(run.out_dir).config.write_text(yaml.safe_dump(run.config(), sort_keys=False))
     run.save_record()
     return run
+
+
+def test_class_counts(data: PreparedData, metric: str) -> list[int]:
+    """Test examples per class of the head `metric` selects on (the majority-class baseline)."""
+    import numpy as np
+
+    from avbench.spec import split_metric
+
+    head, _ = split_metric(metric)
+    labels = data.splits["test"].labels
+    sizes = data.spec.head_sizes()
+    if head is not None and labels.ndim > 1:
+        labels = labels[:, list(sizes).index(head)]
+    return np.bincount(labels, minlength=sizes.get(head, data.spec.num_classes)).tolist()
 
 
 def _data_scores(experiment: Experiment, prepared: Prepared) -> dict:
@@ -328,6 +346,27 @@ def finalise_record(run: Run, result: FitResult) -> None:
     record.resumed_from_epoch = result.resumed_from_epoch
     record.epochs_run = len(result.history)
     record.status = "pruned" if result.stopped == "pruned" else "completed"
+    if result.test_outputs and run.ranks.is_main:
+        write_test_predictions(run, result.test_outputs)
+
+
+def write_test_predictions(run: Run, outputs: dict) -> None:
+    """predictions.npz beside the record, the clips named relative to the data root."""
+    from avbench.results.predictions import write_predictions
+
+    paths = run.data.splits["test"].paths
+    root = run.data_root.resolve() if run.data_root is not None else None
+    ids = [str(_relative(Path(p), root)) for p in paths]
+    write_predictions(RunFiles(run.out_dir).predictions, ids, outputs)
+
+
+def _relative(path: Path, root: Path | None) -> Path:
+    if root is None:
+        return path
+    try:
+        return path.resolve().relative_to(root)
+    except ValueError:
+        return path
 
 
 def write_wandb_summary(accelerator, record: RunRecord) -> None:

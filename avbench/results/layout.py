@@ -2,7 +2,8 @@
 
     results/
       runs/<experiment>/<run_id>/   one run (RunFiles): record.json, metrics.jsonl, config.yaml,
-                                    best.pt, last.pt, rank-<i>.json, representations.nc, confusion.png
+                                    best.pt, last.pt, rank-<i>.json, predictions.npz,
+                                    representations.nc, confusion.png
       studies/<study>.db            a sweep's default Optuna storage (SQLite)
       studies/<study>/              its plots and its workers' logs (worker-<i>.log)
       cache/features/               the feature cache, shared by every run and experiment
@@ -55,6 +56,11 @@ class RunFiles:
     def representations(self) -> Path:
         """auDeep runs: every clip's learned representation (netCDF-4)."""
         return self.root / "representations.nc"
+
+    @property
+    def predictions(self) -> Path:
+        """Every test clip's label, prediction and class probabilities (avbench.results.predictions)."""
+        return self.root / "predictions.npz"
 
     @property
     def confusion(self) -> Path:

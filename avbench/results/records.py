@@ -6,6 +6,7 @@ results/runs/<experiment>/<run_id>/
     record.json     this record (written at start as "running", rewritten at the end)
     rank-<i>.json   with many processes, what each rank trained and how it ended
     best.pt         the best epoch's weights; last.pt the latest epoch, for resuming
+    predictions.npz every test clip's label, prediction and probabilities (avbench.results.predictions)
 No torch here: the leaderboard must stay light.
 """
 
@@ -70,6 +71,12 @@ class RunRecord:
     # Scores of the data alone, without training (the probe's kNN on its cached embeddings), to
     # read next to val/test: {"knn": {"k": 10, "val": {...}, "test": {...}}}.
     data_scores: dict[str, Any] = field(default_factory=dict)
+    # A replicate re-trains a finished trial's config with another seed (avbench.sweep.replicates):
+    # the run id of the run it replicates, and its index (1, 2, …; the original is 0).
+    replicate_of: str | None = None
+    replicate: int | None = None
+    # The test split's examples per class (of the selection head), for chance and majority-class accuracy.
+    test_class_counts: list[int] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:

@@ -52,15 +52,31 @@ class EvalCollector:
     labels: dict[str | None, list[torch.Tensor]] = field(default_factory=dict)
     widths: dict[str | None, int] = field(default_factory=dict)
     losses: list[torch.Tensor] = field(default_factory=list)
+    # Class probabilities per head, kept only when asked for (the test split's per-clip predictions).
+    keep_probabilities: bool = False
+    probabilities: dict[str | None, list[torch.Tensor]] = field(default_factory=dict)
 
     def add(self, logits: Logits, labels: torch.Tensor, loss: torch.Tensor) -> None:
         outputs = logits if isinstance(logits, dict) else {None: logits}
         columns = _columns(logits, labels) if isinstance(logits, dict) else {None: labels}
         for name, out in outputs.items():
             self.preds.setdefault(name, []).append(out.argmax(dim=-1).cpu())
+            if self.keep_probabilities:
+                self.probabilities.setdefault(name, []).append(out.float().softmax(dim=-1).cpu())
             self.labels.setdefault(name, []).append(columns[name].cpu())
             self.widths[name] = out.shape[-1]
         self.losses.append(loss.float().cpu())
+
+    def outputs(self) -> dict[str | None, dict]:
+        """head (None for one) → {"labels" [N], "predictions" [N], "probabilities" [N, C]} as numpy."""
+        return {
+            name: {
+                "labels": torch.cat(self.labels[name]).numpy(),
+                "predictions": torch.cat(self.preds[name]).numpy(),
+                "probabilities": torch.cat(probabilities).numpy(),
+            }
+            for name, probabilities in self.probabilities.items()
+        }
 
     def metrics(self) -> dict:
         """{acc, uar, macro_f1, confusion, loss}; with heads each under `<head>/`, plus the total loss."""

@@ -42,6 +42,8 @@ class FitResult:
     test: dict = field(default_factory=dict)
     stopped: str = "completed"  # completed | early_stopped | pruned
     resumed_from_epoch: int = 0
+    # The test split's per-example outputs (EvalCollector.outputs), for objectives that give them.
+    test_outputs: dict = field(default_factory=dict)
 
 
 class Objective(Protocol):
@@ -63,14 +65,24 @@ class Objective(Protocol):
 def evaluate(model, loader, accelerator, num_classes: int) -> dict:
     """Classification metrics over the whole split (per head when the model has several);
     gather_for_metrics drops the samples that distributed sampling duplicated to even out the ranks."""
+    return _collect(model, loader, accelerator, EvalCollector(num_classes)).metrics()
+
+
+def evaluate_with_outputs(model, loader, accelerator, num_classes: int) -> tuple[dict, dict]:
+    """evaluate()'s metrics and every example's label, prediction and class probabilities
+    (EvalCollector.outputs), in the loader's order."""
+    collected = _collect(model, loader, accelerator, EvalCollector(num_classes, keep_probabilities=True))
+    return collected.metrics(), collected.outputs()
+
+
+def _collect(model, loader, accelerator, collected: EvalCollector) -> EvalCollector:
     model.eval()
-    collected = EvalCollector(num_classes)
     with torch.no_grad():
         for batch in loader:
             logits = model(batch)
             loss = per_example_loss(logits, batch["label"])
             collected.add(*accelerator.gather_for_metrics((logits, batch["label"], loss)))
-    return collected.metrics()
+    return collected
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,9 @@ class Classification:
 
     def evaluate(self, model, loader, accelerator) -> dict:
         return evaluate(model, loader, accelerator, self.num_classes)
+
+    def evaluate_with_outputs(self, model, loader, accelerator) -> tuple[dict, dict]:
+        return evaluate_with_outputs(model, loader, accelerator, self.num_classes)
 
     def score(self, metrics: dict) -> float:
         return metrics[self.metric]
@@ -164,7 +179,11 @@ def train_loop(
         unwrapped.load_state_dict(state.best_weights)
     result.history, result.best_epoch, result.val = state.history, state.best_epoch, state.best_val
     if result.stopped != "pruned":
-        result.test = objective.evaluate(model, test_loader, accelerator)
+        with_outputs = getattr(objective, "evaluate_with_outputs", None)
+        if with_outputs is not None:
+            result.test, result.test_outputs = with_outputs(model, test_loader, accelerator)
+        else:
+            result.test = objective.evaluate(model, test_loader, accelerator)
     return result
 
 
