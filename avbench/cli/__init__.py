@@ -363,6 +363,10 @@ def _render_inspection(report, console) -> None:
         for value, count in tally.items():
             formats.add_row(label, str(value), str(count))
     console.print(formats)
+    from avbench.data.leaks import summary_lines
+
+    for line in summary_lines(report.leak_checks, report.leaks):
+        console.print(line, markup=False, highlight=False)
     if not report.problems:
         console.print("no problems found")
         return

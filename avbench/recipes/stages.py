@@ -143,6 +143,8 @@ def start_run(prepared: Prepared, ctx: RunContext, trial: TrialInfo, ranks: Rank
         processes=ranks.count,
         weights=prepared.input_weights or "",
         data_scores=_data_scores(experiment, prepared),
+        leak_checks=list(prepared.data.leaks.checks),
+        leaks=prepared.data.leaks.as_dict()["leaks"],
     )
     out_dir = run_dir(ctx.results, experiment.name, record.run_id)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,9 @@ class RunRecord:
     # Scores of the data alone, without training (the probe's kNN on its cached embeddings), to
     # read next to val/test: {"knn": {"k": 10, "val": {...}, "test": {...}}}.
     data_scores: dict[str, Any] = field(default_factory=dict)
+    # avbench.data.leaks: the checks that ran on the run's splits and what they found.
+    leak_checks: list[str] = field(default_factory=list)
+    leaks: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
