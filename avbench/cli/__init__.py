@@ -16,6 +16,7 @@ from avbench.cli.boundary import BoundaryGroup
 from avbench.cli.cache import cache
 from avbench.cli.catalog import list_experiment_files, list_matrix, new
 from avbench.cli.imports import import_group, pipeline
+from avbench.cli.report import report
 from avbench.cli.support import (
     SchemaDefault,
     common_run_options,
@@ -384,6 +385,7 @@ cli.add_command(import_group)
 cli.add_command(pipeline)
 cli.add_command(new)
 cli.add_command(cache)
+cli.add_command(report)
 
 
 def main() -> None:
