@@ -148,7 +148,9 @@ def validate(experiments: tuple[str, ...]) -> None:
 
 @cli.command()
 @common_run_options
-@click.option("--cv", is_flag=True, help="Cross-validate over the task's predefined folds (esc50, esc10).")
+@click.option(
+    "--cv", is_flag=True, help="Cross-validate over the task's folds (esc50, esc10; data.folds speaker folds)."
+)
 @click.pass_context
 def run(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, strict, cv) -> None:
     """Train and evaluate one experiment once (every field must have a value)."""
@@ -232,7 +234,7 @@ def _cross_validate(name: str, config, run_ctx) -> None:
     from avbench.results.records import new_run_id
 
     console = make_console()
-    folds = fold_count(config.task)
+    folds = fold_count(config.task, config.data)
     group = f"cv-{new_run_id()}"
     console.print(f"{name}: {folds}-fold cross-validation ({group})")
     outcome = run_cross_validation(
@@ -313,17 +315,20 @@ def synth(task: str, out: Path | None, size: str, seed: int) -> None:
     type=click.IntRange(min=1),
     cls=SchemaDefault,
     field="data.fold",
-    help="Test fold, for tasks with predefined folds (esc50, esc10).",
+    help="Test fold, for tasks with predefined folds (esc50, esc10) or with --folds.",
 )
+@click.option("--folds", type=click.IntRange(min=0), default=0, help="Speaker folds (data.folds; 0: 70/10/20).")
 @click.option("--speaker-regex", default=None, help="Regex with one group: the speaker in a file name.")
 @click.option("--split-seed", type=int, cls=SchemaDefault, field="data.split_seed")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON instead of tables.")
-def inspect(path: Path, task: str | None, fold: int, speaker_regex: str | None, split_seed: int, as_json: bool) -> None:
+def inspect(
+    path: Path, task: str | None, fold: int, folds: int, speaker_regex: str | None, split_seed: int, as_json: bool
+) -> None:
     """Files, classes per split, durations, formats and every problem in a dataset folder."""
     from avbench.config import DataConfig
     from avbench.tasks.detection import inspect_dataset
 
-    data_config = DataConfig(fold=fold, speaker_regex=speaker_regex, split_seed=split_seed)
+    data_config = DataConfig(fold=fold, folds=folds, speaker_regex=speaker_regex, split_seed=split_seed)
     report = inspect_dataset(path, task, data_config)
     if as_json:
         import dataclasses

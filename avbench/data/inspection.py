@@ -186,7 +186,7 @@ def inspect_listing(root: Path, task: Task, data: DataConfig, *, detected_by: st
     }
     leaks = find_leaks(items, root)
     folds = None
-    if task.fold_count is not None:
+    if task.folds_for(data) is not None:
         folds = dict(sorted(Counter(item.fold for item in items if item.fold is not None).items()))
     return Inspection(
         root=str(root),
