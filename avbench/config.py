@@ -209,6 +209,8 @@ class TrackingConfig(_Strict):
     wandb: bool = True
     project: str = "avbench"
     entity: str | None = None
+    # Upload the run's best checkpoint (best.pt) to W&B as a model artifact.
+    log_model: bool = False
 
 
 class Experiment(_Strict):

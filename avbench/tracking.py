@@ -56,3 +56,41 @@ def start_tracking(
         return None
     run = accelerator.get_tracker("wandb", unwrap=True)
     return getattr(run, "id", None)
+
+
+def per_class_scores(confusion: list[list[int]], class_names: list[str]) -> list[list]:
+    """[class, precision, recall, F1, support] per class of a confusion matrix (rows = true class)."""
+    rows = []
+    for index, name in enumerate(class_names):
+        true_pos = confusion[index][index]
+        support = sum(confusion[index])
+        predicted = sum(row[index] for row in confusion)
+        precision = true_pos / predicted if predicted else 0.0
+        recall = true_pos / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append([name, precision, recall, f1, support])
+    return rows
+
+
+def log_test_panels(
+    run, *, confusion: list[list[int]] | None, class_names: list[str], checkpoint: Path | None, artifact: str
+) -> None:
+    """The end of a run on its W&B page: the test confusion matrix (`wandb.plot`), a per-class
+    precision / recall / F1 table and, when `checkpoint` is given (tracking.log_model), the
+    best weights as a model artifact."""
+    import wandb
+
+    panels = {}
+    if confusion:
+        names = class_names if len(class_names) == len(confusion) else [str(i) for i in range(len(confusion))]
+        y_true = [t for t, row in enumerate(confusion) for p, count in enumerate(row) for _ in range(count)]
+        preds = [p for row in confusion for p, count in enumerate(row) for _ in range(count)]
+        panels["test/confusion_matrix"] = wandb.plot.confusion_matrix(y_true=y_true, preds=preds, class_names=names)
+        columns = ["class", "precision", "recall", "f1", "support"]
+        panels["test/per_class"] = wandb.Table(columns=columns, data=per_class_scores(confusion, names))
+    if panels:
+        run.log(panels)
+    if checkpoint is not None and checkpoint.is_file():
+        model = wandb.Artifact(artifact, type="model", metadata={"file": checkpoint.name})
+        model.add_file(str(checkpoint))
+        run.log_artifact(model)

@@ -26,6 +26,7 @@ from avbench.cli.support import (
     with_strict,
 )
 from avbench.cli.sweep import agent_trial, show, sweep
+from avbench.cli.wandb_cmds import log_leaderboard_rows, sync
 from avbench.errors import AvbenchError
 from avbench.results.layout import run_files, runs_root
 from avbench.spec import STANDIN_SIZES
@@ -254,8 +255,9 @@ def _cross_validate(name: str, config, run_ctx) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]), default="table", show_default=True)
 @click.option("--task", default=None, help="Only this task.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to a file.")
+@click.option("--wandb", "to_wandb", is_flag=True, help="Also log the rows as a W&B Table to their project.")
 @click.pass_context
-def leaderboard(ctx, fmt: str, task: str | None, out: Path | None) -> None:
+def leaderboard(ctx, fmt: str, task: str | None, out: Path | None, to_wandb: bool) -> None:
     """Rank the best validation run of each (task, model); read from results/ only."""
     from avbench.results.leaderboard import leaderboard_rows, render_csv, render_json, render_markdown, render_table
     from avbench.results.records import read_records
@@ -264,6 +266,8 @@ def leaderboard(ctx, fmt: str, task: str | None, out: Path | None) -> None:
     for path, reason in skipped:  # on stderr: the table or the exported file stays whole
         click.echo(f"skipped a damaged run record: {path}: {reason}", err=True)
     rows = leaderboard_rows(results_dir(ctx), task, records=records)
+    if to_wandb and rows:
+        log_leaderboard_rows(results_dir(ctx), rows)
     if fmt == "table" and out is None:
         if not rows:
             click.echo(f"no finished runs under {runs_root(results_dir(ctx))}")
@@ -391,6 +395,7 @@ cli.add_command(pipeline)
 cli.add_command(new)
 cli.add_command(cache)
 cli.add_command(report)
+cli.add_command(sync)
 
 
 def main() -> None:
