@@ -73,24 +73,18 @@ def per_class_scores(confusion: list[list[int]], class_names: list[str]) -> list
 
 
 def log_test_panels(
-    run, *, confusion: list[list[int]] | None, class_names: list[str], checkpoint: Path | None, artifact: str
+    tracker, *, confusion: list[list[int]] | None, class_names: list[str], checkpoint: Path | None, artifact: str
 ) -> None:
-    """The end of a run on its W&B page: the test confusion matrix (`wandb.plot`), a per-class
-    precision / recall / F1 table and, when `checkpoint` is given (tracking.log_model), the
-    best weights as a model artifact."""
-    import wandb
-
-    panels = {}
+    """The end of a run on its W&B page, through Accelerate's tracker (this module never imports
+    wandb, so the sweep core stays free of it): the test confusion matrix as the table
+    `wandb.plot.confusion_matrix` draws (Actual, Predicted, nPredictions: W&B's confusion-matrix
+    chart preset reads it), a per-class precision / recall / F1 table and, when `checkpoint` is
+    given (tracking.log_model), the best weights as a model artifact."""
     if confusion:
         names = class_names if len(class_names) == len(confusion) else [str(i) for i in range(len(confusion))]
-        y_true = [t for t, row in enumerate(confusion) for p, count in enumerate(row) for _ in range(count)]
-        preds = [p for row in confusion for p, count in enumerate(row) for _ in range(count)]
-        panels["test/confusion_matrix"] = wandb.plot.confusion_matrix(y_true=y_true, preds=preds, class_names=names)
+        cells = [[names[t], names[p], count] for t, row in enumerate(confusion) for p, count in enumerate(row)]
+        tracker.log_table("test/confusion_matrix", columns=["Actual", "Predicted", "nPredictions"], data=cells)
         columns = ["class", "precision", "recall", "f1", "support"]
-        panels["test/per_class"] = wandb.Table(columns=columns, data=per_class_scores(confusion, names))
-    if panels:
-        run.log(panels)
+        tracker.log_table("test/per_class", columns=columns, data=per_class_scores(confusion, names))
     if checkpoint is not None and checkpoint.is_file():
-        model = wandb.Artifact(artifact, type="model", metadata={"file": checkpoint.name})
-        model.add_file(str(checkpoint))
-        run.log_artifact(model)
+        tracker.tracker.log_artifact(str(checkpoint), name=artifact, type="model")

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from avbench.errors import AvbenchError
-from avbench.results.layout import run_files, wandb_parent
+from avbench.results.layout import run_files, wandb_runs_dir
 from avbench.tracking import configure_wandb_env, wandb_dir, wandb_logged_in
 
 SYNCED = "avbench-synced"  # written into an offline run's folder once `wandb sync` uploaded it
@@ -28,7 +28,7 @@ LEADERBOARD_TABLE = "leaderboard"
 
 def offline_runs(results: Path) -> list[Path]:
     """Every offline run folder W&B wrote under results/, oldest first."""
-    return sorted((wandb_parent(results) / "wandb").glob("offline-run-*"))
+    return sorted(wandb_runs_dir(results).glob("offline-run-*"))
 
 
 def is_synced(run: Path) -> bool:

@@ -34,7 +34,11 @@ def test_a_run_logs_lr_train_acc_the_confusion_matrix_and_its_checkpoint(logged_
     assert logged["config"]["study"] is None and logged["config"]["trial"] is None
     assert "replicate" in logged["config"] and logged["run"]["group"] == "mel-stats-mlp-cremad"
     assert logged["summary"]["test/acc"] == record.test["acc"]
-    assert logged["summary"]["test/confusion_matrix_table/_type"] == "table-file"
+    assert logged["summary"]["test/confusion_matrix/_type"] == "table-file"
+    (matrix,) = run_dir.glob("files/media/table/test/confusion_matrix_*.table.json")
+    cells = json.loads(matrix.read_text())
+    assert cells["columns"] == ["Actual", "Predicted", "nPredictions"] and len(cells["data"]) == 36
+    assert sum(cell[2] for cell in cells["data"]) == record.data_sizes["test"]
     (table,) = run_dir.glob("files/media/table/test/per_class_*.table.json")
     rows = json.loads(table.read_text())["data"]
     assert [row[0] for row in rows] == ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]

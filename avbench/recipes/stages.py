@@ -333,8 +333,8 @@ def write_wandb_summary(run: Run, accelerator) -> None:
     record = run.record
     summary = {f"best_val/{k}": v for k, v in record.val.items() if isinstance(v, int | float)}
     summary.update({f"test/{k}": v for k, v in record.test.items() if isinstance(v, int | float)})
-    tracker = accelerator.get_tracker("wandb", unwrap=True)
-    tracker.summary.update(summary)
+    tracker = accelerator.get_tracker("wandb")
+    tracker.tracker.summary.update(summary)
     head, _ = split_metric(record.metric)
     spec = run.data.spec
     log_test_panels(

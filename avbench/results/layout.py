@@ -112,3 +112,8 @@ def wandb_sweep_state(results: Path, sweep: str, *, online: bool = False) -> Pat
 def report_dir(results: Path) -> Path:
     """Where `avbench report` writes its page by default."""
     return Path(results) / "report"
+
+
+def wandb_runs_dir(results: Path) -> Path:
+    """Where W&B keeps its offline-run-* folders (under wandb_parent)."""
+    return wandb_parent(results) / "wandb"
