@@ -53,6 +53,9 @@ class DataConfig(_Strict):
     synth_size: Literal[STANDIN_SIZES] = "small"
     # Tasks with predefined folds (ESC-50): fold k is test, fold k mod n + 1 is validation.
     fold: int = Field(1, ge=1)
+    # Tasks split by speaker (CREMA-D, RAVDESS, …): deal the speakers into this many folds
+    # and hold out `fold` as ESC does; 0 = the 70/10/20 speaker split.
+    folds: int = Field(0, ge=0)
     # A regex with one group that pulls the speaker out of a file name (audiofolder, commands):
     # the split then keeps every speaker in one split.
     speaker_regex: str | None = None
@@ -207,6 +210,10 @@ class EvaluationConfig(_Strict):
 class SweepConfig(_Strict):
     trials: int = Field(10, ge=1)  # finished trials in total, across restarts
     pruner: Literal["median", "hyperband", "none"] = "median"
+    # What a trial scores: its validation metric, or (cv) the mean of it over the task's folds
+    # (data.folds speaker folds, or ESC's), each trial one cross-validation that Optuna's
+    # WilcoxonPruner stops once it loses to the best trial fold by fold.
+    objective: Literal["val", "cv"] = "val"
     seed: int = 0  # seeds the sampler
 
 
@@ -214,6 +221,8 @@ class TrackingConfig(_Strict):
     wandb: bool = True
     project: str = "avbench"
     entity: str | None = None
+    # Upload the run's best checkpoint (best.pt) to W&B as a model artifact.
+    log_model: bool = False
 
 
 class Experiment(_Strict):

@@ -57,6 +57,7 @@ UNKNOWN_SPEAKER = "unknown"  # Item.speaker when the layout does not say who spe
 # task that does not honour one refuses another value.
 OPTIONAL_DATA_FIELDS = {
     "fold": (1, "it has no predefined folds"),
+    "folds": (0, "its split is not by speaker"),
     "speaker_regex": (None, "its speakers come from its layout"),
     "label_source": ("filename", "its labels come only from its file names or metadata"),
     "subfolders": ({}, "its splits are not folders of their own"),
@@ -144,6 +145,19 @@ class Task:
             raise DatasetError(
                 f"{self.display_name}: data.fold={data.fold} but the dataset has folds 1–{self.fold_count}"
             )
+        if "folds" in self.data_options:
+            self._check_speaker_folds(data)
+
+    def _check_speaker_folds(self, data: DataConfig) -> None:
+        if data.folds and data.folds < len(SPLITS):
+            raise DatasetError(f"{self.display_name}: data.folds={data.folds}: a test, a val and a train fold need 3")
+        if data.fold > max(data.folds, 1):
+            where = f"folds 1–{data.folds}" if data.folds else "no folds (set data.folds, e.g. 5)"
+            raise DatasetError(f"{self.display_name}: data.fold={data.fold} but the speaker split has {where}")
+
+    def folds_for(self, data: DataConfig) -> int | None:
+        """How many folds cross-validation runs over: the predefined ones, or `data.folds` speaker folds."""
+        return self.fold_count or (data.folds if "folds" in self.data_options and data.folds else None)
 
     def missing(self, what: str) -> DatasetError:
         """The one-line error for an absent or empty layout."""

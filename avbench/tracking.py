@@ -56,3 +56,35 @@ def start_tracking(
         return None
     run = accelerator.get_tracker("wandb", unwrap=True)
     return getattr(run, "id", None)
+
+
+def per_class_scores(confusion: list[list[int]], class_names: list[str]) -> list[list]:
+    """[class, precision, recall, F1, support] per class of a confusion matrix (rows = true class)."""
+    rows = []
+    for index, name in enumerate(class_names):
+        true_pos = confusion[index][index]
+        support = sum(confusion[index])
+        predicted = sum(row[index] for row in confusion)
+        precision = true_pos / predicted if predicted else 0.0
+        recall = true_pos / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append([name, precision, recall, f1, support])
+    return rows
+
+
+def log_test_panels(
+    tracker, *, confusion: list[list[int]] | None, class_names: list[str], checkpoint: Path | None, artifact: str
+) -> None:
+    """The end of a run on its W&B page, through Accelerate's tracker (this module never imports
+    wandb, so the sweep core stays free of it): the test confusion matrix as the table
+    `wandb.plot.confusion_matrix` draws (Actual, Predicted, nPredictions: W&B's confusion-matrix
+    chart preset reads it), a per-class precision / recall / F1 table and, when `checkpoint` is
+    given (tracking.log_model), the best weights as a model artifact."""
+    if confusion:
+        names = class_names if len(class_names) == len(confusion) else [str(i) for i in range(len(confusion))]
+        cells = [[names[t], names[p], count] for t, row in enumerate(confusion) for p, count in enumerate(row)]
+        tracker.log_table("test/confusion_matrix", columns=["Actual", "Predicted", "nPredictions"], data=cells)
+        columns = ["class", "precision", "recall", "f1", "support"]
+        tracker.log_table("test/per_class", columns=columns, data=per_class_scores(confusion, names))
+    if checkpoint is not None and checkpoint.is_file():
+        tracker.tracker.log_artifact(str(checkpoint), name=artifact, type="model")

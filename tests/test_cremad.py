@@ -16,7 +16,8 @@ import soundfile as sf
 from avbench.config import DataConfig
 from avbench.errors import DatasetError
 from avbench.registry import TASKS
-from avbench.tasks.cremad import CremaD, split_actors
+from avbench.tasks.cremad import CremaD
+from avbench.tasks.splits import split_actors
 
 
 @pytest.fixture(scope="module")
@@ -261,5 +262,5 @@ def test_label_source_without_the_summary_table_is_one_line_error(tiny: tuple[Pa
     shutil.copytree(source / "AudioWAV", tmp_path / "AudioWAV")
     with pytest.raises(DatasetError, match=r"label_source=multimodal needs processedResults/summaryTable.csv"):
         CremaD().items(tmp_path, DataConfig(label_source="multimodal"))
-    with pytest.raises(DatasetError, match="data.fold=2 does not apply"):
+    with pytest.raises(DatasetError, match=r"data.fold=2 but the speaker split has no folds \(set data.folds"):
         CremaD().items(tmp_path, DataConfig(fold=2))

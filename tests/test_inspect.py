@@ -58,6 +58,7 @@ def test_synth_then_inspect_through_the_cli(name: str, standin, cli) -> None:
     assert report["sample_rates"] == {str(rate): len(items)} and report["channels"] == {"1": len(items)}
     assert set(report["formats"]) == formats and set(report["video"]) == video
     assert report["problems"] == []
+    assert report["leaks"] == [], report["leaks"]  # the stand-ins' splits are clean: no false alarms
     assert 0 < report["durations"]["min"] <= report["durations"]["mean"] <= report["durations"]["max"]
     assert (report["folds"] is not None) == (task.fold_count is not None)
 

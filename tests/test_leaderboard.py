@@ -83,7 +83,7 @@ def test_cv_needs_a_task_with_folds(cli):
         "model_args.dropout=0",
         expect=1,
     )
-    assert "no predefined folds" in result.output
+    assert "has no folds; cross-validation needs predefined ones (esc50, esc10) or data.folds" in result.output
 
 
 def test_cv_runs_every_esc10_fold_and_ranks_one_mean_and_std_row(cli, workspace):

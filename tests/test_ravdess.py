@@ -131,7 +131,7 @@ def test_missing_layout_is_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "Actor_01").mkdir()
     with pytest.raises(DatasetError, match="no speech recording with audio"):
         Ravdess().items(tmp_path, DataConfig())
-    with pytest.raises(DatasetError, match="data.fold=2 does not apply"):
+    with pytest.raises(DatasetError, match=r"data.fold=2 but the speaker split has no folds \(set data.folds"):
         Ravdess().items(tmp_path, DataConfig(fold=2))
 
 

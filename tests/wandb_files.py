@@ -40,11 +40,12 @@ def _payloads(data: bytes):
 
 
 def read_offline_run(run_dir: Path) -> dict:
-    """{'run': {...}, 'config': {...}, 'history': [{...}], 'summary': {...}} of one offline run."""
+    """{'run': {...}, 'config': {...}, 'history': [{...}], 'summary': {...}, 'artifacts': [...]} of one
+    offline run; each artifact as {'name', 'type', 'files'}."""
     from wandb.proto import wandb_internal_pb2 as pb
 
     path = next(Path(run_dir).glob("run-*.wandb"))
-    out: dict = {"run": {}, "config": {}, "history": [], "summary": {}}
+    out: dict = {"run": {}, "config": {}, "history": [], "summary": {}, "artifacts": []}
     for payload in _payloads(path.read_bytes()):
         record = pb.Record()
         record.ParseFromString(payload)
@@ -63,6 +64,9 @@ def read_offline_run(run_dir: Path) -> dict:
             out["history"].append(
                 {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
             )
+        elif kind == "artifact":
+            files = [entry.path for entry in record.artifact.manifest.contents]
+            out["artifacts"].append({"name": record.artifact.name, "type": record.artifact.type, "files": files})
         elif kind == "summary":
             for item in record.summary.update:
                 out["summary"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)

@@ -17,6 +17,7 @@ from avbench.cli.cache import cache
 from avbench.cli.catalog import list_experiment_files, list_matrix, new
 from avbench.cli.imports import import_group, pipeline
 from avbench.cli.replicate import replicate
+from avbench.cli.report import report
 from avbench.cli.stats import compare, control
 from avbench.cli.support import (
     SchemaDefault,
@@ -27,6 +28,7 @@ from avbench.cli.support import (
     with_strict,
 )
 from avbench.cli.sweep import agent_trial, show, sweep
+from avbench.cli.wandb_cmds import log_leaderboard_rows, sync
 from avbench.errors import AvbenchError
 from avbench.results.layout import run_files, runs_root
 from avbench.spec import STANDIN_SIZES
@@ -149,7 +151,9 @@ def validate(experiments: tuple[str, ...]) -> None:
 
 @cli.command()
 @common_run_options
-@click.option("--cv", is_flag=True, help="Cross-validate over the task's predefined folds (esc50, esc10).")
+@click.option(
+    "--cv", is_flag=True, help="Cross-validate over the task's folds (esc50, esc10; data.folds speaker folds)."
+)
 @click.pass_context
 def run(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, strict, cv) -> None:
     """Train and evaluate one experiment once (every field must have a value)."""
@@ -233,7 +237,7 @@ def _cross_validate(name: str, config, run_ctx) -> None:
     from avbench.results.records import new_run_id
 
     console = make_console()
-    folds = fold_count(config.task)
+    folds = fold_count(config.task, config.data)
     group = f"cv-{new_run_id()}"
     console.print(f"{name}: {folds}-fold cross-validation ({group})")
     outcome = run_cross_validation(
@@ -253,8 +257,9 @@ def _cross_validate(name: str, config, run_ctx) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]), default="table", show_default=True)
 @click.option("--task", default=None, help="Only this task.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to a file.")
+@click.option("--wandb", "to_wandb", is_flag=True, help="Also log the rows as a W&B Table to their project.")
 @click.pass_context
-def leaderboard(ctx, fmt: str, task: str | None, out: Path | None) -> None:
+def leaderboard(ctx, fmt: str, task: str | None, out: Path | None, to_wandb: bool) -> None:
     """Rank the best validation run of each (task, model); read from results/ only."""
     from avbench.results.leaderboard import leaderboard_rows, render_csv, render_json, render_markdown, render_table
     from avbench.results.records import read_records
@@ -263,6 +268,8 @@ def leaderboard(ctx, fmt: str, task: str | None, out: Path | None) -> None:
     for path, reason in skipped:  # on stderr: the table or the exported file stays whole
         click.echo(f"skipped a damaged run record: {path}: {reason}", err=True)
     rows = leaderboard_rows(results_dir(ctx), task, records=records)
+    if to_wandb and rows:
+        log_leaderboard_rows(results_dir(ctx), rows)
     if fmt == "table" and out is None:
         if not rows:
             click.echo(f"no finished runs under {runs_root(results_dir(ctx))}")
@@ -314,17 +321,20 @@ def synth(task: str, out: Path | None, size: str, seed: int) -> None:
     type=click.IntRange(min=1),
     cls=SchemaDefault,
     field="data.fold",
-    help="Test fold, for tasks with predefined folds (esc50, esc10).",
+    help="Test fold, for tasks with predefined folds (esc50, esc10) or with --folds.",
 )
+@click.option("--folds", type=click.IntRange(min=0), default=0, help="Speaker folds (data.folds; 0: 70/10/20).")
 @click.option("--speaker-regex", default=None, help="Regex with one group: the speaker in a file name.")
 @click.option("--split-seed", type=int, cls=SchemaDefault, field="data.split_seed")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON instead of tables.")
-def inspect(path: Path, task: str | None, fold: int, speaker_regex: str | None, split_seed: int, as_json: bool) -> None:
+def inspect(
+    path: Path, task: str | None, fold: int, folds: int, speaker_regex: str | None, split_seed: int, as_json: bool
+) -> None:
     """Files, classes per split, durations, formats and every problem in a dataset folder."""
     from avbench.config import DataConfig
     from avbench.tasks.detection import inspect_dataset
 
-    data_config = DataConfig(fold=fold, speaker_regex=speaker_regex, split_seed=split_seed)
+    data_config = DataConfig(fold=fold, folds=folds, speaker_regex=speaker_regex, split_seed=split_seed)
     report = inspect_dataset(path, task, data_config)
     if as_json:
         import dataclasses
@@ -365,6 +375,10 @@ def _render_inspection(report, console) -> None:
         for value, count in tally.items():
             formats.add_row(label, str(value), str(count))
     console.print(formats)
+    from avbench.data.leaks import summary_lines
+
+    for line in summary_lines(report.leak_checks, report.leaks):
+        console.print(line, markup=False, highlight=False)
     if not report.problems:
         console.print("no problems found")
         return
@@ -385,6 +399,8 @@ cli.add_command(import_group)
 cli.add_command(pipeline)
 cli.add_command(new)
 cli.add_command(cache)
+cli.add_command(report)
+cli.add_command(sync)
 
 
 def main() -> None:

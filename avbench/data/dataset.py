@@ -3,7 +3,8 @@
 Bad input never crashes a run and never silently shrinks it: a file that cannot be used
 (corrupt, empty, no audio track, a video file missing, a name the task cannot label) is
 dropped from its split with its reason in `PreparedData.skipped`, which the run record
-keeps; with `data.strict` the first one stops the run with one line naming it.
+keeps; with `data.strict` the first one stops the run with one line naming it. Split leaks
+(avbench.data.leaks) are warned about and recorded, and stop a strict run.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from avbench.data.cache import CachedRows, FeatureCache
 from avbench.data.cache_build import Extractor
 from avbench.data.crop import TemporalWindow, cached_clip, crops_at_load
 from avbench.data.features import LogMelExtractor, LogMelSettings, WaveformExtractor, WaveformSettings
+from avbench.data.leaks import LeakReport, check_leaks
 from avbench.data.linear_spectrogram import LinearSpectrogramExtractor, LinearSpectrogramSettings
 from avbench.data.segments import clip_windows
 from avbench.data.spectrogram import SpectrogramExtractor, SpectrogramSettings
@@ -56,6 +58,7 @@ class PreparedData:
     splits: dict[str, SplitArrays]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     cache: dict = field(default_factory=dict)  # hits, misses, decoded, failed, hit_rate, by_modality
+    leaks: LeakReport = field(default_factory=LeakReport)
 
     def sizes(self) -> dict[str, int]:
         return {name: len(split.labels) for name, split in self.splits.items()}
@@ -170,6 +173,7 @@ def prepare_data(
             usable.append(item)
     if data.strict and skipped:
         raise DecodeError(*skipped[0])
+    leaks = check_leaks(usable, root, strict=data.strict)
 
     requests = {m: (extractors[m], [_source(item, m) for item in usable]) for m in modalities}
     fetched = cache.fetch(requests, strict=data.strict, progress=progress)
@@ -211,7 +215,7 @@ def prepare_data(
         class_names=tuple(task.classes),
         heads=dict(task.heads),
     )
-    return PreparedData(spec, splits, skipped, cache.totals())
+    return PreparedData(spec, splits, skipped, cache.totals(), leaks)
 
 
 def _labels(members: list[Item], *, multi_head: bool) -> np.ndarray:

@@ -2,14 +2,16 @@
 is found by avbench.tasks.detection; this module knows no task).
 
 Files are listed by the task (`Task.items`), so the splits and classes are those a run would
-use; each file's header is read (soundfile for WAV/FLAC/OGG/MP3, PyAV for containers) without
-decoding the samples. Every problem found (an unparsable name, an empty or corrupt file, a
+use; each file's header is read (soundfile for WAV/FLAC/OGG/MP3, PyAV for containers); only
+the leak checks decode the audio. Every problem found (an unparsable name, an empty or corrupt file, a
 file the metadata lists but that is missing, a class outside the class list, an unreadable
-folder) is listed with its path. The result is plain data; the CLI only renders it.
+folder) is listed with its path, and so is every split leak (avbench.data.leaks). The result
+is plain data; the CLI only renders it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avbench.config import DataConfig
+from avbench.data.leaks import find_leaks
 from avbench.errors import DatasetError
 from avbench.spec import SPLITS, UNKNOWN_SPEAKER, Task
 
@@ -76,6 +79,8 @@ class Inspection:
     video: dict[str, int]  # "128×72 @ 30 fps" → files
     folds: dict[int, int] | None = None  # fold → files, for tasks with predefined folds
     problems: list[tuple[str, str]] = field(default_factory=list)
+    leak_checks: list[str] = field(default_factory=list)  # avbench.data.leaks.CHECKS that ran
+    leaks: list[dict] = field(default_factory=list)  # one per finding: check, subject, paths per split, files
 
 
 def probe(path: Path) -> MediaInfo:
@@ -179,8 +184,9 @@ def inspect_listing(root: Path, task: Task, data: DataConfig, *, detected_by: st
         )
         for split in SPLITS
     }
+    leaks = find_leaks(items, root)
     folds = None
-    if task.fold_count is not None:
+    if task.folds_for(data) is not None:
         folds = dict(sorted(Counter(item.fold for item in items if item.fold is not None).items()))
     return Inspection(
         root=str(root),
@@ -198,6 +204,8 @@ def inspect_listing(root: Path, task: Task, data: DataConfig, *, detected_by: st
         video=dict(tallies["video"].most_common()),
         folds=folds,
         problems=sorted(problems),
+        leak_checks=leaks.checks,
+        leaks=[dataclasses.asdict(leak) for leak in leaks.leaks],
     )
 
 

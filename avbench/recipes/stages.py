@@ -149,6 +149,8 @@ def start_run(prepared: Prepared, ctx: RunContext, trial: TrialInfo, ranks: Rank
         replicate_of=trial.replicate_of,
         replicate=trial.replicate,
         test_class_counts=test_class_counts(prepared.data, experiment.train.metric),
+        leak_checks=list(prepared.data.leaks.checks),
+        leaks=prepared.data.leaks.as_dict()["leaks"],
     )
     out_dir = run_dir(ctx.results, experiment.name, record.run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -229,7 +231,7 @@ def execute(run: Run, train: TrainStage, on_eval: OnEval | None = None) -> RunRe
         result = train_with_retry(run, accelerator, train, epoch_reporter(run, on_eval))
         finalise_record(run, result)
         if run.ctx.use_wandb and accelerator.is_main_process:
-            write_wandb_summary(accelerator, run.record)
+            write_wandb_summary(run, accelerator)
     except KeyboardInterrupt:
         run.record.status, run.record.error = "interrupted", "interrupted by the user"
         raise
@@ -280,8 +282,18 @@ def start_wandb(run: Run, accelerator) -> str | None:
         entity=experiment.tracking.entity,
         run_name=f"{experiment.name}/{record.run_id}",
         group=run.trial.sweep or experiment.name,
-        config={**run.config(), "searched": record.searched, "run_id": record.run_id, "data_kind": record.data_kind}
-        | {"devices": record.devices, "processes": record.processes},
+        config={
+            **run.config(),
+            "searched": record.searched,
+            "run_id": record.run_id,
+            "data_kind": record.data_kind,
+            # W&B groups a sweep's runs by these: its study, the trial, and which replicate of it.
+            "study": run.trial.sweep,
+            "trial": run.trial.number,
+            "replicate": run.trial.replicate,
+            "devices": record.devices,
+            "processes": record.processes,
+        },
         tags=[experiment.task, experiment.model, record.data_kind.split(",")[0]],
     )
 
@@ -369,10 +381,26 @@ def _relative(path: Path, root: Path | None) -> Path:
         return path
 
 
-def write_wandb_summary(accelerator, record: RunRecord) -> None:
+def write_wandb_summary(run: Run, accelerator) -> None:
+    """Best validation and test metrics in the summary; the test confusion matrix, per-class
+    scores and (tracking.log_model) the best checkpoint as panels of the run."""
+    from avbench.spec import split_metric
+    from avbench.tracking import log_test_panels
+
+    record = run.record
     summary = {f"best_val/{k}": v for k, v in record.val.items() if isinstance(v, int | float)}
     summary.update({f"test/{k}": v for k, v in record.test.items() if isinstance(v, int | float)})
-    accelerator.get_tracker("wandb", unwrap=True).summary.update(summary)
+    tracker = accelerator.get_tracker("wandb")
+    tracker.tracker.summary.update(summary)
+    head, _ = split_metric(record.metric)
+    spec = run.data.spec
+    log_test_panels(
+        tracker,
+        confusion=record.test.get(f"{head}/confusion" if head else "confusion"),
+        class_names=list(spec.heads.get(head, ()) if head else spec.class_names),
+        checkpoint=RunFiles(run.out_dir).best if run.experiment.tracking.log_model else None,
+        artifact=f"{record.experiment}-{record.run_id}",
+    )
 
 
 def record_failure(run: Run, exc: Exception) -> bool:

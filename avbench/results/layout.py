@@ -123,3 +123,13 @@ def wandb_parent(results: Path) -> Path:
 
 def wandb_sweep_state(results: Path, sweep: str, *, online: bool = False) -> Path:
     return Path(results) / "wandb-sweeps" / (f"{sweep}.online.json" if online else f"{sweep}.json")
+
+
+def report_dir(results: Path) -> Path:
+    """Where `avbench report` writes its page by default."""
+    return Path(results) / "report"
+
+
+def wandb_runs_dir(results: Path) -> Path:
+    """Where W&B keeps its offline-run-* folders (under wandb_parent)."""
+    return wandb_parent(results) / "wandb"

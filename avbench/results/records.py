@@ -77,6 +77,9 @@ class RunRecord:
     replicate: int | None = None
     # The test split's examples per class (of the selection head), for chance and majority-class accuracy.
     test_class_counts: list[int] = field(default_factory=list)
+    # avbench.data.leaks: the checks that ran on the run's splits and what they found.
+    leak_checks: list[str] = field(default_factory=list)
+    leaks: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:

@@ -264,14 +264,20 @@ def run_trial(
             return trial.report(epoch, metrics[f"val/{metric}"])
 
         info = TrialInfo(sweep=sweep, number=trial.number, searched=dict(trial.values), run_id=run_id)
-        record = run_recipe(experiment, ctx, trial=info, on_eval=on_eval, progress=hooks.features)
+        if experiment.sweep.objective == "cv":
+            from avbench.sweep.cv_objective import run_cv_trial
+
+            record, value = run_cv_trial(trial, experiment, ctx, info, metric)
+        else:
+            record = run_recipe(experiment, ctx, trial=info, on_eval=on_eval, progress=hooks.features)
+            value = record.val.get(metric) if record.val else None
     except KeyboardInterrupt:
         trial.interrupt()
         raise
     except Exception as exc:  # a user error (config, data): every trial would hit it
         trial.fail(str(exc) or type(exc).__name__)
         raise
-    trial.finish(record, record.val.get(metric) if record.val else None)
+    trial.finish(record, value)
     return record
 
 

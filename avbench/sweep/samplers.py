@@ -103,8 +103,18 @@ def median_warmup_epochs(epochs: int | None) -> int:
     return max(2, (epochs or 0) // 3)
 
 
-def make_pruner(name: str | None, default: str, space: SearchSpace, epochs: int | None) -> optuna.pruners.BasePruner:
-    """--pruner beats the sweep file's early_terminate, which beats the experiment's sweep.pruner."""
+def make_pruner(
+    name: str | None, default: str, space: SearchSpace, epochs: int | None, objective: str = "val"
+) -> optuna.pruners.BasePruner:
+    """--pruner beats the sweep file's early_terminate, which beats the experiment's sweep.pruner.
+    A cross-validated objective reports folds, not epochs: WilcoxonPruner compares them with
+    the best trial's, fold by fold (a signed-rank test; --pruner none turns it off)."""
+    if objective == "cv":
+        if name == "none":
+            return optuna.pruners.NopPruner()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(p_threshold=0.1)
     if name is None:
         name = "hyperband" if space.early_terminate.get("type") == "hyperband" else default
     if name == "none":

@@ -24,7 +24,7 @@ from avbench.errors import DatasetError
 from avbench.registry import register_task
 from avbench.spec import Item, Task
 from avbench.tasks import folders, standin, synth
-from avbench.tasks.splits import split_actors
+from avbench.tasks.splits import split_speakers
 
 ANNOTATIONS = "annotations.json"
 SAMPLE_RATE = 16000
@@ -49,6 +49,7 @@ class Annotations(Task):
     classes: tuple[str, ...] = EMOTIONS
     heads: dict[str, tuple[str, ...]] = {"emotion": EMOTIONS, "state": STATES}
     layout = 'ROOT/annotations.json ({"<file>_<i>.wav": {"emotion": …, "state": …}}) with the WAVs beside it'
+    data_options = frozenset({"fold", "folds"})  # recording folds, as the speaker folds of other tasks
     # (recordings, segments per recording)
     sizes = {"tiny": (6, 12), "small": (12, 30), "medium": (30, 40), "full": (60, 60)}
 
@@ -83,12 +84,14 @@ class Annotations(Task):
             name: tuple(sorted({labels[name] for _, labels in found}, key=folders.natural_key)) for name in names
         }
         self.classes = self.heads[names[0]]
-        by_recording = split_actors([recording_of(path.name) for path, _ in found], data.split_seed)
+        by_recording, folds = split_speakers([recording_of(path.name) for path, _ in found], data)
         items = []
         for path, labels in found:
             targets = tuple(self.heads[name].index(labels[name]) for name in names)
             recording = recording_of(path.name)
-            items.append(Item(path, targets[0], recording, by_recording[recording], targets=targets))
+            items.append(
+                Item(path, targets[0], recording, by_recording[recording], targets=targets, fold=folds[recording])
+            )
         return items
 
     def _read(self, root: Path) -> dict:

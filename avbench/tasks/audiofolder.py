@@ -16,10 +16,11 @@ import numpy as np
 import soundfile as sf
 
 from avbench.config import DataConfig
+from avbench.errors import DatasetError
 from avbench.registry import register_task
 from avbench.spec import UNKNOWN_SPEAKER, Item, Task
 from avbench.tasks import folders, standin, synth
-from avbench.tasks.splits import split_actors, stratified_split
+from avbench.tasks.splits import split_speakers, stratified_split
 
 SAMPLE_RATE = 16000
 SPEAKER_REGEX = r"^([0-9a-f]{8})_nohash_"  # the stand-in's (and Speech Commands') file names
@@ -32,7 +33,7 @@ class AudioFolder(Task):
     classes: tuple[str, ...] = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes")
     data_defaults = {"root": "data/audiofolder", "clip_seconds": 1.0}
     layout = "ROOT/<class>/<file>.{wav,flac,ogg,mp3,m4a,…} (one folder per class)"
-    data_options = frozenset({"speaker_regex"})
+    data_options = frozenset({"speaker_regex", "fold", "folds"})
     detect_as_fallback = True
     # (speakers, recordings per speaker and word)
     sizes = {"tiny": (12, 1), "small": (40, 2), "medium": (100, 2), "full": (250, 2)}
@@ -74,13 +75,16 @@ class AudioFolder(Task):
         if not found:
             raise self.missing(f"no class folder with audio under {root}")
         self.classes = tuple(sorted({name for _, name, _ in found}, key=folders.natural_key))
+        folds: dict[str, int | None] = {}
         if regex is not None:
-            by_speaker = split_actors([speaker for _, _, speaker in found], data.split_seed)
+            by_speaker, folds = split_speakers([speaker for _, _, speaker in found], data)
             splits = [by_speaker[speaker] for _, _, speaker in found]
+        elif data.folds:
+            raise DatasetError("audiofolder: data.folds splits by speaker; set data.speaker_regex too")
         else:
             splits = stratified_split([name for _, name, _ in found], data.split_seed)
         return [
-            Item(audio=path, label=self.classes.index(name), speaker=speaker, split=split)
+            Item(audio=path, label=self.classes.index(name), speaker=speaker, split=split, fold=folds.get(speaker))
             for (path, name, speaker), split in zip(found, splits, strict=True)
         ]
 

@@ -23,7 +23,7 @@ from avbench.registry import register_task
 from avbench.spec import UNKNOWN_SPEAKER, Item, Task
 from avbench.tasks import standin, synth, synth_av
 from avbench.tasks.split_csv import read_split_csv
-from avbench.tasks.splits import split_actors
+from avbench.tasks.splits import split_speakers
 
 SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 LEVELS = ("LO", "MD", "HI", "XX")
@@ -94,7 +94,7 @@ class CremaD(Task):
     title = "CREMA-D"
     classes = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
     modalities = ("audio", "video")
-    data_options = frozenset({"label_source", "split_csv", "audio_root"})
+    data_options = frozenset({"label_source", "split_csv", "audio_root", "fold", "folds"})
     data_defaults = {"root": "data/cremad", "clip_seconds": 2.5}
     layout = "ROOT/AudioWAV/<actor>_<sentence>_<emotion>_<level>.wav (CREMA-D; optional ROOT/VideoFlash/*.flv)"
     sizes = SIZES
@@ -128,6 +128,8 @@ class CremaD(Task):
         if data.split_csv is not None:
             if data.label_source != "filename":
                 raise DatasetError("CREMA-D: data.split_csv gives the labels; data.label_source must stay 'filename'")
+            if data.folds:
+                raise DatasetError("CREMA-D: data.split_csv gives the split; data.folds must stay 0")
             return self._items_from_csv(data.split_csv, audio_dir, root / "VideoFlash")
         return self._items_from_names(root, audio_dir, data)
 
@@ -146,7 +148,7 @@ class CremaD(Task):
                 parsed.append((path, fields))
         if not parsed:
             raise self._missing(f"no usable .wav in {audio_dir}")
-        splits = split_actors([fields[0] for _, fields in parsed], data.split_seed)
+        splits, folds = split_speakers([fields[0] for _, fields in parsed], data)
         votes = self._votes(root, data.label_source) if data.label_source != "filename" else None
         video_dir = root / "VideoFlash"
         out: list[Item] = []
@@ -165,6 +167,7 @@ class CremaD(Task):
                     speaker=actor,
                     split=splits[actor],
                     video=video if video.is_file() else None,
+                    fold=folds[actor],
                 )
             )
         return out

@@ -22,7 +22,7 @@ from avbench.data.audio import EMPTY_WAV_BYTES
 from avbench.registry import register_task
 from avbench.spec import Item, Task
 from avbench.tasks import standin, synth, synth_av
-from avbench.tasks.splits import split_actors
+from avbench.tasks.splits import split_speakers
 
 SAMPLE_RATE = 48000
 # The stand-in's speech is synthesised at 16 kHz and resampled to the published 48 kHz: half
@@ -76,6 +76,7 @@ class Ravdess(Task):
     modalities = ("audio", "video")
     data_defaults = {"root": "data/ravdess", "clip_seconds": 3.5}
     layout = "ROOT/Actor_XX/MM-VV-EE-II-SS-RR-AA.wav (03-…, 48 kHz) and optional .mp4 (01-… audio-video)"
+    data_options = frozenset({"fold", "folds"})
     # (actors, clips per actor and emotion); None = every real performance (60 per actor).
     sizes = {"tiny": (10, 1), "small": (24, 4), "medium": (24, 6), "full": (24, None)}
 
@@ -130,7 +131,7 @@ class Ravdess(Task):
         usable = {clip: paths for clip, paths in speech.items() if "03" in paths or "01" in paths}
         if not usable:
             raise self.missing(f"no speech recording with audio (03-01-….wav or 01-01-….mp4) under {root}")
-        splits = split_actors([clip.actor for clip in usable], data.split_seed)
+        splits, folds = split_speakers([clip.actor for clip in usable], data)
         out = []
         for clip in sorted(usable, key=lambda c: c.stem("03")):
             paths = usable[clip]
@@ -141,6 +142,7 @@ class Ravdess(Task):
                     speaker=clip.actor,
                     split=splits[clip.actor],
                     video=paths.get("01"),
+                    fold=folds[clip.actor],
                 )
             )
         return out

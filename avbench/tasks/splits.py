@@ -1,8 +1,11 @@
 """Deterministic train/val/test assignment shared by the tasks.
 
 Speaker-independent splits (by actor or speaker) follow TFDS `crema_d`: sorted IDs shuffled
-with `np.random.RandomState(seed)`, then 70/10/20. Datasets without speakers are split
-70/10/20 within every class, so each split has every class in proportion.
+with `np.random.RandomState(seed)`, then 70/10/20. With `data.folds: K` the same shuffled
+speakers are dealt into K folds instead (speaker i of the shuffle into fold i mod K + 1, so
+fold sizes differ by at most one speaker) and `data.fold: k` tests on fold k and validates on
+fold k mod K + 1, as ESC-50's predefined folds. Datasets without speakers are split 70/10/20
+within every class, so each split has every class in proportion.
 """
 
 from __future__ import annotations
@@ -10,11 +13,15 @@ from __future__ import annotations
 import zlib
 from collections.abc import Hashable, Iterator, Sequence
 from fractions import Fraction
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from avbench.errors import DatasetError
 from avbench.spec import SPLITS
+
+if TYPE_CHECKING:
+    from avbench.config import DataConfig
 
 T = TypeVar("T")
 
@@ -40,6 +47,24 @@ def split_actors(actors: list[str], seed: int) -> dict[str, str]:
     order = sorted(set(actors))
     np.random.RandomState(seed).shuffle(order)
     return dict(_in_splits(order))
+
+
+def speaker_folds(speakers: list[str], folds: int, seed: int) -> dict[str, int]:
+    """speaker → fold 1..`folds`: the shuffle split_actors uses, dealt round-robin."""
+    order = sorted(set(speakers))
+    if len(order) < folds:
+        raise DatasetError(f"data.folds={folds} needs at least {folds} speakers; the data has {len(order)}")
+    np.random.RandomState(seed).shuffle(order)
+    return {speaker: position % folds + 1 for position, speaker in enumerate(order)}
+
+
+def split_speakers(speakers: list[str], data: DataConfig) -> tuple[dict[str, str], dict[str, int | None]]:
+    """(speaker → split, speaker → fold): 70/10/20 by speaker (folds None), or with `data.folds`
+    the speaker folds with `data.fold` held out."""
+    if not data.folds:
+        return split_actors(speakers, data.split_seed), dict.fromkeys(speakers)
+    fold_of = speaker_folds(speakers, data.folds, data.split_seed)
+    return {s: fold_split(fold, data.fold, data.folds) for s, fold in fold_of.items()}, dict(fold_of)
 
 
 def stratified_split(labels: Sequence[Hashable], seed: int) -> list[str]:

@@ -161,6 +161,7 @@ def train_loop(
             raise NonFiniteLoss(f"training loss became {trained['train/loss']} in epoch {epoch}")
         val = objective.evaluate(model, val_loader, accelerator)
         metrics = {"epoch": epoch, **trained, **{f"val/{k}": v for k, v in val.items() if is_logged(k)}}
+        metrics["lr"] = optimizer.param_groups[0]["lr"]  # after the epoch's scheduler steps
         metrics["epoch_time_s"] = time.perf_counter() - started
         accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
         state.history.append(metrics)

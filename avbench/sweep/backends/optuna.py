@@ -111,7 +111,9 @@ def open_study(
         load_if_exists=True,
         direction="maximize",
         sampler=make_sampler(space, chosen, seed),
-        pruner=make_pruner(pruner, loaded.config.sweep.pruner, space, loaded.config.train.epochs),
+        pruner=make_pruner(
+            pruner, loaded.config.sweep.pruner, space, loaded.config.train.epochs, loaded.config.sweep.objective
+        ),
     )
     fingerprint = config_fingerprint(loaded, space)
     known = optuna_study.user_attrs.get("config_fingerprint")
