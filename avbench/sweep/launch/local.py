@@ -164,7 +164,6 @@ def run_workers(handle: StudyHandle, plan: SweepPlan) -> SweepOutcome:
     study_dir(ctx.results, handle.name).mkdir(parents=True, exist_ok=True)
     pool = [_Worker(i, argv, worker_log(ctx.results, handle.name, i), threads) for i in range(request.workers)]
     watch = _Watch(console, handle, ctx.results, plan.loaded.name)
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         for worker in pool:
             worker.start()
@@ -172,11 +171,9 @@ def run_workers(handle: StudyHandle, plan: SweepPlan) -> SweepOutcome:
             console.print("features ready in the cache for every worker")
         with watch.progress:
             _supervise(pool, watch)
-    except BaseException:  # Ctrl-C, SIGTERM, a failed worker: stop the others cleanly
+    except BaseException:  # Ctrl-C, SIGTERM (avbench.cli.boundary), a failed worker: stop the others cleanly
         _stop(pool)
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return sweep_outcome(handle)
 
 
@@ -241,7 +238,3 @@ def _stop(pool: list[_Worker]) -> None:
             worker.proc.wait(timeout=max(1.0, deadline - time.time()))
         except subprocess.TimeoutExpired:
             worker.proc.kill()  # its trial is recovered as dead by the next run
-
-
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
