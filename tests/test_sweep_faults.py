@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from avbench.catalog import load_experiment
-from avbench.context import RunContext
+from avbench.context import RunContext, TrialInfo
 from avbench.recipes import run_recipe
 from avbench.registry import register_model
 from avbench.results.records import iter_records
@@ -195,3 +195,25 @@ def test_the_same_seed_gives_the_same_suggestions(probe_workspace, sampler):
     assert first == again
     assert first != other
     assert len({p["train.lr"] for p in first}) == 2  # two different draws, not one replayed
+
+
+def test_a_damaged_last_checkpoint_restarts_the_run_from_scratch_with_a_line_in_its_record(probe_workspace):
+    """A retried trial finds its last.pt cut short (and best.pt not a checkpoint at all): it
+    trains from epoch 1 instead of failing, and the record says why."""
+    from avbench.results.layout import run_files
+    from avbench.train.checkpoint import DamagedCheckpoint, load_checkpoint
+
+    ctx = RunContext(probe_workspace / "results", synthetic=True, use_wandb=False)
+    experiment = probe_config(**{"model_args.failure": "none"})
+    first = run_recipe(experiment, ctx, trial=TrialInfo(run_id="damaged"))
+    files = run_files(ctx.results, experiment.name, "damaged")
+    good = files.best.read_bytes()
+    files.last.write_bytes(good[: len(good) // 2])  # as a copy or a disk fault cut short
+    files.best.write_bytes(b"not a checkpoint")
+    again = run_recipe(experiment, ctx, trial=TrialInfo(run_id="damaged"))
+    assert first.status == again.status == "completed" and again.epochs_run == 2 and again.resumed_from_epoch == 0
+    assert again.resume_warning.startswith(f"checkpoint {files.last} is damaged")
+    assert again.resume_warning.endswith("restarted from scratch")
+    files.best.write_bytes(good[:100])  # what a command reading a finished run's best.pt (generate) meets
+    with pytest.raises(DamagedCheckpoint, match=f"checkpoint {files.best} is damaged"):
+        load_checkpoint(files.best)

@@ -310,6 +310,7 @@ def finalise_record(run: Run, result: FitResult) -> None:
     record.val, record.test = result.val, result.test
     record.best_epoch, record.stopped = result.best_epoch, result.stopped
     record.resumed_from_epoch = result.resumed_from_epoch
+    record.resume_warning = result.resume_warning
     record.epochs_run = len(result.history)
     record.status = "pruned" if result.stopped == "pruned" else "completed"
 

@@ -42,6 +42,7 @@ class FitResult:
     test: dict = field(default_factory=dict)
     stopped: str = "completed"  # completed | early_stopped | pruned
     resumed_from_epoch: int = 0
+    resume_warning: str | None = None  # the checkpoints were damaged: started over
 
 
 class Objective(Protocol):
@@ -134,8 +135,8 @@ def train_loop(
     scheduler = build_scheduler(optimizer, cfg, -(-len(train_loader) // cfg.grad_accum))
     unwrapped = accelerator.unwrap_model(model)
     resume = ResumePoint(checkpoint_dir, generators) if checkpoint_dir is not None else None
-    state = resume.load(unwrapped, optimizer, scheduler) if resume and resume.exists() else LoopState()
-    result = FitResult(resumed_from_epoch=state.epoch)
+    state, warning = resume.load_or_start_over(unwrapped, optimizer, scheduler) if resume else (LoopState(), None)
+    result = FitResult(resumed_from_epoch=state.epoch, resume_warning=warning)
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         started = time.perf_counter()
         trained = train_epoch(model, train_loader, optimizer, scheduler, cfg, accelerator, objective)
