@@ -217,3 +217,32 @@ def test_a_damaged_last_checkpoint_restarts_the_run_from_scratch_with_a_line_in_
     files.best.write_bytes(good[:100])  # what a command reading a finished run's best.pt (generate) meets
     with pytest.raises(DamagedCheckpoint, match=f"checkpoint {files.best} is damaged"):
         load_checkpoint(files.best)
+
+
+def test_a_results_folder_without_room_for_checkpoints_stops_the_sweep_and_requeues_the_trial(
+    cli, probe_workspace, monkeypatch
+):
+    """The free-space check on a real folder, made to fire by a reserve larger than any disk:
+    the sweep stops in one line naming the folder and the space needed, the trial is given back
+    (like Ctrl-C, not a failure) and the next run, with room, completes the sweep."""
+    monkeypatch.setenv("AVBENCH_FREE_SPACE_RESERVE_MB", str(10**12))
+    args = ("sweep", "fault-probe-cremad", "--synthetic", "--no-wandb", "--set", "model_args.failure=none")
+    args += ("--sweep-config", str(probe_workspace / "lr.yaml"), "--trials", "2")
+    (probe_workspace / "lr.yaml").write_text("parameters:\n  train.lr: {values: [0.01, 0.003]}\n")
+    (probe_workspace / "experiments" / "fault-probe-cremad.yaml").write_text(
+        PROBE_EXPERIMENT.replace("lr: 0.01", "lr: null")
+    )
+    result = cli(*args, expect=1)
+    assert "out of space: " in result.output and "MB free, the run's checkpoints need about" in result.output
+    assert "Traceback" not in result.output
+    (record,) = iter_records(probe_workspace / "results")
+    assert record.status == "interrupted" and record.error.startswith("out of space: ")
+    assert not list((probe_workspace / "results").rglob("*.tmp"))
+    storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'fault-probe-cremad.db').resolve()}"
+    study = optuna.load_study(study_name="fault-probe-cremad-synthetic", storage=storage)
+    assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]  # re-queued, not failed for good
+
+    monkeypatch.delenv("AVBENCH_FREE_SPACE_RESERVE_MB")
+    assert "2 finished" in cli(*args).output
+    records = {r.run_id: r for r in iter_records(probe_workspace / "results")}
+    assert records[record.run_id].status == "completed"

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from avbench.config import TrainConfig
+from avbench.train.free_space import check_free_space
 from avbench.train.heads import EvalCollector, classification_loss, is_logged, per_example_loss
 from avbench.train.optim import build_optimizer, build_scheduler, model_param_groups
 from avbench.train.resume import LoopState, ResumePoint, loader_generators
@@ -149,6 +150,8 @@ def train_loop(
         state.history.append(metrics)
         improved = state.observe(epoch, objective.score(val), val, unwrapped)
         if resume is not None and accelerator.is_main_process:
+            if epoch == result.resumed_from_epoch + 1:  # before this process's first checkpoint
+                check_free_space(checkpoint_dir, unwrapped, optimizer)
             if improved:
                 resume.save_best(state)
             resume.save_last(state, unwrapped, optimizer, scheduler)
