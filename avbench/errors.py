@@ -44,6 +44,26 @@ class StorageError(AvbenchError):
     """A sweep storage URL is malformed, unsupported or cannot be opened."""
 
 
+class OutOfSpace(AvbenchError):
+    """The results folder has too little free space for the next checkpoint. Not the trial's
+    fault: the sweep stops and re-queues the trial, as for an interrupt."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's "stop now", `kill`), handled exactly like Ctrl-C: the running
+    trial is recorded as interrupted and re-queued; the command exits 143."""
+
+    def __str__(self) -> str:
+        return "terminated (SIGTERM)"
+
+
+def interrupt_reason(exc: BaseException) -> str:
+    """The run record's `error` for an interrupted run."""
+    if isinstance(exc, OutOfSpace):
+        return str(exc)
+    return "interrupted by SIGTERM" if isinstance(exc, Terminated) else "interrupted by the user"
+
+
 _OS_REASONS = {
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from avbench.catalog import load_experiment
-from avbench.context import RunContext
+from avbench.context import RunContext, TrialInfo
 from avbench.recipes import run_recipe
 from avbench.registry import register_model
 from avbench.results.records import iter_records
@@ -195,3 +195,54 @@ def test_the_same_seed_gives_the_same_suggestions(probe_workspace, sampler):
     assert first == again
     assert first != other
     assert len({p["train.lr"] for p in first}) == 2  # two different draws, not one replayed
+
+
+def test_a_damaged_last_checkpoint_restarts_the_run_from_scratch_with_a_line_in_its_record(probe_workspace):
+    """A retried trial finds its last.pt cut short (and best.pt not a checkpoint at all): it
+    trains from epoch 1 instead of failing, and the record says why."""
+    from avbench.results.layout import run_files
+    from avbench.train.checkpoint import DamagedCheckpoint, load_checkpoint
+
+    ctx = RunContext(probe_workspace / "results", synthetic=True, use_wandb=False)
+    experiment = probe_config(**{"model_args.failure": "none"})
+    first = run_recipe(experiment, ctx, trial=TrialInfo(run_id="damaged"))
+    files = run_files(ctx.results, experiment.name, "damaged")
+    good = files.best.read_bytes()
+    files.last.write_bytes(good[: len(good) // 2])  # as a copy or a disk fault cut short
+    files.best.write_bytes(b"not a checkpoint")
+    again = run_recipe(experiment, ctx, trial=TrialInfo(run_id="damaged"))
+    assert first.status == again.status == "completed" and again.epochs_run == 2 and again.resumed_from_epoch == 0
+    assert again.resume_warning.startswith(f"checkpoint {files.last} is damaged")
+    assert again.resume_warning.endswith("restarted from scratch")
+    files.best.write_bytes(good[:100])  # what a command reading a finished run's best.pt (generate) meets
+    with pytest.raises(DamagedCheckpoint, match=f"checkpoint {files.best} is damaged"):
+        load_checkpoint(files.best)
+
+
+def test_a_results_folder_without_room_for_checkpoints_stops_the_sweep_and_requeues_the_trial(
+    cli, probe_workspace, monkeypatch
+):
+    """The free-space check on a real folder, made to fire by a reserve larger than any disk:
+    the sweep stops in one line naming the folder and the space needed, the trial is given back
+    (like Ctrl-C, not a failure) and the next run, with room, completes the sweep."""
+    monkeypatch.setenv("AVBENCH_FREE_SPACE_RESERVE_MB", str(10**12))
+    args = ("sweep", "fault-probe-cremad", "--synthetic", "--no-wandb", "--set", "model_args.failure=none")
+    args += ("--sweep-config", str(probe_workspace / "lr.yaml"), "--trials", "2")
+    (probe_workspace / "lr.yaml").write_text("parameters:\n  train.lr: {values: [0.01, 0.003]}\n")
+    (probe_workspace / "experiments" / "fault-probe-cremad.yaml").write_text(
+        PROBE_EXPERIMENT.replace("lr: 0.01", "lr: null")
+    )
+    result = cli(*args, expect=1)
+    assert "out of space: " in result.output and "MB free, the run's checkpoints need about" in result.output
+    assert "Traceback" not in result.output
+    (record,) = iter_records(probe_workspace / "results")
+    assert record.status == "interrupted" and record.error.startswith("out of space: ")
+    assert not list((probe_workspace / "results").rglob("*.tmp"))
+    storage = f"sqlite:///{(probe_workspace / 'results' / 'studies' / 'fault-probe-cremad.db').resolve()}"
+    study = optuna.load_study(study_name="fault-probe-cremad-synthetic", storage=storage)
+    assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]  # re-queued, not failed for good
+
+    monkeypatch.delenv("AVBENCH_FREE_SPACE_RESERVE_MB")
+    assert "2 finished" in cli(*args).output
+    records = {r.run_id: r for r in iter_records(probe_workspace / "results")}
+    assert records[record.run_id].status == "completed"

@@ -3,6 +3,11 @@ input, a full disk, a missing permission, a damaged file, a storage that went aw
 ends as one line on stderr naming the thing, and exit status 1 (130 for Ctrl-C, 143 for
 SIGTERM). `--debug` or AVBENCH_DEBUG=1 lets the traceback through instead.
 
+SIGTERM is Ctrl-C here: while a command runs it raises `Terminated` (a KeyboardInterrupt),
+so every process of a sweep (the --workers parent, each worker, each torchrun rank) records
+its running trial as interrupted and re-queues it before it exits, as schedulers (Slurm,
+Kubernetes) that send SIGTERM before killing expect.
+
 No heavy imports: storage errors are recognised by their class's module, so the boundary
 never imports sqlalchemy or optuna to catch them.
 """
@@ -10,11 +15,14 @@ never imports sqlalchemy or optuna to catch them.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 
 import click
 
-from avbench.errors import AvbenchError, describe_os_error
+from avbench.errors import AvbenchError, Terminated, describe_os_error
 
 _STORAGE_MODULES = ("sqlalchemy", "psycopg2", "optuna.storages", "optuna.exceptions")
 
@@ -44,19 +52,39 @@ def one_line(exc: BaseException) -> str | None:
     return None
 
 
+def raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises Terminated while the block runs (the handler is put back after it, as
+    the CLI may run inside another program, e.g. a test)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class BoundaryGroup(click.Group):
     """A click group whose commands end in one line for the faults above."""
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if debugging(ctx):
                 raise
-            click.echo("\ninterrupted: finished trials are kept; re-run the same command to resume", err=True)
-            sys.exit(130)
+            what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            click.echo(f"\n{what}: finished trials are kept; re-run the same command to resume", err=True)
+            sys.exit(143 if isinstance(exc, Terminated) else 130)
         except Exception as exc:
             line = one_line(exc)
             if line is None or debugging(ctx):

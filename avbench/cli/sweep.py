@@ -115,6 +115,7 @@ def _report_sweep(run_ctx, outcome, console) -> None:
     from rich.markup import escape
 
     from avbench.display import format_values
+    from avbench.errors import AvbenchError
     from avbench.results.leaderboard import leaderboard_rows, render_table
     from avbench.sweep.launch import started_by_parent
 
@@ -122,23 +123,26 @@ def _report_sweep(run_ctx, outcome, console) -> None:
     console.print(
         f"study {outcome.study}: {outcome.finished} finished, {outcome.failed} failed{skipped} ({outcome.storage})"
     )
-    if outcome.finished < outcome.target:
-        short = f"{outcome.target - outcome.finished} trial(s) short of {outcome.target}"
+    short = outcome.finished < outcome.target
+    if short and outcome.grid_exhausted:
         console.print(
-            f"{short}: every grid point was tried; failed and infeasible ones are not retried"
-            if outcome.grid_exhausted
-            else f"{short}: re-run the same command to resume"
+            f"{outcome.target - outcome.finished} trial(s) short of {outcome.target}: every grid point was "
+            "tried; failed and infeasible ones are not retried"
         )
     if outcome.best_value is not None:
         console.print(
             f"best {outcome.metric}={outcome.best_value:.4f} "
             f"{escape(f'[{format_values(outcome.best_params)}]')} run {outcome.best_run_id}"
         )
-    if started_by_parent():
-        return  # a worker: its parent shows the leaderboard once
-    rows = [r for r in leaderboard_rows(run_ctx.results, outcome.task) if r["model"] == outcome.model]
-    if rows:
-        render_table(rows, console)
+    if not started_by_parent():  # a worker's parent shows the leaderboard once
+        rows = [r for r in leaderboard_rows(run_ctx.results, outcome.task) if r["model"] == outcome.model]
+        if rows:
+            render_table(rows, console)
+    if short and not outcome.grid_exhausted:  # an unattended sweep that stopped early must not look done
+        raise AvbenchError(
+            f"study {outcome.study}: {outcome.finished} of {outcome.target} trials finished; "
+            "re-run the same command to resume"
+        )
 
 
 @click.command()

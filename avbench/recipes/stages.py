@@ -220,6 +220,7 @@ TrainStage = Callable[[Run, Any, TrainConfig, OnEval], "FitResult"]
 def execute(run: Run, train: TrainStage, on_eval: OnEval | None = None) -> RunRecord:
     """Train under one Accelerator and finish the record, whatever happens."""
     from avbench.distributed import RankFailure
+    from avbench.errors import OutOfSpace, interrupt_reason
 
     started = time.perf_counter()
     accelerator = make_accelerator(run.experiment, use_wandb=run.ctx.use_wandb)
@@ -232,8 +233,8 @@ def execute(run: Run, train: TrainStage, on_eval: OnEval | None = None) -> RunRe
         finalise_record(run, result)
         if run.ctx.use_wandb and accelerator.is_main_process:
             write_wandb_summary(run, accelerator)
-    except KeyboardInterrupt:
-        run.record.status, run.record.error = "interrupted", "interrupted by the user"
+    except (KeyboardInterrupt, OutOfSpace) as exc:  # not the trial's fault: re-queued by a sweep
+        run.record.status, run.record.error = "interrupted", interrupt_reason(exc)
         raise
     except Exception as exc:  # a failed trial is a result to record, not a crash of the sweep
         out_of_step = record_failure(run, exc)
@@ -356,6 +357,7 @@ def finalise_record(run: Run, result: FitResult) -> None:
     record.val, record.test = result.val, result.test
     record.best_epoch, record.stopped = result.best_epoch, result.stopped
     record.resumed_from_epoch = result.resumed_from_epoch
+    record.resume_warning = result.resume_warning
     record.epochs_run = len(result.history)
     record.status = "pruned" if result.stopped == "pruned" else "completed"
     if result.test_outputs and run.ranks.is_main:

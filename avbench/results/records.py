@@ -48,6 +48,8 @@ class RunRecord:
     epochs_run: int = 0
     stopped: str | None = None
     resumed_from_epoch: int = 0
+    # Set when the run's last.pt / best.pt could not be read on resume: it started over.
+    resume_warning: str | None = None
     # Set when the run ran out of memory and was retried with half the micro-batch and twice
     # the gradient accumulation: what it ran at, and what it ran at next.
     oom_retry: str | None = None

@@ -7,10 +7,11 @@ hands them out from `Backend.next_trial()`; `run_trials` runs each through `run_
     → hooks.trial_start → run_recipe, reporting each epoch's metric to the backend (its answer
     is the pruning decision) → tell the backend how the trial ended
 
-Failures are handled here too: Ctrl-C fails the trial and re-enqueues it (the next run resumes
-it from its last checkpoint), a user error raised by the run (config, data) fails it and
-propagates, and streaks of failed or infeasible trials end the sweep. Out of memory is retried
-inside the recipe (so `avbench run` has it too); the core passes on what the record reports.
+Failures are handled here too: Ctrl-C, SIGTERM and a results folder out of space (OutOfSpace)
+fail the trial and re-enqueue it (the next run resumes it from its last checkpoint), a user
+error raised by the run (config, data) fails it and propagates, and streaks of failed or
+infeasible trials end the sweep. Out of memory is retried inside the recipe (so `avbench run`
+has it too); the core passes on what the record reports.
 The config fingerprint, the study's name and the sweep's outcome are defined here once.
 No optuna, no wandb: importing this module imports neither.
 """
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from avbench.config import RESULT_NEUTRAL_FIELDS, LoadedExperiment
 from avbench.context import RunContext, TrialInfo
-from avbench.errors import AvbenchError, ConfigError, InfeasibleConfig
+from avbench.errors import AvbenchError, ConfigError, InfeasibleConfig, OutOfSpace
 from avbench.results.layout import run_dir
 from avbench.results.records import RunRecord
 from avbench.sweep.infeasible import INFEASIBLE, infeasible_record
@@ -271,7 +272,7 @@ def run_trial(
         else:
             record = run_recipe(experiment, ctx, trial=info, on_eval=on_eval, progress=hooks.features)
             value = record.val.get(metric) if record.val else None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OutOfSpace):  # Ctrl-C, SIGTERM, a full disk: the trial is not to blame
         trial.interrupt()
         raise
     except Exception as exc:  # a user error (config, data): every trial would hit it

@@ -39,10 +39,14 @@ GRACE_PERIOD_S = 30
 JOURNAL_SUFFIXES = (".log", ".journal")
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 HEARTBEAT_ATTR = "avbench:heartbeat"
-# A trial killed more often than this is given up: something in it kills its process.
+# A killed or interrupted trial is retried (resumed from its checkpoint) this many times before
+# it is given up. Kills are mostly the machine's (kill -9, preemption, a worker's OOM kill), so
+# the bound is far above what an unlucky trial meets; only a trial that kills its own process
+# every time (its memory use calling in the OOM killer) reaches it.
+MAX_RETRIES = 20
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", ExperimentalWarning)
-    RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)
+    RETRY = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
 
 USAGE = (
     "use a .db file or sqlite:///path.db (SQLite), a .log file or journal:///path.log "

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from avbench.config import TrainConfig
+from avbench.train.free_space import check_free_space
 from avbench.train.heads import EvalCollector, classification_loss, is_logged, per_example_loss
 from avbench.train.optim import build_optimizer, build_scheduler, model_param_groups
 from avbench.train.resume import LoopState, ResumePoint, loader_generators
@@ -44,6 +45,7 @@ class FitResult:
     resumed_from_epoch: int = 0
     # The test split's per-example outputs (EvalCollector.outputs), for objectives that give them.
     test_outputs: dict = field(default_factory=dict)
+    resume_warning: str | None = None  # the checkpoints were damaged: started over
 
 
 class Objective(Protocol):
@@ -151,8 +153,8 @@ def train_loop(
     # The module itself, not its torch.compile wrapper: checkpoints keep plain parameter names.
     unwrapped = accelerator.unwrap_model(model, keep_torch_compile=False)
     resume = ResumePoint(checkpoint_dir, generators) if checkpoint_dir is not None else None
-    state = resume.load(unwrapped, optimizer, scheduler) if resume and resume.exists() else LoopState()
-    result = FitResult(resumed_from_epoch=state.epoch)
+    state, warning = resume.load_or_start_over(unwrapped, optimizer, scheduler) if resume else (LoopState(), None)
+    result = FitResult(resumed_from_epoch=state.epoch, resume_warning=warning)
     saving, best_unsaved = resume is not None and accelerator.is_main_process, False
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         started = time.perf_counter()
@@ -166,6 +168,8 @@ def train_loop(
         accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
         state.history.append(metrics)
         best_unsaved |= state.observe(epoch, objective.score(val), val, unwrapped)
+        if saving and epoch == result.resumed_from_epoch + 1:  # before this process's first checkpoint
+            check_free_space(checkpoint_dir, unwrapped, optimizer)
         if saving and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
             best_unsaved = save_resume_point(resume, state, best_unsaved, unwrapped, optimizer, scheduler)
         if on_eval is not None and on_eval(epoch, metrics):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from avbench.results.layout import RunFiles
-from avbench.train.checkpoint import load_checkpoint, save_checkpoint
+from avbench.train.checkpoint import DamagedCheckpoint, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -116,8 +116,11 @@ class ResumePoint:
         )
 
     def load(self, model: torch.nn.Module, optimizer, scheduler) -> LoopState:
-        """Put the model, optimizer, scheduler and random states back as last.pt has them."""
+        """Put the model, optimizer, scheduler and random states back as last.pt has them.
+        Both files are read before anything is applied, so a damaged one (DamagedCheckpoint)
+        leaves the model as it was built."""
         saved = load_checkpoint(self.last)
+        best_weights = load_checkpoint(self.best)["model"] if self.best.exists() else None
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None and saved.get("scheduler"):
@@ -133,5 +136,18 @@ class ResumePoint:
             best_val=saved["best_val"],
             bad_epochs=saved["bad_epochs"],
             history=saved["history"],
-            best_weights=load_checkpoint(self.best)["model"] if self.best.exists() else None,
+            best_weights=best_weights,
         )
+
+    def load_or_start_over(self, model: torch.nn.Module, optimizer, scheduler) -> tuple[LoopState, str | None]:
+        """The loop state to go on from, and a warning for the record when the checkpoints
+        were damaged: then the run starts over from epoch 1 (a lost run costs its epochs,
+        never the sweep), and the damaged files are removed so they are not read again."""
+        if not self.exists():
+            return LoopState(), None
+        try:
+            return self.load(model, optimizer, scheduler), None
+        except DamagedCheckpoint as exc:
+            self.last.unlink(missing_ok=True)
+            self.best.unlink(missing_ok=True)
+            return LoopState(), f"{exc}: restarted from scratch"

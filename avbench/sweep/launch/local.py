@@ -4,8 +4,11 @@ Each worker is the same `avbench sweep … --workers 1` command a user would sta
 another machine, so one code path serves both. The parent only creates the study, starts the
 workers (each in its own session, with its share of the cores), shows progress by reading the
 storage, restarts a worker that was killed, and stops them all on Ctrl-C so each re-enqueues
-its trial. Worker output goes to results/studies/<study>/worker-<i>.log. Workers share an
-Optuna storage, so this launcher serves the Optuna backend (avbench.sweep.backends.optuna).
+its trial. A worker stopped by a signal (kill -9, the OOM killer, a SIGTERM of its own) is the
+machine's fault, not the trial's: it is restarted every time, after a back-off that grows while
+the kills come quickly. A worker that exits with an error (its trials kept failing) ends the
+sweep. Worker output goes to results/studies/<study>/worker-<i>.log. Workers share an Optuna
+storage, so this launcher serves the Optuna backend (avbench.sweep.backends.optuna).
 """
 
 from __future__ import annotations
@@ -34,8 +37,14 @@ from avbench.threads import usable_cores
 
 POLL_S = 1.0  # how often the progress is read from the storage
 EXIT_POLL_S = 0.1  # how often the workers are checked for having exited (a waitpid each: cheap)
-RESTARTS_PER_WORKER = 3
 STOP_TIMEOUT_S = 120
+# Restart back-off: FIRST_BACKOFF_S after a kill, doubling with each kill that comes within
+# STEADY_S of the worker's start, up to MAX_BACKOFF_S; a worker that ran STEADY_S starts over.
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 30.0
+STEADY_S = 60.0
+# Exit statuses of a worker that caught SIGINT / SIGTERM itself (see avbench.cli.boundary).
+SIGNALLED_EXITS = (130, 143)
 
 
 def threads_per_worker(workers: int) -> int:
@@ -90,9 +99,20 @@ class _Worker:
         self.log = log
         self.devices = devices or {}  # its CUDA_VISIBLE_DEVICES, the same after a restart
         self.restarts = 0
+        self.quick_kills = 0  # kills in a row that came soon after a start
+        self.started_at = 0.0
+        self.restart_at: float | None = None  # set while a killed worker waits out its back-off
         self.proc: subprocess.Popen | None = None
 
+    def killed(self) -> float:
+        """Schedule the restart of a worker stopped by a signal; returns the back-off."""
+        self.quick_kills = self.quick_kills + 1 if time.monotonic() - self.started_at < STEADY_S else 1
+        backoff = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (self.quick_kills - 1))
+        self.restart_at = time.monotonic() + backoff
+        return backoff
+
     def start(self) -> None:
+        self.started_at, self.restart_at = time.monotonic(), None
         env = {**os.environ, PARENT_ENV: str(os.getpid()), "OMP_NUM_THREADS": str(self.threads), **self.devices}
         with self.log.open("a") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(self.argv)}\n")
@@ -176,7 +196,6 @@ def run_workers(handle: StudyHandle, plan: SweepPlan) -> SweepOutcome:
     if placement:
         console.print(", ".join(f"worker {i}: GPU {','.join(slot)}" for i, slot in enumerate(placement.slots)))
     watch = _Watch(console, handle, ctx.results, plan.loaded.name)
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         for worker in pool:
             worker.start()
@@ -184,11 +203,9 @@ def run_workers(handle: StudyHandle, plan: SweepPlan) -> SweepOutcome:
             console.print("features ready in the cache for every worker")
         with watch.progress:
             _supervise(pool, watch)
-    except BaseException:  # Ctrl-C, SIGTERM, a failed worker: stop the others cleanly
+    except BaseException:  # Ctrl-C, SIGTERM (avbench.cli.boundary), a failed worker: stop the others cleanly
         _stop(pool)
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return sweep_outcome(handle)
 
 
@@ -225,24 +242,7 @@ def _supervise(pool: list[_Worker], watch: _Watch) -> None:
         if time.monotonic() >= next_update:
             watch.update()
             next_update = time.monotonic() + POLL_S
-        active = 0
-        for worker in pool:
-            code = worker.proc.poll()
-            if code is None:
-                active += 1
-            elif code < 0 and worker.restarts < RESTARTS_PER_WORKER and not _study_done(watch):
-                # Killed (OOM killer, kill -9): its trial is re-enqueued by whichever worker
-                # claims next; start a fresh worker in its place.
-                worker.restarts += 1
-                watch.console.print(
-                    f"worker {worker.index} was killed (signal {-code}); restarting it "
-                    f"({worker.restarts}/{RESTARTS_PER_WORKER})"
-                )
-                worker.start()
-                active += 1
-            elif code > 0:
-                raise AvbenchError(f"worker {worker.index} failed: {worker.last_line()} (log: {worker.log})")
-        if not active:
+        if not sum(_tend(worker, watch) for worker in pool):
             watch.update()
             return
         time.sleep(EXIT_POLL_S)
@@ -252,6 +252,35 @@ def _where(trial) -> str:
     """ " on GPU 0,1" for a trial whose worker was given devices."""
     devices = trial.user_attrs.get("devices")
     return f" on GPU {devices}" if devices else ""
+
+
+def _tend(worker: _Worker, watch: _Watch) -> bool:
+    """Look after one worker: True while it runs or waits to be restarted."""
+    if worker.restart_at is not None:
+        if time.monotonic() < worker.restart_at:
+            return True
+        if _study_done(watch):
+            worker.restart_at = None
+            return False
+        worker.start()
+        return True
+    code = worker.proc.poll()
+    if code is None:
+        return True
+    signalled = code < 0 or code in SIGNALLED_EXITS
+    if signalled and not _study_done(watch):
+        # Killed (OOM killer, kill -9): its trial is re-enqueued by whichever worker claims
+        # next; a fresh worker takes its place after the back-off.
+        worker.restarts += 1
+        backoff = worker.killed()
+        how = f"signal {-code}" if code < 0 else f"exit {code}"
+        watch.console.print(
+            f"worker {worker.index} was killed ({how}); restarting it in {backoff:g} s (restart {worker.restarts})"
+        )
+        return True
+    if code > 0 and not signalled:
+        raise AvbenchError(f"worker {worker.index} failed: {worker.last_line()} (log: {worker.log})")
+    return False
 
 
 def _study_done(watch: _Watch) -> bool:
@@ -269,7 +298,3 @@ def _stop(pool: list[_Worker]) -> None:
             worker.proc.wait(timeout=max(1.0, deadline - time.time()))
         except subprocess.TimeoutExpired:
             worker.proc.kill()  # its trial is recovered as dead by the next run
-
-
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
