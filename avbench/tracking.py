@@ -7,6 +7,7 @@ which mode, and where its files go.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from avbench.results.layout import wandb_parent
@@ -48,6 +49,7 @@ def start_tracking(
 ) -> str | None:
     """Start one W&B run for this trial; returns its id (None on non-main ranks)."""
     configure_wandb_env()
+    skip_unstaged_launch_inputs()
     init = {"name": run_name, "group": group, "tags": tags, "reinit": "finish_previous", "dir": str(wandb_dir(results))}
     if entity:
         init["entity"] = entity
@@ -75,8 +77,8 @@ def per_class_scores(confusion: list[list[int]], class_names: list[str]) -> list
 def log_test_panels(
     tracker, *, confusion: list[list[int]] | None, class_names: list[str], checkpoint: Path | None, artifact: str
 ) -> None:
-    """The end of a run on its W&B page, through Accelerate's tracker (this module never imports
-    wandb, so the sweep core stays free of it): the test confusion matrix as the table
+    """The end of a run on its W&B page, through Accelerate's tracker like every other log call:
+    the test confusion matrix as the table
     `wandb.plot.confusion_matrix` draws (Actual, Predicted, nPredictions: W&B's confusion-matrix
     chart preset reads it), a per-class precision / recall / F1 table and, when `checkpoint` is
     given (tracking.log_model), the best weights as a model artifact."""
@@ -88,3 +90,21 @@ def log_test_panels(
         tracker.log_table("test/per_class", columns=columns, data=per_class_scores(confusion, names))
     if checkpoint is not None and checkpoint.is_file():
         tracker.tracker.log_artifact(str(checkpoint), name=artifact, type="model")
+LAUNCH_INPUTS_MODULE = "wandb.sdk.launch.inputs.internal"
+
+
+def skip_unstaged_launch_inputs() -> None:
+    """Every wandb.init applies W&B Launch's staged job inputs, and to look for them imports
+    wandb.sdk.launch and the public API (about a third of an offline init's CPU time). Inputs are
+    staged only through that module's own functions, so while it is not imported there is
+    nothing to apply: the import waits until it is."""
+    from wandb.sdk.wandb_run import Run
+
+    if hasattr(Run, "_detect_and_apply_job_inputs"):
+        Run._detect_and_apply_job_inputs = apply_staged_launch_inputs
+
+
+def apply_staged_launch_inputs(run) -> None:
+    staged = sys.modules.get(LAUNCH_INPUTS_MODULE)
+    if staged is not None:
+        staged.StagedLaunchInputs().apply(run)

@@ -10,6 +10,7 @@ looks at sys.modules: they must not import torch.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,8 @@ CONTRACTS = [
         ["avbench.train"],
         ["optuna", "wandb", "avbench.recipes", "avbench.runner", "avbench.sweep", "avbench.cli"],
     ),
+    # W&B tracking is every backend's mirror: the core reaches wandb only through avbench.tracking
+    # (see TRACKING below), never through a backend.
     ("the sweep core never imports optuna or wandb", ["avbench.sweep.core"], ["optuna", "wandb"]),
     (
         "the shared contracts import no torch",
@@ -137,6 +140,16 @@ def _chain(graph: dict[str, set[str]], start: str, forbidden: list[str]) -> str 
     return None
 
 
+# The one module that starts W&B runs for every backend (through Accelerate's tracker); its own
+# wandb imports are allowed to the sweep core, which runs trials with tracking on.
+TRACKING = ("avbench.tracking", "wandb")
+
+
+def without_tracking(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    module, library = TRACKING
+    return {**graph, module: {t for t in graph.get(module, ()) if not _under(t, [library])}}
+
+
 GRAPHS = {False: import_graph(), True: import_graph(at_import_only=True)}
 ALL_CONTRACTS = [(*contract, False) for contract in CONTRACTS] + [(*c, True) for c in IMPORT_TIME_CONTRACTS]
 IDS = [contract[0] for contract in ALL_CONTRACTS]
@@ -144,7 +157,10 @@ IDS = [contract[0] for contract in ALL_CONTRACTS]
 
 @pytest.mark.parametrize(("what", "sources", "forbidden", "at_import_only"), ALL_CONTRACTS, ids=IDS)
 def test_layer_contract(what, sources, forbidden, at_import_only):
-    assert violations(GRAPHS[at_import_only], sources, forbidden) == [], what
+    graph = GRAPHS[at_import_only]
+    if sources == ["avbench.sweep.core"]:
+        graph = without_tracking(graph)
+    assert violations(graph, sources, forbidden) == [], what
 
 
 @pytest.mark.parametrize(("what", "sources", "forbidden", "at_import_only"), ALL_CONTRACTS, ids=IDS)
@@ -279,3 +295,49 @@ def test_only_the_layout_module_builds_paths_under_results(tmp_path):
     package.mkdir()
     (package / "stray.py").write_text('from pathlib import Path\n\nLOG = Path("results") / "studies"\n')
     assert layout_paths_outside(package, "avbench.results.layout") == ["avbench.stray:3"]
+
+
+# Starting a W&B run must not import W&B Launch (wandb.sdk.launch and the public API) when no
+# Launch input was staged; the run itself still starts and logs.
+W_AND_B_START = """
+import json, sys
+from pathlib import Path
+from accelerate import Accelerator
+from avbench.tracking import LAUNCH_INPUTS_MODULE, start_tracking
+accelerator = Accelerator(log_with="wandb")
+run_id = start_tracking(accelerator, results=Path(sys.argv[1]), project="layers", entity=None, run_name="r",
+                        group=None, config={"lr": 0.1}, tags=[])
+accelerator.log({"val/acc": 0.5}, step=1)
+for tracker in accelerator.trackers:
+    tracker.finish()
+print(json.dumps({"run_id": run_id, "launch_imported": LAUNCH_INPUTS_MODULE in sys.modules}))
+"""
+
+
+def test_starting_a_wandb_run_imports_no_wandb_launch(tmp_path):
+    import json
+
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", W_AND_B_START, str(tmp_path)], capture_output=True, text=True, cwd=REPO, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    started = json.loads(out.stdout.strip().splitlines()[-1])
+    assert started["run_id"] and not started["launch_imported"]
+    assert list(tmp_path.glob(f"wandb/offline-run-*-{started['run_id']}"))
+
+
+def test_staged_launch_inputs_are_still_applied(monkeypatch):
+    from types import SimpleNamespace
+
+    from avbench.tracking import LAUNCH_INPUTS_MODULE, apply_staged_launch_inputs
+
+    applied = []
+    staged = SimpleNamespace(StagedLaunchInputs=lambda: SimpleNamespace(apply=applied.append))
+    run = object()
+    monkeypatch.delitem(sys.modules, LAUNCH_INPUTS_MODULE, raising=False)
+    apply_staged_launch_inputs(run)
+    assert applied == []
+    monkeypatch.setitem(sys.modules, LAUNCH_INPUTS_MODULE, staged)
+    apply_staged_launch_inputs(run)
+    assert applied == [run]
