@@ -90,6 +90,8 @@ def log_test_panels(
         tracker.log_table("test/per_class", columns=columns, data=per_class_scores(confusion, names))
     if checkpoint is not None and checkpoint.is_file():
         tracker.tracker.log_artifact(str(checkpoint), name=artifact, type="model")
+
+
 LAUNCH_INPUTS_MODULE = "wandb.sdk.launch.inputs.internal"
 
 
