@@ -46,7 +46,8 @@ def check_free_space(folder: Path, model: torch.nn.Module, optimizer) -> None:
     """Raise OutOfSpace when `folder` has less room than the run's checkpoints need."""
     checkpoint = state_bytes(model.state_dict()) + state_bytes(optimizer.state_dict())
     needed = CHECKPOINT_COPIES * checkpoint + reserve_bytes()
-    free = shutil.disk_usage(folder).free
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), Path("."))  # not written yet
+    free = shutil.disk_usage(existing).free
     if free < needed:
         raise OutOfSpace(
             f"out of space: {folder} has {free / MB:.0f} MB free, the run's checkpoints need about "
