@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from avbench.config_augment import AugmentConfig
 from avbench.dotted import deep_merge, find_nulls, parse_override, set_dotted
 from avbench.errors import ConfigError, did_you_mean
 from avbench.spec import METRICS, STANDIN_SIZES
@@ -211,6 +212,7 @@ class Experiment(_Strict):
     data: DataConfig = DataConfig()
     model_args: dict[str, Any] = {}
     train: TrainConfig = TrainConfig()
+    augment: AugmentConfig = AugmentConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     sweep: SweepConfig = SweepConfig()
     tracking: TrackingConfig = TrackingConfig()
@@ -224,6 +226,7 @@ RESULT_NEUTRAL_FIELDS = frozenset({"data.strict", "data.cache_workers"})
 SECTIONS = {
     "data": DataConfig,
     "train": TrainConfig,
+    "augment": AugmentConfig,
     "evaluation": EvaluationConfig,
     "sweep": SweepConfig,
     "tracking": TrackingConfig,

@@ -107,3 +107,8 @@ def wandb_parent(results: Path) -> Path:
 
 def wandb_sweep_state(results: Path, sweep: str, *, online: bool = False) -> Path:
     return Path(results) / "wandb-sweeps" / (f"{sweep}.online.json" if online else f"{sweep}.json")
+
+
+def normalisation_stats(results: Path, key: str) -> Path:
+    """Per-dataset feature statistics (augment.normalise: dataset), one file per training split and feature."""
+    return Path(results) / "cache" / "normalisation" / f"{key}.pt"

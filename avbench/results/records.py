@@ -66,6 +66,8 @@ class RunRecord:
     # Scores of the data alone, without training (the probe's kNN on its cached embeddings), to
     # read next to val/test: {"knn": {"k": 10, "val": {...}, "test": {...}}}.
     data_scores: dict[str, Any] = field(default_factory=dict)
+    # The augmentation that ran on the training split (the `augment:` fields off their defaults).
+    augment: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
