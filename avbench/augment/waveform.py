@@ -78,13 +78,26 @@ def speed(wave: torch.Tensor, spread: float, sample_rate: int, generator: torch.
 
 
 def pitch_shift(wave: torch.Tensor, semitones: int, sample_rate: int, generator: torch.Generator) -> torch.Tensor:
-    """The batch's pitch moved by a whole number of semitones in ±semitones, tempo kept."""
+    """The batch's pitch moved by a whole number of semitones in ±semitones, tempo kept: a phase
+    vocoder stretches time by the pitch factor, then resampling by a ratio of small integers
+    (within 1 % of it) brings the length back. torchaudio's own pitch_shift resamples by the
+    exact ratio, whose kernel is 100× slower on a CPU."""
     import torchaudio
 
     steps = int(torch.randint(-semitones, semitones + 1, (), generator=generator))
     if steps == 0:
         return wave
-    return torchaudio.functional.pitch_shift(wave, sample_rate, steps).to(wave.dtype)
+    base = 50
+    up = round(base * 2.0 ** (steps / 12.0))
+    factor, n_fft, hop = up / base, 512, 128
+    window = torch.hann_window(n_fft, device=wave.device)
+    flat = wave.reshape(-1, wave.shape[-1])
+    spec = torch.stft(flat, n_fft, hop, window=window, return_complex=True)
+    advance = torch.linspace(0, torch.pi * hop, spec.shape[-2], device=wave.device)[..., None]
+    stretched = torchaudio.functional.phase_vocoder(spec, 1.0 / factor, advance)
+    longer = torch.istft(stretched, n_fft, hop, window=window, length=round(flat.shape[-1] * factor))
+    shifted = torchaudio.functional.resample(longer, orig_freq=up, new_freq=base)
+    return fit_centre(shifted, wave.shape[-1]).reshape(wave.shape).to(wave.dtype)
 
 
 def reverb(wave: torch.Tensor, p: float, sample_rate: int, generator: torch.Generator) -> torch.Tensor:
