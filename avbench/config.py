@@ -52,6 +52,9 @@ class DataConfig(_Strict):
     # beats chance on test has found a leak.
     shuffle_train_labels: bool = False
     synth_size: Literal[STANDIN_SIZES] = "small"
+    # --synthetic: the stand-in whose test split is shifted from train/val (other pitch range,
+    # channel and noise colour; `avbench data synth TASK --domain-shift`), to measure robustness.
+    synthetic_shift: bool = False
     # Tasks with predefined folds (ESC-50): fold k is test, fold k mod n + 1 is validation.
     fold: int = Field(1, ge=1)
     # A regex with one group that pulls the speaker out of a file name (audiofolder, commands):
