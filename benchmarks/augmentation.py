@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     times: dict[str, list[float]] = {name: [] for name in FAMILIES}
+    for augment in FAMILIES.values():  # warm-up: first-call costs (imports, allocator, kernels) are not the family's
+        epoch_seconds(experiment_with(args.experiment, args.preset, augment), 1)
     for _ in range(args.repeats):
         for name, augment in FAMILIES.items():
             times[name].append(epoch_seconds(experiment_with(args.experiment, args.preset, augment), args.batches))
