@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from avbench.config_augment import AugmentConfig
 from avbench.dotted import deep_merge, find_nulls, parse_override, set_dotted
 from avbench.errors import ConfigError, did_you_mean
 from avbench.spec import METRICS, STANDIN_SIZES
@@ -51,6 +52,9 @@ class DataConfig(_Strict):
     # beats chance on test has found a leak.
     shuffle_train_labels: bool = False
     synth_size: Literal[STANDIN_SIZES] = "small"
+    # --synthetic: the stand-in whose test split is shifted from train/val (other pitch range,
+    # channel and noise colour; `avbench data synth TASK --domain-shift`), to measure robustness.
+    synthetic_shift: bool = False
     # Tasks with predefined folds (ESC-50): fold k is test, fold k mod n + 1 is validation.
     fold: int = Field(1, ge=1)
     # Tasks split by speaker (CREMA-D, RAVDESS, …): deal the speakers into this many folds
@@ -232,6 +236,7 @@ class Experiment(_Strict):
     data: DataConfig = DataConfig()
     model_args: dict[str, Any] = {}
     train: TrainConfig = TrainConfig()
+    augment: AugmentConfig = AugmentConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     sweep: SweepConfig = SweepConfig()
     tracking: TrackingConfig = TrackingConfig()
@@ -245,6 +250,7 @@ RESULT_NEUTRAL_FIELDS = frozenset({"data.strict", "data.cache_workers", "train.c
 SECTIONS = {
     "data": DataConfig,
     "train": TrainConfig,
+    "augment": AugmentConfig,
     "evaluation": EvaluationConfig,
     "sweep": SweepConfig,
     "tracking": TrackingConfig,

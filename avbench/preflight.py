@@ -23,7 +23,10 @@ from avbench.tasks.standin import MARKER, ensure_synthetic
 def resolve_data_root(experiment: Experiment, *, synthetic: bool) -> tuple[Path, str]:
     """Where the data is and whether it is real; writes the stand-in on first use."""
     if synthetic:
-        root, kind = ensure_synthetic(experiment.task, experiment.data.synth_size), "synthetic"
+        root, kind = (
+            ensure_synthetic(experiment.task, experiment.data.synth_size, experiment.data.synthetic_shift),
+            "synthetic",
+        )
     else:
         if experiment.data.root is None:
             layout = TASKS.get(experiment.task).layout

@@ -136,8 +136,13 @@ def without_times(history: list[dict]) -> list[dict]:
     return [{k: v for k, v in epoch.items() if k != "epoch_time_s"} for epoch in history]
 
 
-def test_a_run_killed_after_epoch_two_resumes_to_the_same_metrics(workspace):
-    overrides = [f"{k}={v}" for k, v in PARITY.items()]
+# Waveform, spectrogram and batch augmentation: the generator's state must come back too.
+AUGMENTED = {"augment.noise_p": 0.5, "augment.gain_db": 6, "augment.freq_masks": 1, "augment.mixup_alpha": 0.4}
+
+
+@pytest.mark.parametrize("augment", [{}, AUGMENTED], ids=["plain", "augmented"])
+def test_a_run_killed_after_epoch_two_resumes_to_the_same_metrics(workspace, augment):
+    overrides = [f"{k}={v}" for k, v in {**PARITY, **augment}.items()]
     config = load_experiment("mel-stats-mlp-cremad", preset="tiny", overrides=overrides).resolve({})
     never_killed = run(config, workspace, run_id="whole")
     killed = subprocess.run(

@@ -302,14 +302,21 @@ def data() -> None:
 )
 @click.option("--size", type=click.Choice(STANDIN_SIZES), cls=SchemaDefault, field="data.synth_size")
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth(task: str, out: Path | None, size: str, seed: int) -> None:
+@click.option(
+    "--domain-shift",
+    is_flag=True,
+    help="Shift the test split (pitch, channel, noise) from train/val, as corpora differ.",
+)
+def synth(task: str, out: Path | None, size: str, seed: int, domain_shift: bool) -> None:
     """Write TASK's synthetic stand-in in the dataset's published layout."""
     from avbench.registry import TASKS
-    from avbench.tasks.standin import synthetic_root
+    from avbench.tasks.standin import check_domain_shift, synthetic_root
 
     task_cls = TASKS.get(task)
-    target = out or synthetic_root(task, size)
-    count = task_cls().synthesize(target, size=size, seed=seed)
+    target = out or synthetic_root(task, size, domain_shift)
+    if domain_shift:
+        check_domain_shift(task)
+    count = task_cls().synthesize(target, size=size, seed=seed, **({"domain_shift": True} if domain_shift else {}))
     click.echo(f"wrote {count} clips for {task} to {target} ({task_cls.layout})")
 
 

@@ -113,13 +113,37 @@ class LogMelExtractor(SettingsExtractor):
         clip = fit_length(load_audio(path, settings.sample_rate), settings.num_samples)
         signal = torch.from_numpy(np.stack([clip[start:end] for start, end in settings.windows()]))
         with torch.no_grad():
-            # [S, 1, mels, frames]: AmplitudeToDB's top_db then clamps each window on its own.
-            mel = to_db(mel_transform(signal).unsqueeze(1)).squeeze(1)
-        # Per-image standardisation keeps the loudness of a recording from being a class cue.
-        flat = mel.flatten(1)
-        mel = (mel - flat.mean(1)[:, None, None]) / (flat.std(1)[:, None, None] + 1e-5)
-        mel = mel.numpy().astype(np.float16)
+            mel = standardised_logmel(signal, mel_transform, to_db).numpy().astype(np.float16)
         return mel if settings.segments else mel[0]
+
+
+def standardised_logmel(signal, mel_transform, to_db):
+    """Waves [N, samples] → standardised log-mel images [N, mels, frames]; the cache's rows and
+    the log-mel computed in the batch from cached waveforms (avbench.augment) are both this."""
+    # [N, 1, mels, frames]: AmplitudeToDB's top_db then clamps each window on its own.
+    mel = to_db(mel_transform(signal).unsqueeze(1)).squeeze(1)
+    # Per-image standardisation keeps the loudness of a recording from being a class cue.
+    flat = mel.flatten(1)
+    return (mel - flat.mean(1)[:, None, None]) / (flat.std(1)[:, None, None] + 1e-5)
+
+
+class BatchLogMel:
+    """The cache's log-mel of a batch of waveforms [B, (S,) 1, samples] → [B, (S,) 1, mels, frames],
+    computed on the batch's device: what a log-mel model reads when waveform augmentation needs
+    the cache to keep waveforms."""
+
+    def __init__(self, settings: LogMelSettings):
+        self.settings = settings
+        self._transforms = None
+
+    def __call__(self, wave):
+        import torch
+
+        if self._transforms is None or self._transforms[0].spectrogram.window.device != wave.device:
+            self._transforms = tuple(t.to(wave.device) for t in LogMelExtractor(self.settings)._build())
+        with torch.no_grad():
+            mel = standardised_logmel(wave.reshape(-1, wave.shape[-1]).float(), *self._transforms)
+        return mel.reshape(*wave.shape[:-1], *mel.shape[-2:])
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,10 @@ def plan(prepared: Prepared) -> tuple[Prepared, TrainStage]:
     """The autoencoder trains on the clips of every fold (a held-out tenth picks its epoch);
     the MLP that scores it then cross-validates over the folds."""
     from avbench.audeep.pipeline import Clips, autoencoder_data
+    from avbench.errors import ConfigError
 
+    if prepared.experiment.augment.active():
+        raise ConfigError("augment: the auDeep recipe trains its autoencoder on the clips as they are; remove augment")
     clips = prepared.clips or Clips.from_prepared(prepared.data, prepared.root)
     regrouped = autoencoder_data(clips, prepared.data, seed=prepared.experiment.data.split_seed)
     return replace(prepared, data=regrouped), partial(train_and_score, clips)

@@ -46,4 +46,19 @@ def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) 
         num_classes=run.data.spec.num_classes,
         checkpoint_dir=run.out_dir,
         on_eval=on_epoch,
+        inputs=batch_pipeline(run),
     )
+
+
+def batch_pipeline(run: Run):
+    """The experiment's augmentation pipeline (None when off), with its per-dataset statistics
+    when it normalises with them; the record lists what it runs."""
+    from avbench.augment import build_pipeline, with_dataset_statistics
+
+    pipeline = build_pipeline(run.experiment)
+    if pipeline is None:
+        return None
+    if run.experiment.augment.normalise == "dataset":
+        with_dataset_statistics(pipeline, run.experiment, run.data.splits["train"], run.ctx.results)
+    run.record.augment = pipeline.ran
+    return pipeline

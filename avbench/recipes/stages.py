@@ -53,6 +53,7 @@ class Prepared:
 def prepare(experiment: Experiment, ctx: RunContext, progress: Progress | None = None) -> Prepared:
     """Everything a user can get wrong fails here, in one line, before a model is built."""
     from avbench.audeep.spectrogram_input import clips_from_file, with_spectrogram_file
+    from avbench.augment import cached_data, check_augment, model_spec
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import cache_workers, prepare_data
     from avbench.models import check_model_args
@@ -66,10 +67,12 @@ def prepare(experiment: Experiment, ctx: RunContext, progress: Progress | None =
     if experiment.data.spectrograms is not None:  # auDeep's `t-rae train --input FILE.nc`: no dataset read
         data, clips, data_kind = clips_from_file(experiment)
         return Prepared(experiment, model_args, Path("."), data_kind, data, clips)
+    check_augment(experiment)
     root, data_kind = resolve_data_root(experiment, synthetic=ctx.synthetic)
     cache = FeatureCache(feature_cache_dir(ctx.results), workers=cache_workers(experiment.data))
     audio = model_input_extractor(experiment, model_args, cache.root)
-    data = prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache, progress, audio=audio)
+    data = prepare_data(TASKS.get(experiment.task)(), root, cached_data(experiment), cache, progress, audio=audio)
+    data.spec = model_spec(experiment, data.spec)
     experiment = fit_to_heads(experiment, model_args, data)
     return Prepared(experiment, model_args, root, data_kind, data, input_weights=getattr(audio, "weights_source", None))
 

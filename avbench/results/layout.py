@@ -133,3 +133,8 @@ def report_dir(results: Path) -> Path:
 def wandb_runs_dir(results: Path) -> Path:
     """Where W&B keeps its offline-run-* folders (under wandb_parent)."""
     return wandb_parent(results) / "wandb"
+
+
+def normalisation_stats(results: Path, key: str) -> Path:
+    """Per-dataset feature statistics (augment.normalise: dataset), one file per training split and feature."""
+    return Path(results) / "cache" / "normalisation" / f"{key}.pt"

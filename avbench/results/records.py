@@ -82,6 +82,8 @@ class RunRecord:
     # avbench.data.leaks: the checks that ran on the run's splits and what they found.
     leak_checks: list[str] = field(default_factory=list)
     leaks: list[dict[str, Any]] = field(default_factory=list)
+    # The augmentation that ran on the training split (the `augment:` fields off their defaults).
+    augment: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:

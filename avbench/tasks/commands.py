@@ -40,6 +40,7 @@ class Commands(Task):
     data_options = frozenset({"speaker_regex", "subfolders", "classes"})
     # (speakers, recordings per speaker and class)
     sizes = {"tiny": (10, 2), "small": (30, 3), "medium": (60, 4), "full": (120, 6)}
+    shifts_domain = True  # synthesize(domain_shift=True): its test speakers come from another "corpus"
 
     def __init__(self) -> None:
         self.skipped: list[tuple[Path, str]] = []
@@ -124,9 +125,12 @@ class Commands(Task):
             self.skipped.append((child, "class folder holds no recording"))
         return found
 
-    def synthesize(self, out: Path, *, size: str = "small", seed: int = 0, workers: int | None = None) -> int:
+    def synthesize(
+        self, out: Path, *, size: str = "small", seed: int = 0, workers: int | None = None, domain_shift: bool = False
+    ) -> int:
         """Write the stand-in: `<split>/<class>/<speaker>_<take>.mp4`, 88×88 lip crops at 25 fps
-        (H.264) with the spoken command as AAC (16 kHz mono); speakers split 70/10/20."""
+        (H.264) with the spoken command as AAC (16 kHz mono); speakers split 70/10/20. With
+        `domain_shift` the test speakers are recorded as another corpus would (avbench.tasks.synth)."""
         speakers, takes = standin.resolve_size(self.name, self.sizes, size)
         out = Path(out)
         standin.reset_output(out, self.name, SPLITS)
@@ -135,14 +139,18 @@ class Commands(Task):
         jobs = []
         for number, speaker_name in enumerate(names, start=1):
             speaker = synth.speaker_profile(np.random.default_rng([seed, number]))
+            shifted = domain_shift and splits[speaker_name] == "test"
+            if shifted:
+                speaker = synth.shifted_speaker(speaker)
             for label, name in enumerate(type(self).classes):
                 folder = out / splits[speaker_name] / name
                 folder.mkdir(parents=True, exist_ok=True)
                 for take in range(1, takes + 1):
                     path = folder / f"{speaker_name}_{take:02d}.mp4"
-                    jobs.append(standin.SpeakerTake(path, seed, number, speaker, label, take))
+                    jobs.append(standin.SpeakerTake(path, seed, number, speaker, label, take, shifted))
         standin.run_jobs(_write_clip, jobs, workers)
-        standin.write_marker(out, self.name, size, seed, len(jobs), speaker_regex=SPEAKER_REGEX)
+        shift = {"domain_shift": True} if domain_shift else {}
+        standin.write_marker(out, self.name, size, seed, len(jobs), speaker_regex=SPEAKER_REGEX, **shift)
         return len(jobs)
 
 
@@ -159,5 +167,7 @@ def _write_clip(job: standin.SpeakerTake) -> None:
     talker = synth.Talker.of(job.label, len(Commands.classes), job.speaker)
     seconds = float(rng.uniform(0.9, 1.4))
     wave = talker.speech(rng, sample_rate=SAMPLE_RATE, seconds=seconds, rhythm_seed=job.label)
+    if job.shifted:
+        wave = synth.through_other_channel(wave, rng, SAMPLE_RATE)
     face = talker.face(rng, wave, sample_rate=SAMPLE_RATE, fps=VIDEO_FPS, size=2 * LIP_SIZE)
     synth_av.write_mp4(job.path, synth_av.mouth_crop(face, LIP_SIZE), wave, fps=VIDEO_FPS, sample_rate=SAMPLE_RATE)

@@ -35,6 +35,7 @@ class SpeakerTake:
     speaker: Any  # avbench.tasks.synth.SpeakerProfile
     label: int
     take: int
+    shifted: bool = False  # a test clip of a domain-shifted stand-in (avbench.tasks.synth.through_other_channel)
 
 
 def resolve_size(task: str, sizes: dict[str, Any], size: str) -> Any:
@@ -131,20 +132,34 @@ def run_jobs(write: Callable[[Job], Result], jobs: list[Job], workers: int | Non
     return [write(job) for job in jobs]
 
 
-def synthetic_root(task: str, size: str = "small") -> Path:
+def synthetic_root(task: str, size: str = "small", domain_shift: bool = False) -> Path:
     """$AVBENCH_DATA/<task> for the default size, <task>-<size> for others, so switching
-    presets never rewrites a stand-in (and never invalidates its cached features)."""
+    presets never rewrites a stand-in (and never invalidates its cached features); a
+    domain-shifted one adds -shifted."""
     base = Path(os.environ.get("AVBENCH_DATA", "data/synthetic"))
-    return base / (task if size == "small" else f"{task}-{size}")
+    name = task if size == "small" else f"{task}-{size}"
+    return base / (f"{name}-shifted" if domain_shift else name)
 
 
-def ensure_synthetic(task_name: str, size: str) -> Path:
+def check_domain_shift(task_name: str) -> None:
+    """One line for a task whose stand-in cannot shift its test split."""
+    if not getattr(TASKS.get(task_name), "shifts_domain", False):
+        shifting = [name for name in TASKS.names() if getattr(TASKS.get(name), "shifts_domain", False)]
+        raise DatasetError(
+            f"{task_name}: its stand-in has no domain-shift option (tasks that have one: {', '.join(shifting)})"
+        )
+
+
+def ensure_synthetic(task_name: str, size: str, domain_shift: bool = False) -> Path:
     """Write the stand-in once; a lock keeps concurrent workers from writing it twice."""
-    root = synthetic_root(task_name, size)
+    if domain_shift:
+        check_domain_shift(task_name)
+    root = synthetic_root(task_name, size, domain_shift)
     root.parent.mkdir(parents=True, exist_ok=True)
     with open(root.parent / f".{root.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         marker = read_marker(root)
         if marker is None or marker.get("size") != size:
-            TASKS.get(task_name)().synthesize(root, size=size, seed=0)
+            shift = {"domain_shift": True} if domain_shift else {}
+            TASKS.get(task_name)().synthesize(root, size=size, seed=0, **shift)
     return root

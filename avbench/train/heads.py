@@ -26,21 +26,36 @@ def _columns(logits: dict[str, torch.Tensor], labels: torch.Tensor) -> dict[str,
     return {name: labels[:, i] for i, name in enumerate(logits)}
 
 
-def per_example_loss(logits: Logits, labels: torch.Tensor, weights: dict[str, float] | None = None) -> torch.Tensor:
+def per_example_loss(
+    logits: Logits, labels: torch.Tensor, weights: dict[str, float] | None = None, smoothing: float = 0.0
+) -> torch.Tensor:
     """Cross-entropy of every example; with several heads the (weighted) sum of theirs."""
     if not isinstance(logits, dict):
-        return F.cross_entropy(logits.float(), labels, reduction="none")
+        return F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=smoothing)
     weights = weights or {}
     columns = _columns(logits, labels)
     return sum(
-        weights.get(name, 1.0) * F.cross_entropy(out.float(), columns[name], reduction="none")
+        weights.get(name, 1.0)
+        * F.cross_entropy(out.float(), columns[name], reduction="none", label_smoothing=smoothing)
         for name, out in logits.items()
     )
 
 
-def classification_loss(logits: Logits, labels: torch.Tensor, weights: dict[str, float] | None = None) -> torch.Tensor:
+def classification_loss(
+    logits: Logits, labels: torch.Tensor, weights: dict[str, float] | None = None, smoothing: float = 0.0
+) -> torch.Tensor:
     """The training loss: mean cross-entropy, summed over heads with `train.head_weights`."""
-    return per_example_loss(logits, labels, weights).mean()
+    return per_example_loss(logits, labels, weights, smoothing).mean()
+
+
+def batch_loss(logits: Logits, batch: dict, weights: dict[str, float], smoothing: float = 0.0) -> torch.Tensor:
+    """The training loss of a batch; a mixed batch (mixup/cutmix, avbench.augment.batch) scores
+    both labels, weighted by its mix_lambda: λ·CE(label) + (1 − λ)·CE(mix_label)."""
+    loss = classification_loss(logits, batch["label"], weights, smoothing)
+    if "mix_lambda" not in batch:
+        return loss
+    weight = batch["mix_lambda"]
+    return weight * loss + (1 - weight) * classification_loss(logits, batch["mix_label"], weights, smoothing)
 
 
 @dataclass

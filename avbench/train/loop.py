@@ -23,7 +23,7 @@ import torch
 
 from avbench.config import TrainConfig
 from avbench.train.free_space import check_free_space
-from avbench.train.heads import EvalCollector, classification_loss, is_logged, per_example_loss
+from avbench.train.heads import EvalCollector, batch_loss, is_logged, per_example_loss
 from avbench.train.optim import build_optimizer, build_scheduler, model_param_groups
 from avbench.train.resume import LoopState, ResumePoint, loader_generators
 
@@ -46,6 +46,33 @@ class FitResult:
     # The test split's per-example outputs (EvalCollector.outputs), for objectives that give them.
     test_outputs: dict = field(default_factory=dict)
     resume_warning: str | None = None  # the checkpoints were damaged: started over
+
+
+class BatchStage(Protocol):
+    """What happens to each batch on the device before the model sees it (avbench.augment's
+    pipeline): `train` on the training split, `eval` on val and test. Its draws come from
+    `generator`, saved with the other random states so a resumed run replays them."""
+
+    generator: torch.Generator
+    label_smoothing: float
+
+    def train(self, batch: dict) -> dict: ...
+
+    def eval(self, batch: dict) -> dict: ...
+
+
+@dataclass(frozen=True)
+class MappedLoader:
+    """A prepared loader whose batches pass through `apply` (len and iteration as the loader's)."""
+
+    loader: object
+    apply: Callable[[dict], dict]
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        return (self.apply(batch) for batch in self.loader)
 
 
 class Objective(Protocol):
@@ -94,9 +121,10 @@ class Classification:
     num_classes: int
     metric: str
     head_weights: dict[str, float] = field(default_factory=dict)  # several heads: each one's loss weight
+    label_smoothing: float = 0.0
 
     def loss(self, output, batch: dict) -> torch.Tensor:
-        return classification_loss(output, batch["label"], self.head_weights)
+        return batch_loss(output, batch, self.head_weights, self.label_smoothing)
 
     def evaluate(self, model, loader, accelerator) -> dict:
         return evaluate(model, loader, accelerator, self.num_classes)
@@ -123,13 +151,18 @@ def fit(
     num_classes: int,
     checkpoint_dir: Path | None = None,
     on_eval: OnEval | None = None,
+    inputs: BatchStage | None = None,
 ) -> FitResult:
     """Train a classifier with early stopping on `cfg.metric`; resume from
     `checkpoint_dir/last.pt` when it exists (written every `cfg.checkpoint_every` epochs and
     after the last). A model with a
-    `param_groups(lr)` method trains each group at its own rate."""
-    objective = Classification(num_classes, cfg.metric, dict(cfg.head_weights))
-    return train_loop(model, loaders, cfg, accelerator, objective, checkpoint_dir=checkpoint_dir, on_eval=on_eval)
+    `param_groups(lr)` method trains each group at its own rate. `inputs` transforms the
+    batches on the device (augmentation on train, feature computation on every split)."""
+    smoothing = inputs.label_smoothing if inputs is not None else 0.0
+    objective = Classification(num_classes, cfg.metric, dict(cfg.head_weights), smoothing)
+    return train_loop(
+        model, loaders, cfg, accelerator, objective, checkpoint_dir=checkpoint_dir, on_eval=on_eval, inputs=inputs
+    )
 
 
 def train_loop(
@@ -141,6 +174,7 @@ def train_loop(
     *,
     checkpoint_dir: Path | None = None,
     on_eval: OnEval | None = None,
+    inputs: BatchStage | None = None,
 ) -> FitResult:
     """Epochs of `objective.loss` until `cfg.epochs`, early stopping or pruning; then the best
     epoch's weights and one evaluation of test (none when pruned)."""
@@ -149,6 +183,10 @@ def train_loop(
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, loaders["train"], loaders["val"], loaders["test"]
     )
+    if inputs is not None:
+        generators["augment"] = inputs.generator
+        train_loader = MappedLoader(train_loader, inputs.train)
+        val_loader, test_loader = MappedLoader(val_loader, inputs.eval), MappedLoader(test_loader, inputs.eval)
     scheduler = build_scheduler(optimizer, cfg, -(-len(train_loader) // cfg.grad_accum))
     # The module itself, not its torch.compile wrapper: checkpoints keep plain parameter names.
     unwrapped = accelerator.unwrap_model(model, keep_torch_compile=False)
