@@ -196,6 +196,8 @@ class SweepConfig(_Strict):
     trials: int = Field(10, ge=1)  # finished trials in total, across restarts
     pruner: Literal["median", "hyperband", "none"] = "median"
     seed: int = 0  # seeds the sampler
+    # What the sweep optimises, each "METRIC:max|min" (avbench.sweep.objectives); empty: val/<train.metric>.
+    objectives: list[str] = []
 
 
 class TrackingConfig(_Strict):
