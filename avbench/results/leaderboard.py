@@ -81,6 +81,7 @@ def leaderboard_rows(
         row.update(
             {
                 "params": best.params,
+                "latency_ms": best.latency_ms,
                 "best_epoch": best.best_epoch,
                 "run_id": best.run_id,
                 "searched": best.searched,
@@ -121,6 +122,7 @@ TABLE_COLUMNS = (
     "test/uar",
     "test/macro_f1",
     "params",
+    "latency_ms",
     "searched",
 )
 
@@ -154,13 +156,17 @@ def render_json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, indent=2)
 
 
-def render_table(rows: list[dict[str, Any]], console) -> None:
+def render_table(
+    rows: list[dict[str, Any]], console, title: str = "avbench leaderboard (best validation run; test reported once)"
+) -> None:
     from rich.table import Table
 
-    table = Table(title="avbench leaderboard (best validation run; test reported once)")
+    table = Table(title=title)
     columns = table_columns(rows)
     for column in columns:
-        table.add_column(column, justify="right" if column.startswith(("val", "test", "n_", "params")) else "left")
+        table.add_column(
+            column, justify="right" if column.startswith(("val", "test", "n_", "params", "latency")) else "left"
+        )
     for row in rows:
         table.add_row(*(_cell(row, c) for c in columns))
     console.print(table)
