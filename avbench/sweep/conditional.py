@@ -42,14 +42,15 @@ def first_values(space: SearchSpace) -> dict[str, Any]:
     return space.complete(draw(space.params, lambda p, _key: p.choices[0] if p.kind == "categorical" else p.low))
 
 
-def tree_rows(params: dict[str, Param], depth: int = 0) -> list[tuple[int, str, Param]]:
-    """(depth, condition, parameter) rows, each branch's parameters under the choice opening them."""
-    rows: list[tuple[int, str, Param]] = []
+def tree_rows(params: dict[str, Param], depth: int = 0) -> list[tuple[int, Any, Param]]:
+    """(depth, the choice opening it, parameter) rows, each branch's parameters right under the
+    parameter whose choice opens them (the choice is None at the top)."""
+    rows: list[tuple[int, Any, Param]] = []
     for param in params.values():
-        rows.append((depth, "", param))
+        rows.append((depth, None, param))
         for choice, branch in param.branches.items():
-            for inner_depth, condition, inner in tree_rows(branch, depth + 1):
-                rows.append((inner_depth, condition or f"{param.name}={choice}", inner))
+            for inner_depth, opened_by, inner in tree_rows(branch, depth + 1):
+                rows.append((inner_depth, choice if opened_by is None else opened_by, inner))
     return rows
 
 

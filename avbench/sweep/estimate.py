@@ -96,10 +96,10 @@ def _print_space(loaded: LoadedExperiment, space: SearchSpace, console: Console)
     table = Table(title=f"search space of {loaded.name}: {len(rows)} parameter(s)")
     for column in ("parameter", "range", "range from", "null in"):
         table.add_column(column)
-    for depth, condition, param in rows:
+    for depth, choice, param in rows:
         origin = loaded.source if param.name in in_file else "--preset / --set"
-        # A branch's parameter sits under the choice that searches it, indented by its depth.
-        shown = f"{'  ' * depth}└ {param.name} (if {condition})" if depth else param.name
+        # A branch's parameter sits under the parameter whose choice searches it, indented by its depth.
+        shown = f"{'  ' * depth}└ {choice}: {param.name}" if depth else param.name
         table.add_row(
             escape(shown), escape(param.describe_range()), space.origins.get(param.name, space.source), origin
         )

@@ -229,7 +229,7 @@ def resolve_space(loaded: LoadedExperiment, sweep_file: Path | None = None) -> S
         if name in declared:
             params[name], origins[name] = declared[name], describe(path)
         elif name in nested:
-            origins[name] = f"{describe(path)}, under {nested[name]}"
+            origins[name] = describe(path)  # the dry run's tree shows under which choice
         elif name in model_ranges:
             params[name] = parse_param(name, model_ranges[name])
             origins[name] = f"model '{loaded.config.model}' default"
