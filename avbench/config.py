@@ -219,6 +219,8 @@ class SweepConfig(_Strict):
     # WilcoxonPruner stops once it loses to the best trial fold by fold.
     objective: Literal["val", "cv"] = "val"
     seed: int = 0  # seeds the sampler
+    # What the sweep optimises, each "METRIC:max|min" (avbench.sweep.objectives); empty: val/<train.metric>.
+    objectives: list[str] = []
 
 
 class TrackingConfig(_Strict):

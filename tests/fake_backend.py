@@ -25,9 +25,9 @@ class FixedTrial(Trial):
     def reject(self, reason: str) -> None:
         TOLD.append(("reject", self.number, reason))
 
-    def finish(self, record: RunRecord, value: float | None) -> None:
-        TOLD.append(("finish", self.number, record.status, value))
-        self.backend.ended[self.number] = (record.status, value, record.run_id)
+    def finish(self, record: RunRecord, values: tuple[float, ...] | None) -> None:
+        TOLD.append(("finish", self.number, record.status, values))
+        self.backend.ended[self.number] = (record.status, values[0] if values else None, record.run_id)
 
     def fail(self, reason: str) -> None:
         TOLD.append(("fail", self.number, reason))

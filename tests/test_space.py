@@ -16,10 +16,15 @@ def test_builtin_sweep_file_is_used(workspace):
     declared = yaml.safe_load((BUILTIN / "sweeps" / "spectrogram-cnn-cremad.yaml").read_text())["parameters"]
     space = resolve_space(load_experiment("spectrogram-cnn-cremad"))
     assert space.source == "built-in sweeps/spectrogram-cnn-cremad.yaml"
-    lr = space.params["train.lr"]
-    bounds = (declared["train.lr"]["min"], declared["train.lr"]["max"])
-    assert lr.kind == "float" and lr.log and (lr.low, lr.high) == bounds
-    assert space.params["train.optimizer"].choices == tuple(declared["train.optimizer"]["values"])
+    optimizer = space.params["train.optimizer"]  # conditional: each optimizer its own lr range
+    assert optimizer.choices == tuple(declared["train.optimizer"]["values"])
+    for choice, branch in declared["train.optimizer"]["values"].items():
+        lr = optimizer.branches[choice]["train.lr"]
+        assert (
+            lr.kind == "float"
+            and lr.log
+            and (lr.low, lr.high) == (branch["train.lr"]["min"], branch["train.lr"]["max"])
+        )
     assert space.metric == "val/acc"
 
 

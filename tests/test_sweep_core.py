@@ -57,7 +57,7 @@ def test_a_new_backend_is_one_file_and_one_table_entry(cli, workspace, fixed_bac
         metrics = (workspace / "results" / "runs" / VIT / record.run_id / "metrics.jsonl").read_text()
         epochs = [json.loads(line)["val/acc"] for line in metrics.splitlines()]
         assert [t[3] for t in told if t[:2] == ("report", number)] == epochs
-        assert ("finish", number, record.status, record.val["acc"]) in told
+        assert ("finish", number, record.status, (record.val["acc"],)) in told  # one objective: a 1-tuple
     assert f"best val/acc={records[1].val['acc']:.4f}" in out and records[1].run_id in out
 
 

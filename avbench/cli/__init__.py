@@ -258,8 +258,13 @@ def _cross_validate(name: str, config, run_ctx) -> None:
 @click.option("--task", default=None, help="Only this task.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to a file.")
 @click.option("--wandb", "to_wandb", is_flag=True, help="Also log the rows as a W&B Table to their project.")
+@click.option(
+    "--pareto",
+    is_flag=True,
+    help="The runs no other run of the task beats on val accuracy, params and latency at once.",
+)
 @click.pass_context
-def leaderboard(ctx, fmt: str, task: str | None, out: Path | None, to_wandb: bool) -> None:
+def leaderboard(ctx, fmt: str, task: str | None, out: Path | None, to_wandb: bool, pareto: bool) -> None:
     """Rank the best validation run of each (task, model); read from results/ only."""
     from avbench.results.leaderboard import leaderboard_rows, render_csv, render_json, render_markdown, render_table
     from avbench.results.records import read_records
@@ -267,14 +272,24 @@ def leaderboard(ctx, fmt: str, task: str | None, out: Path | None, to_wandb: boo
     records, skipped = read_records(results_dir(ctx))
     for path, reason in skipped:  # on stderr: the table or the exported file stays whole
         click.echo(f"skipped a damaged run record: {path}: {reason}", err=True)
-    rows = leaderboard_rows(results_dir(ctx), task, records=records)
+    if pareto:
+        from avbench.results.pareto import pareto_rows
+
+        rows = pareto_rows(records, task)
+    else:
+        rows = leaderboard_rows(results_dir(ctx), task, records=records)
     if to_wandb and rows:
         log_leaderboard_rows(results_dir(ctx), rows)
     if fmt == "table" and out is None:
         if not rows:
             click.echo(f"no finished runs under {runs_root(results_dir(ctx))}")
             return
-        render_table(rows, make_console())
+        if pareto:
+            render_table(
+                rows, make_console(), title="Pareto front: no run beats these on val accuracy, params and latency"
+            )
+        else:
+            render_table(rows, make_console())
         return
     text = {"md": render_markdown, "csv": render_csv, "json": render_json, "table": render_markdown}[fmt](rows)
     if out is not None:

@@ -15,7 +15,7 @@ from avbench.cli.replicate import replicate_best, replicate_options
 from avbench.cli.support import count_option, grid_run_options, make_console, results_dir, with_init_from, with_strict
 from avbench.sweep.backends import BACKENDS
 
-SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports optuna; --help must not
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2", "auto")  # avbench.sweep.samplers imports optuna
 
 
 @click.command()
@@ -62,7 +62,31 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")  # avbench.sweep.samplers imports 
     "--sampler",
     type=click.Choice(SAMPLERS),
     default=None,
-    help="[default: from the sweep file's method: bayes → tpe, random, grid]",
+    help="[default: from the sweep file's method: bayes → tpe, random, grid] auto: nsga2 with several "
+    "objectives, grid for a small finite space (no larger than --trials), else tpe; gp: Gaussian process.",
+)
+@click.option(
+    "--objective",
+    "objectives",
+    multiple=True,
+    metavar="METRIC:max|min",
+    help="Optimise several objectives (repeat): val/<m>, test/<m>, params, latency_ms, train_time_s, "
+    "peak_memory_mb [default: sweep.objectives, else val/<train.metric>:max].",
+)
+@click.option(
+    "--warm-start",
+    default=None,
+    metavar="STUDY|EXPERIMENT",
+    help="Run the best trials of this study (or of this experiment's study) first.",
+)
+@click.option(
+    "--top", "warm_top", type=click.IntRange(min=1), default=3, show_default=True, help="How many, for --warm-start."
+)
+@click.option(
+    "--enqueue",
+    multiple=True,
+    metavar="KEY=VALUE,...",
+    help="Run this configuration first (repeatable); missing keys are sampled.",
 )
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default=None)
 @count_option(
@@ -134,6 +158,10 @@ def _report_sweep(run_ctx, outcome, console) -> None:
             f"best {outcome.metric}={outcome.best_value:.4f} "
             f"{escape(f'[{format_values(outcome.best_params)}]')} run {outcome.best_run_id}"
         )
+    if outcome.front:
+        from avbench.sweep.show import render_front
+
+        render_front(outcome.front, outcome.objectives, console)
     if not started_by_parent():  # a worker's parent shows the leaderboard once
         rows = [r for r in leaderboard_rows(run_ctx.results, outcome.task) if r["model"] == outcome.model]
         if rows:

@@ -9,6 +9,7 @@ classifier's own: how its model is built and trained.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from avbench.config import TrainConfig
@@ -29,6 +30,7 @@ def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) 
     from accelerate.utils import set_seed
 
     from avbench.models import create_model
+    from avbench.train.cost import reset_peak_memory
     from avbench.train.loop import fit
 
     set_seed(cfg.seed)
@@ -38,9 +40,12 @@ def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) 
         from avbench.train.warm_start import warm_start
 
         run.record.weights = f"warm start from {cfg.init_from} ({warm_start(model, cfg)} tensors)"
-    return fit(
+    loaders = make_loaders(run.data, cfg)
+    reset_peak_memory(accelerator.device)
+    started = time.perf_counter()
+    result = fit(
         model,
-        make_loaders(run.data, cfg),
+        loaders,
         cfg,
         accelerator,
         num_classes=run.data.spec.num_classes,
@@ -48,6 +53,8 @@ def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) 
         on_eval=on_epoch,
         inputs=batch_pipeline(run),
     )
+    note_cost(run.record, model, loaders["test"], accelerator.device, time.perf_counter() - started)
+    return result
 
 
 def batch_pipeline(run: Run):
@@ -62,3 +69,13 @@ def batch_pipeline(run: Run):
         with_dataset_statistics(pipeline, run.experiment, run.data.splits["train"], run.ctx.results)
     run.record.augment = pipeline.ran
     return pipeline
+
+
+def note_cost(record, model, loader, device, train_time_s: float) -> None:
+    """Training time, peak memory and latency per clip (batch 1) of the best weights, for
+    objectives beside accuracy (`--objective latency_ms:min`)."""
+    from avbench.train.cost import first_clip, latency_ms, peak_memory_mb
+
+    record.train_time_s = round(train_time_s, 3)
+    record.peak_memory_mb, record.peak_memory_kind = peak_memory_mb(device)
+    record.latency_ms = latency_ms(model, first_clip(loader), device)

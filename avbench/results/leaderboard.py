@@ -132,6 +132,7 @@ def _row(task: str, model: str, data_kind: str, group: list, selection: Selectio
         {
             "is_control": data_kind.endswith(CONTROL_SUFFIX),
             "params": best.params,
+            "latency_ms": best.latency_ms,
             "best_epoch": best.best_epoch,
             "run_id": best.run_id,
             "searched": best.searched,
@@ -249,6 +250,7 @@ TABLE_COLUMNS = (
     "majority",
     "notes",
     "params",
+    "latency_ms",
     "searched",
 )
 
@@ -283,13 +285,18 @@ def render_json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, indent=2)
 
 
-def render_table(rows: list[dict[str, Any]], console) -> None:
+TABLE_TITLE = "avbench leaderboard (val-selected config; test: mean ± 95 % CI half-width over n_runs)"
+
+
+def render_table(rows: list[dict[str, Any]], console, title: str = TABLE_TITLE) -> None:
     from rich.table import Table
 
-    table = Table(title="avbench leaderboard (val-selected config; test: mean ± 95 % CI half-width over n_runs)")
+    table = Table(title=title)
     columns = table_columns(rows)
     for column in columns:
-        table.add_column(column, justify="right" if column.startswith(("val", "test", "n_", "params")) else "left")
+        table.add_column(
+            column, justify="right" if column.startswith(("val", "test", "n_", "params", "latency")) else "left"
+        )
     for row in rows:
         table.add_row(*(_cell(row, c) for c in columns))
     console.print(table)

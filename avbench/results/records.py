@@ -54,6 +54,13 @@ class RunRecord:
     # the gradient accumulation: what it ran at, and what it ran at next.
     oom_retry: str | None = None
     params: int = 0
+    # What the trained model costs (avbench.train.cost), measured on the trial's device after
+    # training: median ms per clip at batch 1, seconds of training, peak memory (and what that
+    # peak is of: CUDA's max allocated or the process's peak RSS on CPU). None where not measured.
+    latency_ms: float | None = None
+    train_time_s: float | None = None
+    peak_memory_mb: float | None = None
+    peak_memory_kind: str | None = None
     weights: str = ""
     seed: int = 0
     data_sizes: dict[str, int] = field(default_factory=dict)

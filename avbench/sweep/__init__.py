@@ -27,12 +27,18 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
     from avbench.sweep.core import SweepPlan
     from avbench.sweep.launch.placement import place_workers
     from avbench.sweep.launch.torchrun import follow_trials, refuse_under_launcher
+    from avbench.sweep.objectives import is_multi, resolve_objectives
     from avbench.sweep.space import resolve_space
 
     loaded = load_experiment(request.experiment, preset=ctx.preset, overrides=request.overrides)
     if not loaded.searched:
         raise AvbenchError(f"{loaded.name} has no null (searched) fields; use `avbench run`")
     space = resolve_space(loaded, request.sweep_config)
+    objectives = resolve_objectives(loaded, request.objectives)
+    if request.backend != "optuna" and (is_multi(objectives) or request.warm_start or request.enqueue):
+        raise ConfigError(
+            "several objectives, --warm-start and --enqueue need --backend optuna (W&B sweeps optimise one metric)"
+        )
     backend = backend_module(choose_backend(request.backend, ctx.use_wandb))
     request = place_workers(request)
     if (request.workers > 1 or request.placement) and not getattr(backend, "SUPPORTS_WORKERS", False):
@@ -40,6 +46,12 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
             f"--workers {request.workers}: --backend {request.backend} trains one trial at a time here "
             "(--backend optuna shares a storage between worker processes)"
         )
+    if request.backend != "optuna" and space.conditional:
+        from avbench.sweep.conditional import flat_equivalent
+
+        space, notes = flat_equivalent(space)
+        for note in notes:
+            (view or ConsoleView.silent()).say(f"note: {note}")
     refuse_under_launcher(request, backend)
     if request.launcher == "slurm":
         from avbench.sweep.launch.slurm import check_slurm_request
@@ -49,7 +61,7 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
     if not ranks.is_main:
         follow_trials(ranks, loaded, ctx)
         return None
-    plan = SweepPlan(request, loaded, space, ctx, view or ConsoleView.silent(), ranks)
+    plan = SweepPlan(request, loaded, space, ctx, view or ConsoleView.silent(), ranks, objectives)
     if request.dry_run:
         from avbench.sweep.estimate import dry_run
 
@@ -63,4 +75,10 @@ def run(request: SweepRequest, ctx: RunContext, view=None) -> SweepOutcome | Non
     if outcome is None:  # submitted to Slurm, not followed
         return None
     config = loaded.config
-    return replace(outcome, task=config.task, model=config.model, metric=f"val/{config.train.metric}")
+    return replace(
+        outcome,
+        task=config.task,
+        model=config.model,
+        metric=f"val/{config.train.metric}",
+        objectives=tuple(map(str, objectives)),
+    )

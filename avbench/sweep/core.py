@@ -23,7 +23,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from avbench.errors import AvbenchError, ConfigError, InfeasibleConfig, OutOfSpa
 from avbench.results.layout import run_dir
 from avbench.results.records import RunRecord
 from avbench.sweep.infeasible import INFEASIBLE, infeasible_record
+from avbench.sweep.objectives import Objective, is_multi, objective_values, resolve_objectives
 from avbench.sweep.space import SearchSpace
 
 if TYPE_CHECKING:
@@ -87,6 +88,10 @@ class SweepRequest:
     placement: Any = None  # the workers' devices, set by avbench.sweep.launch.placement.place_workers
     launcher: str = "local"  # or "slurm": the workers as a Slurm job array (avbench.sweep.launch.slurm)
     slurm: SlurmOptions | None = None
+    objectives: tuple[str, ...] = ()  # each METRIC:max|min [default: the experiment's sweep.objectives]
+    warm_start: str | None = None  # a study or experiment whose best trials run first
+    warm_top: int = 3  # how many of them
+    enqueue: tuple[str, ...] = ()  # configurations to run first, each "key=value,key=value"
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class SweepPlan:
     ctx: RunContext
     view: ConsoleView
     ranks: Ranks
+    objectives: tuple[Objective, ...] = ()  # [default: the validation metric, maximised]
 
     @property
     def target(self) -> int:
@@ -126,6 +132,9 @@ class SweepOutcome:
     task: str = ""
     model: str = ""
     metric: str = ""
+    # Several objectives: the Pareto front, each {"trial", "values", "params", "run_id"}.
+    front: list[dict] = field(default_factory=list)
+    objectives: tuple[str, ...] = ()
 
 
 def study_name(loaded: LoadedExperiment, preset: str | None, synthetic: bool) -> str:
@@ -133,14 +142,16 @@ def study_name(loaded: LoadedExperiment, preset: str | None, synthetic: bool) ->
     return "-".join(parts)
 
 
-def config_fingerprint(loaded: LoadedExperiment, space: SearchSpace) -> str:
+def config_fingerprint(loaded: LoadedExperiment, space: SearchSpace, objectives: tuple[Objective, ...] = ()) -> str:
     """What makes two sweeps comparable: the config (less presets and what cannot change
-    results) and the search space."""
+    results), the search space and (when several) the objectives."""
     payload = {k: v for k, v in loaded.raw.items() if k not in ("presets", "sweep")}
     for section, values in payload.items():  # how data is checked and cached, how often last.pt is written
         if isinstance(values, dict):
             payload[section] = {k: v for k, v in values.items() if f"{section}.{k}" not in RESULT_NEUTRAL_FIELDS}
     payload["space"] = {n: p.describe() for n, p in space.params.items()}
+    if is_multi(objectives):
+        payload["objectives"] = [str(o) for o in objectives]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -176,10 +187,11 @@ class Trial(ABC):
         """The model cannot be built with these values: not a trial, never retried."""
 
     @abstractmethod
-    def finish(self, record: RunRecord, value: float | None) -> None:
-        """The run ended as record.status says (completed, pruned or failed), with the sweep
-        metric's value at the best epoch. May downgrade the record (e.g. another worker took
-        the trial for dead meanwhile)."""
+    def finish(self, record: RunRecord, values: tuple[float, ...] | None) -> None:
+        """The run ended as record.status says (completed, pruned or failed), with the value of
+        each objective (the sweep metric's at the best epoch; costs off the record), None where
+        one was not measured. May downgrade the record (e.g. another worker took the trial for
+        dead meanwhile)."""
 
     @abstractmethod
     def fail(self, reason: str) -> None:
@@ -240,7 +252,13 @@ class Streaks:
 
 
 def run_trial(
-    trial: Trial, loaded: LoadedExperiment, ctx: RunContext, *, sweep: str | None, hooks: SweepHooks = SweepHooks()
+    trial: Trial,
+    loaded: LoadedExperiment,
+    ctx: RunContext,
+    *,
+    sweep: str | None,
+    hooks: SweepHooks = SweepHooks(),
+    objectives: tuple[Objective, ...] = (),
 ) -> RunRecord:
     """Train one suggestion through the recipe and tell the backend how it ended."""
     from avbench.preflight import check_feasible
@@ -269,16 +287,17 @@ def run_trial(
             from avbench.sweep.cv_objective import run_cv_trial
 
             record, value = run_cv_trial(trial, experiment, ctx, info, metric)
+            values = (value,) if value is not None else None
         else:
             record = run_recipe(experiment, ctx, trial=info, on_eval=on_eval, progress=hooks.features)
-            value = record.val.get(metric) if record.val else None
+            values = objective_values(record, objectives or resolve_objectives(loaded))
     except (KeyboardInterrupt, OutOfSpace):  # Ctrl-C, SIGTERM, a full disk: the trial is not to blame
         trial.interrupt()
         raise
     except Exception as exc:  # a user error (config, data): every trial would hit it
         trial.fail(str(exc) or type(exc).__name__)
         raise
-    trial.finish(record, value)
+    trial.finish(record, values)
     return record
 
 
@@ -305,7 +324,9 @@ def run_trials(backend: Backend, plan: SweepPlan) -> SweepOutcome:
         try:
             while (trial := backend.next_trial()) is not None:
                 with trial.keep_alive():
-                    record = run_trial(trial, plan.loaded, plan.ctx, sweep=backend.name, hooks=hooks)
+                    record = run_trial(
+                        trial, plan.loaded, plan.ctx, sweep=backend.name, hooks=hooks, objectives=plan.objectives
+                    )
                 hooks.trial_end(record)
                 streaks.after(record.status, record.error)
         finally:

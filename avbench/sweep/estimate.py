@@ -16,14 +16,16 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from avbench.config import LoadedExperiment
 from avbench.data.cache import FeatureCache
 from avbench.errors import ConfigError
 from avbench.results.layout import feature_cache_dir
+from avbench.sweep.conditional import first_values, representative_values, tree_rows
 from avbench.sweep.core import SweepPlan
-from avbench.sweep.space import SearchSpace, representative
+from avbench.sweep.space import SearchSpace, walk
 from avbench.threads import capped_torch_threads
 
 TIMED_STEPS = 3
@@ -90,16 +92,23 @@ def dry_run(plan: SweepPlan) -> None:
 
 def _print_space(loaded: LoadedExperiment, space: SearchSpace, console: Console) -> None:
     in_file = set(loaded.declared)
-    table = Table(title=f"search space of {loaded.name}: {len(space.params)} parameter(s)")
+    rows = tree_rows(space.params)
+    table = Table(title=f"search space of {loaded.name}: {len(rows)} parameter(s)")
     for column in ("parameter", "range", "range from", "null in"):
         table.add_column(column)
-    for name, param in space.params.items():
-        origin = loaded.source if name in in_file else "--preset / --set"
-        table.add_row(name, param.describe(), space.origins.get(name, space.source), origin)
+    for depth, choice, param in rows:
+        origin = loaded.source if param.name in in_file else "--preset / --set"
+        # A branch's parameter sits under the parameter whose choice searches it, indented by its depth.
+        shown = f"{'  ' * depth}└ {choice}: {param.name}" if depth else param.name
+        table.add_row(
+            escape(shown), escape(param.describe_range()), space.origins.get(param.name, space.source), origin
+        )
     console.print(table)
+    for name, default in space.absent_defaults.items():
+        console.print(f"{name} = {default!r} (the schema default) where its branch does not search it")
     size = space.grid_size()
     if size is None:
-        continuous = [p.name for p in space.params.values() if p.grid_size() is None]
+        continuous = sorted({p.name for _, p in walk(space.params) if p.grid_size() is None and not p.branches})
         console.print(f"grid size: unbounded ({', '.join(continuous)} continuous)")
     else:
         console.print(f"grid size: {size} combination(s)")
@@ -119,12 +128,12 @@ def _print_cost(
     from avbench.preflight import check_feasible, resolve_data_root, with_model_inputs
     from avbench.registry import MODELS, TASKS
 
-    values = {name: representative(p) for name, p in space.params.items()}
+    values = representative_values(space)
     try:
         experiment = loaded.resolve(values)
         check_feasible(experiment)
     except ConfigError:  # a constraint between fields (an infeasible model too): each range's first value
-        values = {name: p.choices[0] if p.kind == "categorical" else p.low for name, p in space.params.items()}
+        values = first_values(space)
         experiment = loaded.resolve(values)
     experiment = with_model_inputs(experiment)
     task = TASKS.get(experiment.task)()

@@ -17,13 +17,28 @@ from optuna.exceptions import ExperimentalWarning
 from avbench.errors import ConfigError
 from avbench.sweep.space import SearchSpace
 
-SAMPLERS = ("tpe", "random", "grid", "cmaes")
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2", "auto")
 METHOD_SAMPLER = {"bayes": "tpe", "random": "random", "grid": "grid"}
+SINGLE_OBJECTIVE = ("cmaes",)  # Optuna's CMA-ES optimises one objective
 
 
-def sampler_name(space: SearchSpace, requested: str | None) -> str:
-    """--sampler beats the sweep file's `method`."""
+def sampler_name(space: SearchSpace, requested: str | None, *, objectives: int = 1, trials: int | None = None) -> str:
+    """--sampler beats the sweep file's `method`; `auto` is resolved by auto_sampler."""
+    if requested == "auto":
+        return auto_sampler(space, objectives=objectives, trials=trials)
     return requested or METHOD_SAMPLER[space.method]
+
+
+def auto_sampler(space: SearchSpace, *, objectives: int, trials: int | None) -> str:
+    """The rule of `--sampler auto`: NSGA-II with several objectives; the grid when the space
+    is finite, unconditional and no larger than the trial budget (every point gets tried);
+    TPE otherwise."""
+    if objectives > 1:
+        return "nsga2"
+    size = space.grid_size()
+    if size is not None and not space.conditional and (trials is None or size <= trials):
+        return "grid"
+    return "tpe"
 
 
 def trial_seed(base: int, trials_in_study: int) -> int:
@@ -31,6 +46,8 @@ def trial_seed(base: int, trials_in_study: int) -> int:
 
 
 def grid_of(space: SearchSpace) -> dict[str, list]:
+    if space.conditional:
+        raise ConfigError("the grid sampler cannot walk a conditional space; use tpe, random or gp")
     grid = {}
     for p in space.params.values():
         if p.grid_size() is None:
@@ -42,8 +59,12 @@ def grid_of(space: SearchSpace) -> dict[str, list]:
     return grid
 
 
-def check_sampler(space: SearchSpace, name: str) -> list[str]:
+def check_sampler(space: SearchSpace, name: str, objectives: int = 1) -> list[str]:
     """Fail early on a sampler the space cannot use; return notes worth telling the user."""
+    if objectives > 1 and name in SINGLE_OBJECTIVE:
+        raise ConfigError(f"the {name} sampler optimises one objective; with several use nsga2, tpe, gp or random")
+    if name == "gp" and space.conditional:
+        return ["gp models every parameter jointly; a branch's parameters are drawn by its random fallback sampler"]
     if name == "grid":
         grid_of(space)
         return []
@@ -86,6 +107,18 @@ def make_sampler(space: SearchSpace, name: str, seed: int) -> optuna.samplers.Ba
         )
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "gp":
+        # Optuna's GP reads the constraint avbench sets on an infeasible suggestion
+        # (Trial.set_constraint) as it learns; its random fallback draws what it cannot model.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return optuna.samplers.GPSampler(
+                seed=seed,
+                independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+                warn_independent_sampling=False,
+            )
     raise ConfigError(f"unknown sampler '{name}' (choose from: {', '.join(SAMPLERS)})")
 
 

@@ -25,8 +25,9 @@ from avbench.registry import did_you_mean
 from avbench.results.layout import run_files, study_dir
 from avbench.results.records import DamagedRecord, read_record
 from avbench.spec import METRICS
-from avbench.sweep.backends.optuna import is_infeasible
+from avbench.sweep.backends.optuna import is_infeasible, pareto_rows
 from avbench.sweep.infeasible import INFEASIBLE
+from avbench.sweep.space import plain_name
 from avbench.sweep.storage import display_url, list_study_names, open_storage, resolve_storage_url, storage_file
 
 TEST_METRICS = METRICS
@@ -46,6 +47,8 @@ class StudyReport:
     importance_note: str = ""
     failures: list[tuple[int, str]] = field(default_factory=list)
     infeasible: Counter = field(default_factory=Counter)  # reason → suggestions rejected for it
+    objectives: tuple[str, ...] = ()  # several: the study's objectives, and `front` its Pareto front
+    front: list[dict] = field(default_factory=list)
 
 
 def _experiment_name(experiment: str) -> str:
@@ -92,8 +95,16 @@ def study_report(
         metric=loaded.user_attrs.get("metric", "val"),
         counts=dict(Counter(INFEASIBLE if is_infeasible(t) else t.state.name.lower() for t in trials)),
     )
-    completed = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value, reverse=True)
+    multi = len(loaded.directions) > 1
+    maximize = loaded.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    completed = sorted(
+        (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.values[0], reverse=maximize
+    )
     report.best = [_best_row(t, results, report.experiment) for t in completed[:top]]
+    if multi:
+        report.objectives = tuple(loaded.user_attrs.get("objectives") or (f"objective {i}" for i in range(2)))
+        report.front = pareto_rows(loaded)
+        report.metric = report.objectives[0]
     retried_as = {number: t.number for t in trials for number in t.system_attrs.get("retry_history", [])[-1:]}
     report.failures = [
         (t.number, t.user_attrs.get("error") or _died(retried_as.get(t.number)))
@@ -111,7 +122,8 @@ def _died(retry: int | None) -> str:
 
 def _best_row(trial: FrozenTrial, results: Path, experiment: str) -> dict:
     run_id = trial.user_attrs.get("run_id")
-    row = {"trial": trial.number, "value": trial.value, "params": dict(trial.params), "run_id": run_id, "test": {}}
+    params = {plain_name(k): v for k, v in trial.params.items()}  # a branch's keys as the fields they set
+    row = {"trial": trial.number, "value": trial.values[0], "params": params, "run_id": run_id, "test": {}}
     if run_id:
         path = run_files(results, experiment, run_id).record
         try:
@@ -132,7 +144,10 @@ def _importances(study: optuna.Study, completed: int) -> tuple[dict[str, float],
         warnings.simplefilter("ignore")
         try:
             # Optuna's default evaluator (PED-ANOVA) needs nothing beyond optuna itself.
-            values = optuna.importance.get_param_importances(study)
+            # The first objective ranks them when there are several; a parameter only some trials
+            # draw (a branch's) is left out: PED-ANOVA needs every trial to have it.
+            target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
+            values = optuna.importance.get_param_importances(study, target=target)
         except (RuntimeError, ValueError) as exc:
             return {}, f"parameter importances unavailable: {exc}"
     note = "PED-ANOVA over completed trials" + (" (few trials: rough)" if completed < 10 else "")
@@ -164,11 +179,24 @@ def render_report(report: StudyReport, console: Console) -> None:
         console.print(report.importance_note)
     for number, error in report.failures:
         console.print(f"trial {number} failed: {escape(error)}", soft_wrap=True)
+    if report.front:
+        render_front(report.front, report.objectives, console)
     for reason, count in report.infeasible.most_common():
         console.print(f"{count} suggestion(s) skipped untrained, infeasible: {escape(reason)}", soft_wrap=True)
     for row in report.best:
         if row.get("damaged"):  # on stderr, so a script reading the table still gets it whole
             click.echo(f"skipped a damaged run record (no test metrics shown): {row['damaged']}", err=True)
+
+
+def render_front(front: list[dict], objectives: tuple[str, ...], console: Console) -> None:
+    """A multi-objective study's non-dominated trials: no other trial is as good in every objective."""
+    table = Table(title=f"Pareto front: {len(front)} trial(s) no other trial beats on every objective")
+    for column in ("trial", *objectives, "params", "run"):
+        table.add_column(column)
+    for row in front:
+        shown = [f"{v:.4g}" for v in row["values"]]
+        table.add_row(str(row["trial"]), *shown, escape(format_values(row["params"])), row["run_id"] or "-")
+    console.print(table)
 
 
 def write_plots(report: StudyReport, results: Path) -> list[Path]:
@@ -181,13 +209,16 @@ def write_plots(report: StudyReport, results: Path) -> list[Path]:
 
     completed = len(report.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     wanted = [p for p in PLOTS if completed >= (2 if p == "param_importances" else 1)]
+    multi = len(report.study.directions) > 1
+    if multi and completed:
+        wanted.insert(0, "pareto_front")
     out_dir = study_dir(results, report.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna's matplotlib plots are "experimental"
         for plot in wanted:
-            axes = getattr(optuna_plots, f"plot_{plot}")(report.study)
+            axes = _plot(optuna_plots, plot, report, multi)
             figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
             figure.set_size_inches(10, 6)
             path = out_dir / f"{plot}.png"
@@ -195,3 +226,13 @@ def write_plots(report: StudyReport, results: Path) -> list[Path]:
             plt.close(figure)
             written.append(path)
     return written
+
+
+def _plot(optuna_plots, plot: str, report: StudyReport, multi: bool):
+    """One optuna plot; with several objectives the Pareto front of the first two, the others of the first."""
+    draw = getattr(optuna_plots, f"plot_{plot}")
+    if plot == "pareto_front":
+        return draw(report.study, target_names=list(report.objectives), targets=lambda t: tuple(t.values[:2]))
+    if multi:
+        return draw(report.study, target=lambda t: t.values[0], target_name=report.objectives[0])
+    return draw(report.study)

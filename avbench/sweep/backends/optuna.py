@@ -28,6 +28,7 @@ from avbench.config import LoadedExperiment
 from avbench.context import RunContext
 from avbench.distributed import VISIBLE_ENV
 from avbench.results.records import RunRecord
+from avbench.sweep.conditional import draw
 from avbench.sweep.core import (
     Backend,
     SweepOutcome,
@@ -40,6 +41,7 @@ from avbench.sweep.core import (
 )
 from avbench.sweep.infeasible import INFEASIBLE
 from avbench.sweep.liveness import Heartbeat, recover_dead_trials, worker_id
+from avbench.sweep.objectives import Objective, is_multi
 from avbench.sweep.samplers import (
     check_sampler,
     is_grid_exhausted,
@@ -48,7 +50,7 @@ from avbench.sweep.samplers import (
     sampler_name,
     trial_seed,
 )
-from avbench.sweep.space import Param, SearchSpace
+from avbench.sweep.space import Param, SearchSpace, plain_name
 from avbench.sweep.storage import (
     RETRY,
     claim_lock,
@@ -57,6 +59,7 @@ from avbench.sweep.storage import (
     resolve_storage_url,
     supports_heartbeat,
 )
+from avbench.sweep.warm_start import enqueue_first
 
 SUPPORTS_WORKERS = True  # --workers N: N processes against the same storage (avbench.sweep.launch.local)
 
@@ -76,14 +79,16 @@ class StudyHandle:
     target: int
     notes: list[str]
     lock: AbstractContextManager  # taken to count trials and ask for one (see claim_trial)
+    multi: bool = False  # several objectives: tell a tuple, never report (no pruning)
 
 
-def suggest(trial: optuna.Trial, param: Param):
+def suggest(trial: optuna.Trial, param: Param, key: str):
+    """One value, under its engine key (a branch's parameter is keyed by its branch)."""
     if param.kind == "categorical":
-        return trial.suggest_categorical(param.name, list(param.choices))
+        return trial.suggest_categorical(key, list(param.choices))
     if param.kind == "int":
-        return trial.suggest_int(param.name, int(param.low), int(param.high), log=param.log)
-    return trial.suggest_float(param.name, param.low, param.high, log=param.log, step=param.step)
+        return trial.suggest_int(key, int(param.low), int(param.high), log=param.log)
+    return trial.suggest_float(key, param.low, param.high, log=param.log, step=param.step)
 
 
 def open_study(
@@ -96,35 +101,45 @@ def open_study(
     study: str | None = None,
     sampler: str | None = None,
     pruner: str | None = None,
+    objectives: tuple[Objective, ...] = (),
 ) -> StudyHandle:
-    """Create the study or join it; refuse a study made from another config or space."""
+    """Create the study or join it; refuse a study made from another config, space or objectives."""
     # Our display reports every trial in one line; optuna would add tracebacks for each failure.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     name = study or study_name(loaded, ctx.preset, ctx.synthetic)
     url = resolve_storage_url(storage_url, ctx.results, loaded.name)
-    chosen = sampler_name(space, sampler)
-    notes = check_sampler(space, chosen)
+    multi = is_multi(objectives)
+    chosen = sampler_name(space, sampler, objectives=len(objectives) or 1, trials=trials)
+    notes = check_sampler(space, chosen, len(objectives) or 1)
+    if multi:
+        notes.append("pruning is off: Optuna cannot prune a study with several objectives")
     seed = loaded.config.sweep.seed
+    fingerprint = config_fingerprint(loaded, space, objectives)
     optuna_study = optuna.create_study(
         study_name=name,
         storage=open_storage(url),
         load_if_exists=True,
-        direction="maximize",
+        directions=[o.direction for o in objectives] if multi else ["maximize"],
         sampler=make_sampler(space, chosen, seed),
-        pruner=make_pruner(
+        pruner=optuna.pruners.NopPruner()
+        if multi
+        else make_pruner(
             pruner, loaded.config.sweep.pruner, space, loaded.config.train.epochs, loaded.config.sweep.objective
         ),
     )
-    fingerprint = config_fingerprint(loaded, space)
     known = optuna_study.user_attrs.get("config_fingerprint")
+    if len(optuna_study.directions) != (len(objectives) if multi else 1):
+        known = known or "another number of objectives"
     refuse_other_config(known, fingerprint, f"study '{name}' in {display_url(url)}")
     if known is None:
         optuna_study.set_user_attr("config_fingerprint", fingerprint)
         optuna_study.set_user_attr("experiment", loaded.name)
         optuna_study.set_user_attr("metric", space.metric)
+        if multi:
+            optuna_study.set_user_attr("objectives", [str(o) for o in objectives])
     if chosen == "grid":
         trials = min(trials, space.grid_size())  # a grid has no more distinct trials to give
-    return StudyHandle(optuna_study, name, url, chosen, seed, trials, notes, claim_lock(url, name))
+    return StudyHandle(optuna_study, name, url, chosen, seed, trials, notes, claim_lock(url, name), multi)
 
 
 def is_infeasible(trial: optuna.trial.FrozenTrial) -> bool:
@@ -178,10 +193,11 @@ def claim_trial(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[
 class OptunaTrial(Trial):
     """An asked trial: its values suggested, told how it ended."""
 
-    def __init__(self, study: optuna.Study, trial: optuna.Trial, space: SearchSpace):
-        values = {p.name: suggest(trial, p) for p in space.params.values()}
+    def __init__(self, study: optuna.Study, trial: optuna.Trial, space: SearchSpace, multi: bool = False):
+        # Define-by-run: a branch's parameters are suggested only when its choice is drawn.
+        values = space.complete(draw(space.params, lambda param, key: suggest(trial, param, key)))
         super().__init__(trial.number, values, run_id=trial.user_attrs.get("run_id"))
-        self.study, self.trial = study, trial
+        self.study, self.trial, self.multi = study, trial, multi
 
     def keep_alive(self) -> AbstractContextManager:
         return Heartbeat(self.study._storage, self.trial._trial_id)
@@ -190,6 +206,8 @@ class OptunaTrial(Trial):
         self.trial.set_user_attr("run_id", run_id)
 
     def report(self, epoch: int, value: float) -> bool:
+        if self.multi:  # Optuna takes no intermediate values from a multi-objective trial
+            return False
         self.trial.report(value, epoch)
         return self.trial.should_prune()
 
@@ -200,7 +218,7 @@ class OptunaTrial(Trial):
         self.trial.set_constraint(INFEASIBLE, 1.0)
         self.study.tell(self.trial, state=TrialState.PRUNED)
 
-    def finish(self, record: RunRecord, value: float | None) -> None:
+    def finish(self, record: RunRecord, values: tuple[float, ...] | None) -> None:
         try:
             if record.oom_retry:
                 self.trial.set_user_attr("oom_retry", record.oom_retry)
@@ -209,8 +227,11 @@ class OptunaTrial(Trial):
                 self.study.tell(self.trial, state=TrialState.FAIL)
             elif record.status == "pruned":
                 self.study.tell(self.trial, state=TrialState.PRUNED)
+            elif values is None:
+                self.trial.set_user_attr("error", "an objective was not measured")
+                self.study.tell(self.trial, state=TrialState.FAIL)
             else:
-                self.study.tell(self.trial, float(value))
+                self.study.tell(self.trial, list(values) if self.multi else values[0])
         except UpdateFinishedTrialError:
             # Another worker took this trial for dead (no heartbeat within the grace period) and
             # re-enqueued it; its retry owns the result now.
@@ -235,7 +256,7 @@ class OptunaBackend(Backend):
     def next_trial(self) -> OptunaTrial | None:
         while (trial := claim_trial(self.handle, self.space)) is None:
             time.sleep(IDLE_POLL_S)  # the last trials run elsewhere; one may fail and need replacing
-        return None if trial is _Done else OptunaTrial(self.handle.study, trial, self.space)
+        return None if trial is _Done else OptunaTrial(self.handle.study, trial, self.space, self.handle.multi)
 
     def finished(self) -> int:
         return count_finished(self.handle.study.get_trials(deepcopy=False))
@@ -256,6 +277,7 @@ def open_plan(plan: SweepPlan) -> StudyHandle:
         study=request.study,
         sampler=request.sampler,
         pruner=request.pruner,
+        objectives=plan.objectives,
     )
 
 
@@ -266,6 +288,7 @@ def sweep(plan: SweepPlan) -> SweepOutcome | None:
     from avbench.sweep.launch.slurm import stop_before_time_limit, submit_array
 
     handle = open_plan(plan)
+    handle.notes.extend(enqueue_first(handle.study, plan))
     for note in handle.notes:
         plan.view.say(f"note: {note}")
     plan.view.say(
@@ -284,7 +307,7 @@ def sweep(plan: SweepPlan) -> SweepOutcome | None:
 def sweep_outcome(handle: StudyHandle) -> SweepOutcome:
     trials = handle.study.get_trials(deepcopy=False)
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(completed, key=lambda t: t.value) if completed else None
+    best = max(completed, key=lambda t: t.value) if completed and not handle.multi else None
     return SweepOutcome(
         study=handle.name,
         storage=display_url(handle.url),
@@ -293,7 +316,22 @@ def sweep_outcome(handle: StudyHandle) -> SweepOutcome:
         infeasible=sum(map(is_infeasible, trials)),
         failed=sum(t.state == TrialState.FAIL for t in trials),
         best_value=best.value if best else None,
-        best_params=dict(best.params) if best else {},
+        best_params={plain_name(k): v for k, v in best.params.items()} if best else {},
         best_run_id=best.user_attrs.get("run_id") if best else None,
         grid_exhausted=is_grid_exhausted(handle.study.sampler, handle.study),
+        front=pareto_rows(handle.study) if handle.multi else [],
     )
+
+
+def pareto_rows(study: optuna.Study) -> list[dict]:
+    """The study's non-dominated complete trials, by their first objective."""
+    front = sorted(study.best_trials, key=lambda t: t.values[0], reverse=study.directions[0].name == "MAXIMIZE")
+    return [
+        {
+            "trial": t.number,
+            "values": list(t.values),
+            "params": {plain_name(k): v for k, v in t.params.items()},
+            "run_id": t.user_attrs.get("run_id"),
+        }
+        for t in front
+    ]

@@ -126,7 +126,8 @@ class EngineTrial(Trial):
         # "failed" for the engine (bayes imputes the worst metric there), not a result for us.
         self._update(state="failed", status=INFEASIBLE, error=reason)
 
-    def finish(self, record: RunRecord, value: float | None) -> None:
+    def finish(self, record: RunRecord, values: tuple[float, ...] | None) -> None:
+        value = values[0] if values else None  # W&B sweeps optimise one metric
         self._update(
             status=record.status,
             state="finished" if record.status in FINISHED else "failed",

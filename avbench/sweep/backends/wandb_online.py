@@ -195,7 +195,7 @@ class AgentTrial(Trial):
     def reject(self, reason: str) -> None:
         """The agent-trial command exits non-zero: W&B marks the run failed."""
 
-    def finish(self, record: RunRecord, value: float | None) -> None:
+    def finish(self, record: RunRecord, values: tuple[float, ...] | None) -> None:
         """The run's W&B log already holds its metrics."""
 
     def fail(self, reason: str) -> None:

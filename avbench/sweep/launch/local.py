@@ -33,6 +33,7 @@ from avbench.sweep.backends.optuna import StudyHandle, count_finished, is_infeas
 from avbench.sweep.core import SweepOutcome, SweepPlan, SweepRequest
 from avbench.sweep.infeasible import INFEASIBLE
 from avbench.sweep.launch import PARENT_ENV
+from avbench.sweep.space import walk
 from avbench.threads import usable_cores
 
 POLL_S = 1.0  # how often the progress is read from the storage
@@ -78,15 +79,15 @@ def prepare_features_once(loaded, space, *, results: Path, synthetic: bool) -> b
     """Decode the dataset into the feature cache before the workers start, so N workers on a
     cold cache do not all decode it at once. Skipped (False) when the search space changes
     the data settings: then each trial may need its own features."""
-    if any(name.startswith("data.") for name in space.params):
+    if any(param.name.startswith("data.") for _, param in walk(space.params)):
         return False
     from avbench.data.cache import FeatureCache
     from avbench.data.dataset import prepare_data
     from avbench.preflight import resolve_data_root, with_model_inputs
     from avbench.registry import TASKS
-    from avbench.sweep.space import representative
+    from avbench.sweep.conditional import representative_values
 
-    experiment = with_model_inputs(loaded.resolve({name: representative(p) for name, p in space.params.items()}))
+    experiment = with_model_inputs(loaded.resolve(representative_values(space)))
     root, _ = resolve_data_root(experiment, synthetic=synthetic)
     cache = FeatureCache(feature_cache_dir(results))
     prepare_data(TASKS.get(experiment.task)(), root, experiment.data, cache)
@@ -216,6 +217,8 @@ def worker_argv(request: SweepRequest, ctx: RunContext, handle: StudyHandle, thr
     argv += ["--sampler", handle.sampler, "--workers", "1", "--threads", str(threads)]
     for override in request.overrides:
         argv += ["--set", override]
+    for objective in request.objectives:
+        argv += ["--objective", objective]
     for flag, value in (
         ("--preset", ctx.preset),
         ("--pruner", request.pruner),
