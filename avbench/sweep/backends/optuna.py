@@ -42,6 +42,7 @@ from avbench.sweep.core import (
 from avbench.sweep.infeasible import INFEASIBLE
 from avbench.sweep.liveness import Heartbeat, recover_dead_trials, worker_id
 from avbench.sweep.objectives import Objective, is_multi
+from avbench.sweep.reconnect import WORKER_ATTR
 from avbench.sweep.samplers import (
     check_sampler,
     is_grid_exhausted,
@@ -182,7 +183,7 @@ def claim_trial(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = study.ask()  # a re-enqueued (WAITING) trial comes first
         # Before the lock is released, so no other worker can take this trial for a dead one.
-        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr(WORKER_ATTR, worker_id())
         if (devices := os.environ.get(VISIBLE_ENV)) is not None:
             trial.set_user_attr("devices", devices)  # where it runs, for the parent's display
         if supports_heartbeat(study._storage):
