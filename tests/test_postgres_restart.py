@@ -109,3 +109,40 @@ def test_four_workers_wait_out_a_database_restart(workspace, server):
     assert_every_trial_accounted_for(workspace, storage, trials)
     logs = "".join(p.read_text() for p in (workspace / "results" / "studies" / STUDY).glob("worker-*.log"))
     assert "reconnecting for up to" in logs and "reachable again" in logs
+
+
+def lost_after_commit(monkeypatch, name: str) -> None:
+    """The server commits the call, then the connection drops before the answer arrives:
+    the one fault a restart can cause that no real server can be timed to give."""
+    import sqlalchemy
+    from optuna.storages import RDBStorage
+
+    original, calls = getattr(RDBStorage, name), []
+
+    def committed_then_lost(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        calls.append(name)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+        return result
+
+    monkeypatch.setattr(RDBStorage, name, committed_then_lost)
+
+
+def test_a_tell_committed_before_its_connection_was_lost_is_not_told_again(tmp_path, monkeypatch):
+    from avbench.sweep.reconnect import ReconnectingRDBStorage
+
+    study = optuna.create_study(study_name="s", storage=ReconnectingRDBStorage(f"sqlite:///{tmp_path / 's.db'}"))
+    trial = study.ask()
+    lost_after_commit(monkeypatch, "set_trial_state_values")
+    study.tell(trial, 0.5)  # without the check, the retry raises UpdateFinishedTrialError
+    assert [(t.state, t.value) for t in study.get_trials()] == [(optuna.trial.TrialState.COMPLETE, 0.5)]
+
+
+def test_a_trial_created_before_its_connection_was_lost_is_not_created_twice(tmp_path, monkeypatch):
+    from avbench.sweep.reconnect import ReconnectingRDBStorage
+
+    study = optuna.create_study(study_name="s", storage=ReconnectingRDBStorage(f"sqlite:///{tmp_path / 's.db'}"))
+    lost_after_commit(monkeypatch, "_create_new_trial")
+    trial = study.ask()
+    assert [t.number for t in study.get_trials()] == [trial.number] == [0]
