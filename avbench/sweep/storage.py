@@ -223,6 +223,8 @@ def supports_heartbeat(storage: BaseStorage) -> bool:
 class _FileLock(AbstractContextManager):
     """An fcntl lock next to a local storage file (released by the kernel if its process dies)."""
 
+    lost = False  # held until released: the kernel never takes it away
+
     def __init__(self, path: Path):
         self.path = path.with_name(path.name + ".claim-lock")
         self._handle = None
@@ -259,6 +261,7 @@ class _PostgresLock(AbstractContextManager):
         from avbench.sweep.reconnect import retrying
 
         self._connection = retrying(self._lock, self._where)
+        self.lost = False
         return self
 
     def _lock(self):
@@ -282,7 +285,9 @@ class _PostgresLock(AbstractContextManager):
         except Exception as error:
             if not connection_lost(error):
                 raise
-            # The server went away while the lock was held: it released the lock with the session.
+            # The server went away while the lock was held: it released the lock with the
+            # session, so another worker may have claimed at the same time (see claim_trial).
+            self.lost = True
         finally:
             self._connection.close()
 
