@@ -10,7 +10,8 @@ Three storages, chosen by `--storage`:
 Every storage gets heartbeats, so any worker on any host can fail a trial whose process
 stopped beating and re-enqueue it. Every storage also gets a *claim lock*, held while a
 worker counts the study's trials and asks for a new one, so `--trials N` is never overshot
-by workers asking at the same moment.
+by workers asking at the same moment. On PostgreSQL both wait out a restart of the server
+(avbench.sweep.reconnect).
 """
 
 from __future__ import annotations
