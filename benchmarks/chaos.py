@@ -10,7 +10,11 @@ At the end it checks, and prints:
 - the trial-epochs spent (every epoch any attempt finished, read from the study's reported
   values, plus one partial epoch per kill) no more than N x epochs + K x one epoch + restarts.
 
-    python benchmarks/chaos.py [--trials 12] [--epochs 4] [--kills 10] [--seed 0]
+With --postgres the study lives on a throwaway PostgreSQL server (tests/postgres.py) that is
+also stopped (`pg_ctl stop -m fast`) and started again, on the same port and data, twice at
+random moments, 2-6 s down each time: the workers must wait and reconnect.
+
+    python benchmarks/chaos.py [--trials 12] [--epochs 4] [--kills 10] [--seed 0] [--postgres]
 """
 
 from __future__ import annotations
@@ -23,10 +27,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DB_RESTARTS = 2
 EXPERIMENT = "spectrogram-cnn-cremad"
 STUDY = f"{EXPERIMENT}-tiny-synthetic"
 SPACE = """\
@@ -37,7 +45,7 @@ parameters:
 """
 
 
-def command(results: Path, scratch: Path, trials: int, epochs: int, workers: int) -> list[str]:
+def command(results: Path, scratch: Path, trials: int, epochs: int, workers: int, storage: str | None) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -64,7 +72,28 @@ def command(results: Path, scratch: Path, trials: int, epochs: int, workers: int
         "train.optimizer=adam",
         "--set",
         f"train.epochs={epochs}",
+        *(["--storage", storage] if storage else []),
     ]
+
+
+def study_storage(results: Path, storage: str | None):
+    """The study's storage as the workers open it (a server's reconnects after a restart)."""
+    from avbench.sweep.storage import open_storage, resolve_storage_url
+
+    return open_storage(resolve_storage_url(storage, results, EXPERIMENT))
+
+
+def restart_database(server, stop: threading.Event, rng: random.Random, restarts: list[float]) -> None:
+    """Stop the server and start it again DB_RESTARTS times, 5-60 s apart, 2-6 s down."""
+    for _ in range(DB_RESTARTS):
+        if stop.wait(rng.uniform(5.0, 60.0)):
+            return
+        down = rng.uniform(2.0, 6.0)
+        server.stop()
+        print(f"database stopped for {down:.1f} s", flush=True)
+        time.sleep(down)
+        server.start()
+        restarts.append(down)
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -100,14 +129,13 @@ def running_trial(study, pid: int) -> str | None:
     return None
 
 
-def unleash(proc: subprocess.Popen, results: Path, kills: int, rng: random.Random) -> list[tuple[str | None, int]]:
+def unleash(
+    proc: subprocess.Popen, results: Path, kills: int, rng: random.Random, storage
+) -> list[tuple[str | None, int]]:
     """SIGKILL a random worker whose trial has a checkpoint `kills` times, a random 1-5 s
     apart; returns (run id, epochs checkpointed) of what each kill hit."""
     import optuna
 
-    storage = f"sqlite:///{results / 'studies' / f'{EXPERIMENT}.db'}"
-    while not (results / "studies" / STUDY).exists():
-        time.sleep(0.1)
     study = optuna.load_study(study_name=STUDY, storage=storage)
     hits: list[tuple[str | None, int]] = []
     while len(hits) < kills and proc.poll() is None:
@@ -134,12 +162,11 @@ def unleash(proc: subprocess.Popen, results: Path, kills: int, rng: random.Rando
     return hits
 
 
-def check(results: Path, args, hits: list[tuple[str | None, int]], output: str) -> bool:
+def check(results: Path, args, hits: list[tuple[str | None, int]], output: str, storage) -> bool:
     import optuna
 
     from avbench.results.records import iter_records
 
-    storage = f"sqlite:///{results / 'studies' / f'{EXPERIMENT}.db'}"
     trials = optuna.load_study(study_name=STUDY, storage=storage).trials
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     run_ids = [t.user_attrs["run_id"] for t in finished]
@@ -183,40 +210,67 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL study, restarted twice")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
+        server = None
+        if args.postgres:
+            from tests.postgres import postgres_instance
+
+            server = stack.enter_context(postgres_instance())
+        raise SystemExit(0 if chaos(args, Path(scratch), server) else 1)
+
+
+def chaos(args, scratch: Path, server) -> bool:
+    """Warm the cache, then run the sweep under the kills (and database restarts)."""
     rng = random.Random(args.seed)
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
-        (scratch / "space.yaml").write_text(SPACE)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "AVBENCH_DATA": str(scratch / "data")}
-        # Warm-up: writes the stand-in and the feature cache, so the kills hit training.
-        (scratch / "cache").mkdir()
-        for name in ("warm", "chaos"):
-            (scratch / name).mkdir()
-            (scratch / name / "cache").symlink_to(scratch / "cache")
-        warm = command(scratch / "warm", scratch, 1, 1, 1)
-        subprocess.run(warm, cwd=REPO, env=env, check=True, capture_output=True)
-        results = scratch / "chaos"
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            command(results, scratch, args.trials, args.epochs, 2),
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        hits = unleash(proc, results, args.kills, rng)
-        output = proc.communicate()[0]
-        wall = time.perf_counter() - started
-        print(
-            f"{EXPERIMENT} --preset tiny: {args.trials} trials x {args.epochs} epochs, --workers 2, "
-            f"exit {proc.returncode}, {wall:.0f} s, load average {os.getloadavg()[0]:.2f}"
-        )
-        ok = check(results, args, hits, output) and proc.returncode == 0
-        if not ok:
-            print(output[-3000:])
-        raise SystemExit(0 if ok else 1)
+    url = server.url if server else None
+    (scratch / "space.yaml").write_text(SPACE)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AVBENCH_DATA": str(scratch / "data")}
+    # Warm-up: writes the stand-in and the feature cache, so the kills hit training.
+    (scratch / "cache").mkdir()
+    for name in ("warm", "chaos"):
+        (scratch / name).mkdir()
+        (scratch / name / "cache").symlink_to(scratch / "cache")
+    warm = command(scratch / "warm", scratch, 1, 1, 1, None)
+    subprocess.run(warm, cwd=REPO, env=env, check=True, capture_output=True)
+    results = scratch / "chaos"
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        command(results, scratch, args.trials, args.epochs, 2, url),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    while not (results / "studies" / STUDY).exists():  # the study exists: its storage is made
+        time.sleep(0.1)
+    storage = study_storage(results, url)
+    stop, downs = threading.Event(), []
+    restarter = threading.Thread(target=restart_database, args=(server, stop, random.Random(args.seed + 1), downs))
+    if server:
+        restarter.start()
+    hits = unleash(proc, results, args.kills, rng, storage)
+    output = proc.communicate()[0]
+    stop.set()
+    if server:
+        restarter.join()
+    wall = time.perf_counter() - started
+    print(
+        f"{EXPERIMENT} --preset tiny: {args.trials} trials x {args.epochs} epochs, --workers 2, "
+        f"exit {proc.returncode}, {wall:.0f} s, load average {os.getloadavg()[0]:.2f}"
+    )
+    if server:
+        print(f"{len(downs)} database restarts ({', '.join(f'{d:.1f}' for d in downs)} s down)")
+    ok = (
+        check(results, args, hits, output, storage)
+        and proc.returncode == 0
+        and (not server or len(downs) == DB_RESTARTS)
+    )
+    if not ok:
+        print(output[-3000:])
+    return ok
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ import os
 import socket
 import threading
 import warnings
+from datetime import datetime
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from avbench.sweep.storage import RETRY, supports_heartbeat
+from avbench.sweep.reconnect import WORKER_ATTR
+from avbench.sweep.storage import GRACE_PERIOD_S, RETRY, supports_heartbeat
 
 
 def _host() -> str:
@@ -39,15 +41,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _fail_and_retry(study: optuna.Study, trial_id: int) -> bool:
-    storage = study._storage
+def _fail(study: optuna.Study, trial_id: int) -> bool:
     try:
-        if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
-            return False
+        return study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False  # another worker got there first
-    RETRY(study, storage.get_trial(trial_id))
+
+
+def _fail_and_retry(study: optuna.Study, trial_id: int) -> bool:
+    if not _fail(study, trial_id):
+        return False
+    RETRY(study, study._storage.get_trial(trial_id))
     return True
+
+
+def _orphaned(trial: optuna.trial.FrozenTrial) -> bool:
+    """Running without a worker for longer than the grace period: asked by a claim whose
+    connection was lost (the database restarted) and never taken (avbench.sweep.reconnect)."""
+    if WORKER_ATTR in trial.user_attrs or trial.datetime_start is None:
+        return False
+    return (datetime.now() - trial.datetime_start).total_seconds() > GRACE_PERIOD_S
 
 
 def recover_dead_trials(study: optuna.Study) -> int:
@@ -56,9 +69,12 @@ def recover_dead_trials(study: optuna.Study) -> int:
     host = _host()
     count = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+        worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
         if worker_host == host and pid.isdigit() and not _pid_alive(int(pid)):
             count += _fail_and_retry(study, trial._trial_id)
+        elif _orphaned(trial):
+            # One with values was a re-enqueued trial: queue it again. A fresh one has nothing to keep.
+            count += _fail_and_retry(study, trial._trial_id) if trial.params else _fail(study, trial._trial_id)
     if supports_heartbeat(study._storage):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)

@@ -10,7 +10,8 @@ Three storages, chosen by `--storage`:
 Every storage gets heartbeats, so any worker on any host can fail a trial whose process
 stopped beating and re-enqueue it. Every storage also gets a *claim lock*, held while a
 worker counts the study's trials and asks for a new one, so `--trials N` is never overshot
-by workers asking at the same moment.
+by workers asking at the same moment. On PostgreSQL both wait out a restart of the server
+(avbench.sweep.reconnect).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from avbench.errors import StorageError
 from avbench.results.layout import study_storage
 
 HEARTBEAT_INTERVAL_S = 10
+CONNECT_TIMEOUT_S = 10  # a database server that does not answer: try again (avbench.sweep.reconnect)
 GRACE_PERIOD_S = 30
 JOURNAL_SUFFIXES = (".log", ".journal")
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -143,20 +145,44 @@ def open_storage(
         # Writers queue for the lock for up to a minute instead of failing with "database is locked".
         engine_kwargs = {"connect_args": {"timeout": 60}}
     else:
-        engine_kwargs = {"pool_pre_ping": True}
+        # A connection the server dropped (a restart) is replaced before use, not failed on.
+        engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are "experimental" since 2.8
-            return RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=RETRY,
-            )
+            if url.startswith("sqlite"):
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=RETRY,
+                )
+            return _open_server_storage(url, engine_kwargs, heartbeat_interval, grace_period)
+    except StorageError:
+        raise
     except Exception as exc:  # the driver's errors vary; the user needs the first line only
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"cannot open storage {display_url(url)}: {reason}") from None
+
+
+def _open_server_storage(url: str, engine_kwargs: dict, heartbeat_interval: int, grace_period: int) -> BaseStorage:
+    """A database server's storage, reconnecting after a restart. A --workers worker waits for
+    the server to come back (its parent opened this storage already, so it exists); a command
+    a user typed fails at once on a server it cannot reach, such as a mistyped host or port."""
+    from avbench.sweep.launch import started_by_parent
+    from avbench.sweep.reconnect import ReconnectingRDBStorage, retrying
+
+    def connect() -> BaseStorage:
+        return ReconnectingRDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=RETRY,
+        )
+
+    return retrying(connect, display_url(url)) if started_by_parent() else connect()
 
 
 def _check_journal(path: Path) -> None:
@@ -198,6 +224,8 @@ def supports_heartbeat(storage: BaseStorage) -> bool:
 class _FileLock(AbstractContextManager):
     """An fcntl lock next to a local storage file (released by the kernel if its process dies)."""
 
+    lost = False  # held until released: the kernel never takes it away
+
     def __init__(self, path: Path):
         self.path = path.with_name(path.name + ".claim-lock")
         self._handle = None
@@ -223,22 +251,44 @@ class _PostgresLock(AbstractContextManager):
         from sqlalchemy.pool import NullPool
 
         self._text = sqlalchemy.text
-        self._engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+        self._engine = sqlalchemy.create_engine(
+            url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+        )
+        self._where = display_url(url)
         self._key = zlib.crc32(study.encode()) - 2**31  # int4
         self._connection = None
 
     def __enter__(self):
-        self._connection = self._engine.connect()
-        self._connection.execute(
-            self._text("SELECT pg_advisory_lock(:ns, :key)"), {"ns": self.NAMESPACE, "key": self._key}
-        )
+        from avbench.sweep.reconnect import retrying
+
+        self._connection = retrying(self._lock, self._where)
+        self.lost = False
         return self
 
+    def _lock(self):
+        connection = self._engine.connect()
+        try:
+            connection.execute(
+                self._text("SELECT pg_advisory_lock(:ns, :key)"), {"ns": self.NAMESPACE, "key": self._key}
+            )
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
     def __exit__(self, *exc) -> None:
+        from avbench.sweep.reconnect import connection_lost
+
         try:
             self._connection.execute(
                 self._text("SELECT pg_advisory_unlock(:ns, :key)"), {"ns": self.NAMESPACE, "key": self._key}
             )
+        except Exception as error:
+            if not connection_lost(error):
+                raise
+            # The server went away while the lock was held: it released the lock with the
+            # session, so another worker may have claimed at the same time (see claim_trial).
+            self.lost = True
         finally:
             self._connection.close()
 

@@ -42,6 +42,7 @@ from avbench.sweep.core import (
 from avbench.sweep.infeasible import INFEASIBLE
 from avbench.sweep.liveness import Heartbeat, recover_dead_trials, worker_id
 from avbench.sweep.objectives import Objective, is_multi
+from avbench.sweep.reconnect import WORKER_ATTR
 from avbench.sweep.samplers import (
     check_sampler,
     is_grid_exhausted,
@@ -163,6 +164,29 @@ class _Done:
 def claim_trial(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[_Done] | None:
     """Under the claim lock: a new trial if the budget allows one, None to wait and look
     again (the running trials may still fail), _Done when the study is finished."""
+    trial = _claim_under_lock(handle, space)
+    if isinstance(trial, optuna.Trial) and handle.lock.lost:
+        return _recheck_budget(handle, trial)
+    return trial
+
+
+def _recheck_budget(handle: StudyHandle, trial: optuna.Trial) -> optuna.Trial | None:
+    """The database restarted while the claim lock was held, which ends the lock: another
+    worker may have claimed at the same moment. Keep the trial only if the budget still
+    allows it; else hand it back (queued again if it was a retry with a run) and look again."""
+    study = handle.study
+    with handle.lock:
+        counts = state_counts(study)
+        if counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.RUNNING] <= handle.target:
+            return trial
+        trial.set_user_attr("error", "claimed twice while the database restarted; handed back")
+        study.tell(trial, state=TrialState.FAIL)
+        if trial.user_attrs.get("run_id"):
+            RETRY(study, study._storage.get_trial(trial._trial_id))
+    return None
+
+
+def _claim_under_lock(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[_Done] | None:
     study = handle.study
     with handle.lock:
         recover_dead_trials(study)
@@ -182,7 +206,7 @@ def claim_trial(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = study.ask()  # a re-enqueued (WAITING) trial comes first
         # Before the lock is released, so no other worker can take this trial for a dead one.
-        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr(WORKER_ATTR, worker_id())
         if (devices := os.environ.get(VISIBLE_ENV)) is not None:
             trial.set_user_attr("devices", devices)  # where it runs, for the parent's display
         if supports_heartbeat(study._storage):
