@@ -188,6 +188,7 @@ def test_an_augmented_run_records_what_ran_and_differs_from_a_plain_one(cli, wor
     assert plain["augment"] == {} and augmented["augment"]["gain_db"] == 6.0
     assert augmented["augment"]["audio_input"].startswith("waveform cached")
     assert plain["val"]["loss"] != augmented["val"]["loss"]
+    assert augmented["status"] == "completed" and augmented["latency_ms"] > 0  # timed on the in-batch log-mel
 
 
 def test_the_other_corpus_channel_is_band_limited_and_keeps_the_clip():

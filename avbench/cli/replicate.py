@@ -11,11 +11,14 @@ from avbench.cli.support import common_run_options, count_option, make_console, 
 
 
 def replicate_options(func):
-    """--replicates K, --top T and --resplit, shared by `sweep` (K optional) and `replicate`."""
+    """`sweep`'s --replicates K, --top T (shared with --warm-start) and --resplit."""
     func = click.option(
         "--resplit", is_flag=True, help="Replicates also draw a new split (data.split_seed + i) [default: same split]."
     )(func)
-    func = count_option("--top", default=1, help="How many of the best trials (by validation) to replicate.")(func)
+    # One --top for both: --warm-start runs the source's best first, --replicates trains its best again.
+    func = count_option(
+        "--top", help="How many best trials: run first with --warm-start [default: 3], replicated [default: 1]."
+    )(func)
     return count_option(
         "--replicates",
         help="After the search, train the --top best trials again until each has K seeds (folds × seeds with "

@@ -80,9 +80,6 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2", "auto")  # avbench.
     help="Run the best trials of this study (or of this experiment's study) first.",
 )
 @click.option(
-    "--top", "warm_top", type=click.IntRange(min=1), default=3, show_default=True, help="How many, for --warm-start."
-)
-@click.option(
     "--enqueue",
     multiple=True,
     metavar="KEY=VALUE,...",
@@ -110,7 +107,9 @@ def sweep(ctx, experiment, overrides, preset, synthetic, no_wandb, init_from, st
         from avbench.cli.catalog import sweep_grid
 
         return sweep_grid(ctx, sweep, experiment=experiment, task=grid_task, model=grid_model)
-    replicas = {name: options.pop(name) for name in ("replicates", "top", "resplit")}
+    top = options.pop("top")
+    options["warm_top"] = top or 3
+    replicas = {"replicates": options.pop("replicates"), "top": top or 1, "resplit": options.pop("resplit")}
     # Every option not named here is the SweepRequest field of the same name.
     from avbench.context import RunContext
     from avbench.display import ConsoleView

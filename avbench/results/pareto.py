@@ -33,7 +33,8 @@ def non_dominated(records: list[RunRecord]) -> list[RunRecord]:
 def pareto_rows(records: list[RunRecord], task: str | None = None) -> list[dict[str, Any]]:
     """Leaderboard-shaped rows of each (task, data kind)'s non-dominated completed runs."""
     groups: dict[tuple[str, str], list[RunRecord]] = {}
-    for record in fold_cross_validation(records):
+    folded, _ = fold_cross_validation(records)  # a cross-validation is one result, its folds' means
+    for record in folded:
         if record.status == "completed" and record.test and record.metric in record.val:
             if task is None or record.task == task:
                 groups.setdefault((record.task, record.data_kind), []).append(record)

@@ -7,6 +7,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -30,11 +31,20 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def latency_ms(model: torch.nn.Module, batch: dict, device: torch.device, repeats: int = LATENCY_REPEATS) -> float:
-    """Median milliseconds of one forward pass at batch 1 (in eval mode; the mode is restored)."""
+def latency_ms(
+    model: torch.nn.Module,
+    batch: dict,
+    device: torch.device,
+    repeats: int = LATENCY_REPEATS,
+    prepare: Callable[[dict], dict] | None = None,
+) -> float:
+    """Median milliseconds of one forward pass at batch 1 (in eval mode; the mode is restored).
+    `prepare` makes the model's input from the batch on the device first, outside the timing."""
     was_training = model.training
     model.eval()
     batch = _to(batch, device)
+    if prepare is not None:
+        batch = prepare(batch)
     timings = []
     try:
         for index in range(LATENCY_WARMUP + repeats):
