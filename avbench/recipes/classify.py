@@ -29,8 +29,9 @@ def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) 
     """A fresh model from the run's seed, trained by fit() (resuming from the run's last.pt)."""
     from accelerate.utils import set_seed
 
+    from avbench.data.device_inputs import DeviceInputs
     from avbench.models import create_model
-    from avbench.train.cost import reset_peak_memory
+    from avbench.train.cost import first_clip, reset_peak_memory, to_device
     from avbench.train.loop import fit
 
     set_seed(cfg.seed)
@@ -41,6 +42,7 @@ def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) 
 
         run.record.weights = f"warm start from {cfg.init_from} ({warm_start(model, cfg)} tensors)"
     loaders = make_loaders(run.data, cfg)
+    device_inputs = DeviceInputs.of(run.data)
     reset_peak_memory(accelerator.device)
     started = time.perf_counter()
     result = fit(
@@ -52,8 +54,10 @@ def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) 
         checkpoint_dir=run.out_dir,
         on_eval=on_epoch,
         inputs=batch_pipeline(run),
+        device_inputs=device_inputs,
     )
-    note_cost(run.record, model, loaders["test"], accelerator.device, time.perf_counter() - started)
+    clip = device_inputs(to_device(first_clip(loaders["test"]), accelerator.device))
+    note_cost(run.record, model, clip, accelerator.device, time.perf_counter() - started)
     return result
 
 
@@ -71,11 +75,11 @@ def batch_pipeline(run: Run):
     return pipeline
 
 
-def note_cost(record, model, loader, device, train_time_s: float) -> None:
-    """Training time, peak memory and latency per clip (batch 1) of the best weights, for
-    objectives beside accuracy (`--objective latency_ms:min`)."""
-    from avbench.train.cost import first_clip, latency_ms, peak_memory_mb
+def note_cost(record, model, clip: dict, device, train_time_s: float) -> None:
+    """Training time, peak memory and latency per clip (`clip`: one test example as model
+    inputs) of the best weights, for objectives beside accuracy (`--objective latency_ms:min`)."""
+    from avbench.train.cost import latency_ms, peak_memory_mb
 
     record.train_time_s = round(train_time_s, 3)
     record.peak_memory_mb, record.peak_memory_kind = peak_memory_mb(device)
-    record.latency_ms = latency_ms(model, first_clip(loader), device)
+    record.latency_ms = latency_ms(model, clip, device)

@@ -20,7 +20,7 @@ def first_clip(loader) -> dict:
     return {k: v[:1] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def _to(batch: dict, device: torch.device) -> dict:
+def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
@@ -34,7 +34,7 @@ def latency_ms(model: torch.nn.Module, batch: dict, device: torch.device, repeat
     """Median milliseconds of one forward pass at batch 1 (in eval mode; the mode is restored)."""
     was_training = model.training
     model.eval()
-    batch = _to(batch, device)
+    batch = to_device(batch, device)
     timings = []
     try:
         for index in range(LATENCY_WARMUP + repeats):
