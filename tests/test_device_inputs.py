@@ -4,18 +4,23 @@ exactly the float32 values the CPU normalisation gave before."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 
 import numpy as np
-import pytest
 import torch
+from accelerate.utils import set_seed
 
+from avbench.augment import build_pipeline
+from avbench.catalog import load_experiment
 from avbench.config import DataConfig
+from avbench.context import RunContext
 from avbench.data.cache import FeatureCache
-from avbench.data.dataset import ArrayDataset, prepare_data
+from avbench.data.dataset import ArrayDataset, SplitArrays, prepare_data
 from avbench.data.device_inputs import DeviceInputs
+from avbench.models import create_model
+from avbench.recipes.stages import make_accelerator, prepare
 from avbench.tasks.cremad import CremaD
-from tests.conftest import TINY, TINY_VALUES
+from avbench.train.loop import FitResult, fit
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # ImageNet's: values that round in float32
 
@@ -58,31 +63,59 @@ def test_cached_frames_stay_uint8_and_normalise_on_the_device_to_the_old_values(
     assert to_inputs(floats) is floats  # frames already normalised are model inputs as they are
 
 
-def run_record(cli, workspace, *args: str) -> dict:
-    before = set((workspace / "results" / "runs").glob("*/*"))
-    cli("run", "perceiver-cremad", *TINY, *TINY_VALUES, "--no-wandb", *args)
-    (new,) = set((workspace / "results" / "runs").glob("*/*")) - before
-    # Every epoch's metrics but its duration.
-    history = [json.loads(line) for line in (new / "metrics.jsonl").read_text().splitlines()]
-    return json.loads((new / "record.json").read_text()) | {
-        "history": [{k: v for k, v in epoch.items() if k != "epoch_time_s"} for epoch in history]
+def first(split: SplitArrays, count: int) -> SplitArrays:
+    """The split's first `count` examples: a run of seconds."""
+    rows = {m: r.take(range(count)) for m, r in split.features.items()}
+    return replace(split, features=rows, labels=split.labels[:count], speakers=split.speakers[:count])
+
+
+def normalised_on_the_cpu(dataset: ArrayDataset, index: int) -> dict:
+    """An example as ArrayDataset gave it before its frames stayed uint8."""
+    example = ArrayDataset.__getitem__(dataset, index)
+    return {**example, "video": torch.from_numpy(cpu_normalised(example["video"].numpy(), *dataset.split.video_norm))}
+
+
+class CpuNormalised(ArrayDataset):
+    __getitem__ = normalised_on_the_cpu
+
+
+def tiny_perceiver_run(prepared, dataset_class: type[ArrayDataset]) -> FitResult:
+    """One fixed-seed epoch of the tiny perceiver on a few examples, as train_classifier runs it."""
+    experiment = prepared.experiment
+    cfg = experiment.train
+    data = replace(prepared.data, splits={name: first(split, 8) for name, split in prepared.data.splits.items()})
+    loaders = {
+        name: torch.utils.data.DataLoader(
+            dataset_class(split),
+            batch_size=cfg.batch_size,
+            shuffle=name == "train",
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        for name, split in data.splits.items()
     }
+    set_seed(cfg.seed)
+    model = create_model(experiment, data.spec, checked_args=prepared.model_args)
+    return fit(
+        model,
+        loaders,
+        cfg,
+        make_accelerator(experiment, use_wandb=False),
+        num_classes=data.spec.num_classes,
+        inputs=build_pipeline(experiment),
+        device_inputs=DeviceInputs.of(data),
+    )
 
 
-@pytest.mark.parametrize("augment", [(), ("--set", "augment.video_flip=0.5", "--set", "augment.video_color=0.3")])
-def test_a_perceiver_run_gives_the_numbers_of_frames_normalised_on_the_cpu(cli, workspace, monkeypatch, augment):
+def test_a_perceiver_run_gives_the_numbers_of_frames_normalised_on_the_cpu(workspace):
     """A fixed-seed tiny run trains, validates and tests on exactly the values of the old CPU
-    path, with and without the video augmentation that runs after the normalisation."""
-    args = ("--set", "train.epochs=1", *augment)
-    on_device = run_record(cli, workspace, *args)
-    to_device = ArrayDataset.__getitem__
-
-    def normalised_on_the_cpu(self, index: int) -> dict:
-        example = to_device(self, index)
-        return {**example, "video": torch.from_numpy(cpu_normalised(example["video"].numpy(), *self.split.video_norm))}
-
-    monkeypatch.setattr(ArrayDataset, "__getitem__", normalised_on_the_cpu)
-    on_cpu = run_record(cli, workspace, *args)
-    assert on_device["status"] == on_cpu["status"] == "completed"
-    assert on_device["val"] == on_cpu["val"] and on_device["test"] == on_cpu["test"]
-    assert on_device["history"] == on_cpu["history"]
+    path, video augmentation included (it runs after the normalisation, on float32 frames)."""
+    augment = ("augment.video_flip=0.5", "augment.video_color=0.3")
+    overrides = ("train.lr=0.003", "train.batch_size=4", "train.epochs=1", *augment)
+    loaded = load_experiment("perceiver-cremad", preset="tiny", overrides=overrides)
+    prepared = prepare(loaded.resolve({}), RunContext(workspace / "results", synthetic=True, use_wandb=False))
+    on_device, on_cpu = (tiny_perceiver_run(prepared, dataset) for dataset in (ArrayDataset, CpuNormalised))
+    assert on_device.val == on_cpu.val and on_device.test == on_cpu.test
+    durations = ("epoch_time_s",)
+    assert [{k: v for k, v in e.items() if k not in durations} for e in on_device.history] == [
+        {k: v for k, v in e.items() if k not in durations} for e in on_cpu.history
+    ]
