@@ -1,6 +1,7 @@
 """Does the input pipeline keep the device fed? Per model, samples/s of three things:
 
-  pipeline  the loaders alone: feature cache → DataLoader → device (what the model is fed at)
+  pipeline  the loaders alone: feature cache → DataLoader → device → model inputs (uint8
+            frames normalised on the device, avbench.data.device_inputs): what the model is fed at
   whole     the whole path: cache → loader → device → forward/backward/step, as fit() trains
   on-device the same training step on one batch already on the device, repeated
 
@@ -63,6 +64,7 @@ def timed(work, steps: int, batch_size: int) -> float:
 
 
 def measure(model_name: str, args, results: Path) -> str:
+    from avbench.data.device_inputs import DeviceInputs
     from avbench.models import create_model
     from avbench.recipes.stages import make_accelerator, make_loaders
     from avbench.train.heads import classification_loss
@@ -76,6 +78,7 @@ def measure(model_name: str, args, results: Path) -> str:
     optimizer = build_optimizer(model_param_groups(model, cfg.lr), cfg)
     model, optimizer, loader = accelerator.prepare(model, optimizer, make_loaders(prepared.data, cfg)["train"])
     model.train()
+    device_inputs = DeviceInputs.of(prepared.data)
 
     def step(batch) -> None:
         loss = classification_loss(model(batch), batch["label"], dict(cfg.head_weights))
@@ -85,13 +88,13 @@ def measure(model_name: str, args, results: Path) -> str:
 
     def whole() -> None:
         for batch in batches(loader, args.steps):
-            step(batch)
+            step(device_inputs(batch))
 
     def pipeline() -> None:
         for batch in batches(loader, args.steps):
-            assert batch["label"].device.type == accelerator.device.type
+            assert device_inputs(batch)["label"].device.type == accelerator.device.type
 
-    fixed = next(iter(loader))
+    fixed = device_inputs(next(iter(loader)))
 
     def on_device() -> None:
         for _ in range(args.steps):

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import optuna
@@ -104,3 +106,75 @@ def test_gpus_per_trial_2_trains_each_trial_on_2_gloo_processes(workspace):
     for record in records:
         assert record["status"] == "completed" and record["processes"] == 2
         assert record["devices"]["visible"] == ["0", "1"]
+
+
+def study_trials(workspace: Path) -> list:
+    """The sweep's trials so far ([] before the workers have created the study)."""
+    path = workspace / "results" / "studies" / f"{EXPERIMENT}.db"
+    if not path.exists():
+        return []
+    try:
+        return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{path}").trials
+    except (KeyError, ValueError, RuntimeError, optuna.exceptions.StorageInternalError):
+        return []
+
+
+def worker_pid(trial) -> int:
+    return int(trial.user_attrs.get("worker", ":0").rsplit(":", 1)[1])  # 0: not claimed yet
+
+
+def wait_for(condition, timeout: float, sweep: subprocess.Popen):
+    """condition()'s first true value, polled while the sweep runs; None after `timeout` s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert sweep.poll() is None, sweep.communicate()[0][-3000:]
+        if found := condition():
+            return found
+        time.sleep(0.05)
+    return None
+
+
+def test_a_killed_worker_is_restarted_on_its_own_devices(workspace):
+    """SIGKILL one of two fake-GPU workers mid-trial: the worker started in its place trains on
+    the same CUDA_VISIBLE_DEVICES (in its trials' attributes and its runs' records). The other
+    worker is paused meanwhile (for less than the heartbeat grace period), so that the
+    restarted one claims a trial before the other takes them all."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    args = ["--trials", "4", "--set", "train.epochs=6", "--pruner", "none", "--gpus", "0,1", "--allow-fake-gpus"]
+    sweep = subprocess.Popen(
+        [*AVBENCH, "sweep", EXPERIMENT, *TINY, "--no-wandb", *args],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        both = wait_for(
+            lambda: (r := [t for t in study_trials(workspace) if t.state.name == "RUNNING"])[1:] and r, 240, sweep
+        )
+        assert both, "the two workers never trained at once"
+        victim, other = both
+        first_pids = {worker_pid(victim), worker_pid(other)}
+        os.kill(worker_pid(other), signal.SIGSTOP)
+        try:
+            os.kill(worker_pid(victim), signal.SIGKILL)
+            wait_for(lambda: any(worker_pid(t) not in first_pids for t in study_trials(workspace)), 15, sweep)
+        finally:
+            os.kill(worker_pid(other), signal.SIGCONT)
+        out = sweep.communicate(timeout=300)[0]
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 0, out[-3000:]
+    assert "was killed (signal 9); restarting it" in out and "4 finished" in out
+    restarted = [t for t in study_trials(workspace) if worker_pid(t) not in first_pids]
+    assert restarted, "the restarted worker claimed no trial"
+    assert victim.user_attrs["devices"] != other.user_attrs["devices"]
+    records = [json.loads(path.read_text()) for path in workspace.glob("results/runs/*/*/record.json")]
+    by_run = {record["run_id"]: record for record in records}
+    for trial in restarted:
+        assert trial.user_attrs["devices"] == victim.user_attrs["devices"]
+        record = by_run[trial.user_attrs["run_id"]]
+        assert record["status"] == "completed" and record["devices"]["visible"] == [victim.user_attrs["devices"]]

@@ -58,8 +58,6 @@ def test_segments_cut_audio_and_video_at_the_same_moments(clip, tmp_path):
         image_size=8,
         max_segment=3,
         segment_seconds=1.0,
-        video_mean=[0, 0, 0],
-        video_std=[1, 1, 1],
     )
     task = ListedTask([(clip, clip, 0, split) for split in ("train", "val", "test")])
     prepared = prepare_data(task, tmp_path, data, FeatureCache(tmp_path / "cache"))
@@ -68,7 +66,7 @@ def test_segments_cut_audio_and_video_at_the_same_moments(clip, tmp_path):
     example = ArrayDataset(prepared.splits["train"])[0]
     centres = np.array([0.5, 1.0, 1.5])  # of the windows [0, 1], [0.5, 1.5], [1, 2]
     # Video: the frames of segment k were shown around its centre.
-    shown = (example["video"].mean(dim=(1, 2, 3, 4)).numpy() * 255 - 20) / 100
+    shown = (example["video"].float().mean(dim=(1, 2, 3, 4)).numpy() - 20) / 100
     assert np.abs(shown - centres).max() < 0.15
     # Audio: the pitch in the middle of segment k is the chirp's pitch at its centre.
     middle = example["audio"][:, 0, :, 50].numpy()  # [S, mels] at the segment's middle frame
@@ -91,7 +89,7 @@ def test_batches_gain_a_segment_axis(clip, tmp_path):
     prepared = prepare_data(task, tmp_path, data, FeatureCache(tmp_path / "cache"))
     batch = next(iter(torch.utils.data.DataLoader(ArrayDataset(prepared.splits["train"]), batch_size=2)))
     assert batch["audio"].shape == (2, 4, 1, 16, 81) and batch["audio"].dtype == torch.float32
-    assert batch["video"].shape == (2, 4, 2, 3, 8, 8) and batch["video"].dtype == torch.float32
+    assert batch["video"].shape == (2, 4, 2, 3, 8, 8) and batch["video"].dtype == torch.uint8  # as cached
     assert batch["label"].tolist() == [0, 1]
     # One file used by both splits' items is decoded once per modality.
     assert prepared.cache["decoded"] == 2

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from avbench.data.video import FrameExtractor, FrameSettings, normalize_frames, video_duration
+from avbench.data.video import FrameExtractor, FrameSettings, frame_scale_shift, normalize_frames, video_duration
 from avbench.errors import DecodeError
 from tests.media import gray, tone, write_audio_av, write_video
 
@@ -107,7 +108,8 @@ def test_centre_crop_is_the_middle_square(tmp_path):
 def test_normalisation_uses_mean_and_std_per_channel():
     frames = np.full((2, 3, 4, 4), 255, np.uint8)
     frames[:, 1] = 0
-    out = normalize_frames(frames, [0.5, 0.5, 0.0], [0.5, 0.25, 1.0])
+    scale, shift = (torch.from_numpy(a) for a in frame_scale_shift([0.5, 0.5, 0.0], [0.5, 0.25, 1.0]))
+    out = normalize_frames(torch.from_numpy(frames), scale, shift).numpy()
     assert out.dtype == np.float32
     assert np.allclose(out[:, 0], 1.0) and np.allclose(out[:, 1], -2.0) and np.allclose(out[:, 2], 1.0)
 

@@ -25,7 +25,7 @@ from avbench.data.leaks import LeakReport, check_leaks
 from avbench.data.linear_spectrogram import LinearSpectrogramExtractor, LinearSpectrogramSettings
 from avbench.data.segments import clip_windows
 from avbench.data.spectrogram import SpectrogramExtractor, SpectrogramSettings
-from avbench.data.video import FrameExtractor, FrameSettings, normalize_frames
+from avbench.data.video import FrameExtractor, FrameSettings
 from avbench.errors import ConfigError, DatasetError, DecodeError
 from avbench.spec import SPLITS, Item, Task, TaskSpec
 from avbench.threads import usable_cores
@@ -37,7 +37,8 @@ class SplitArrays:
     labels: np.ndarray  # [N] int64
     speakers: list[str]
     shapes: dict[str, tuple[int, ...]]  # modality → one example's tensor shape (with its channel axis)
-    video_norm: tuple[list[float], list[float]] = ([0.0] * 3, [1.0] * 3)  # mean, std applied on read
+    # mean, std the uint8 frames are normalised with, on the device (avbench.data.device_inputs)
+    video_norm: tuple[list[float], list[float]] = ([0.0] * 3, [1.0] * 3)
     # Where each example came from: its audio file and predefined fold (None without folds),
     # for pipelines that regroup examples by fold or export them by name (avbench.audeep).
     paths: list[Path] = field(default_factory=list)
@@ -226,9 +227,10 @@ def _labels(members: list[Item], *, multi_head: bool) -> np.ndarray:
 
 
 class ArrayDataset:
-    """A torch-style map dataset over a split: {"audio": [1, mels, frames] or [1, samples],
-    "video": [T, 3, H, W], "label": int (a [heads] tensor for several heads)}, with a leading
-    segment axis S on both when segments are on."""
+    """A torch-style map dataset over a split: {"audio": float32 [1, mels, frames] or [1, samples],
+    "video": uint8 [T, 3, H, W] as cached, "label": int (a [heads] tensor for several heads)},
+    with a leading segment axis S on both when segments are on. The frames become the model's
+    normalised floats on the training device: DeviceInputs (avbench.data.device_inputs)."""
 
     def __init__(self, split: SplitArrays):
         self.split = split
@@ -254,6 +256,7 @@ class ArrayDataset:
                 row = np.asarray(row, dtype=np.float32).reshape(self.split.shapes[modality])
             if window is not None:
                 row = window.cut(modality, row, position)
-            array = row if modality == "audio" else normalize_frames(row, *self.split.video_norm)
-            example[modality] = torch.from_numpy(np.ascontiguousarray(array))
+            # A copy for the frames: the cache's rows are read-only memory maps.
+            array = np.ascontiguousarray(row) if modality == "audio" else np.array(row, order="C")
+            example[modality] = torch.from_numpy(array)
         return example

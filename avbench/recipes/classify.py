@@ -29,8 +29,9 @@ def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) 
     """A fresh model from the run's seed, trained by fit() (resuming from the run's last.pt)."""
     from accelerate.utils import set_seed
 
+    from avbench.data.device_inputs import DeviceInputs
     from avbench.models import create_model
-    from avbench.train.cost import reset_peak_memory
+    from avbench.train.cost import first_clip, reset_peak_memory, to_device
     from avbench.train.loop import fit
 
     set_seed(cfg.seed)
@@ -42,6 +43,7 @@ def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) 
         run.record.weights = f"warm start from {cfg.init_from} ({warm_start(model, cfg)} tensors)"
     loaders = make_loaders(run.data, cfg)
     inputs = batch_pipeline(run)
+    device_inputs = DeviceInputs.of(run.data)
     reset_peak_memory(accelerator.device)
     started = time.perf_counter()
     result = fit(
@@ -53,9 +55,11 @@ def train_classifier(run: Run, accelerator, cfg: TrainConfig, on_epoch: OnEval) 
         checkpoint_dir=run.out_dir,
         on_eval=on_epoch,
         inputs=inputs,
+        device_inputs=device_inputs,
     )
     features = inputs.eval if inputs is not None else None
-    note_cost(run.record, model, loaders["test"], accelerator.device, time.perf_counter() - started, features)
+    clip = device_inputs(to_device(first_clip(loaders["test"]), accelerator.device))
+    note_cost(run.record, model, clip, accelerator.device, time.perf_counter() - started, features)
     return result
 
 
@@ -73,12 +77,13 @@ def batch_pipeline(run: Run):
     return pipeline
 
 
-def note_cost(record, model, loader, device, train_time_s: float, features=None) -> None:
-    """Training time, peak memory and latency per clip (batch 1) of the best weights, for
-    objectives beside accuracy (`--objective latency_ms:min`). `features` turns a cached clip
-    into the model's input as evaluation does (the in-batch log-mel, normalisation), untimed."""
-    from avbench.train.cost import first_clip, latency_ms, peak_memory_mb
+def note_cost(record, model, clip: dict, device, train_time_s: float, features=None) -> None:
+    """Training time, peak memory and latency per clip (`clip`: one test example on the device)
+    of the best weights, for objectives beside accuracy (`--objective latency_ms:min`). `features`
+    turns the cached clip into the model's input as evaluation does (the in-batch log-mel,
+    normalisation), untimed."""
+    from avbench.train.cost import latency_ms, peak_memory_mb
 
     record.train_time_s = round(train_time_s, 3)
     record.peak_memory_mb, record.peak_memory_kind = peak_memory_mb(device)
-    record.latency_ms = latency_ms(model, first_clip(loader), device, prepare=features)
+    record.latency_ms = latency_ms(model, clip, device, prepare=features)

@@ -200,6 +200,7 @@ def time_batches(experiment, data) -> tuple[float, float]:
     import torch.nn.functional as F
 
     from avbench.data.dataset import ArrayDataset
+    from avbench.data.device_inputs import DeviceInputs
     from avbench.models import create_model
     from avbench.registry import MODELS
     from avbench.train.optim import build_optimizer, model_param_groups
@@ -211,7 +212,7 @@ def time_batches(experiment, data) -> tuple[float, float]:
     size = experiment.train.batch_size
     batch = next(iter(torch.utils.data.DataLoader(ArrayDataset(data.splits["train"]), batch_size=size)))
     repeats = math.ceil(size / len(batch["label"]))  # a sampled split may hold fewer examples than a batch
-    batch = {k: torch.cat([v] * repeats)[:size] for k, v in batch.items()}
+    batch = DeviceInputs.of(data)({k: torch.cat([v] * repeats)[:size] for k, v in batch.items()})
 
     def train_step() -> None:
         output = model(batch)

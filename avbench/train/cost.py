@@ -21,7 +21,7 @@ def first_clip(loader) -> dict:
     return {k: v[:1] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def _to(batch: dict, device: torch.device) -> dict:
+def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
@@ -42,7 +42,7 @@ def latency_ms(
     `prepare` makes the model's input from the batch on the device first, outside the timing."""
     was_training = model.training
     model.eval()
-    batch = _to(batch, device)
+    batch = to_device(batch, device)
     if prepare is not None:
         batch = prepare(batch)
     timings = []

@@ -28,6 +28,7 @@ from avbench.train.optim import build_optimizer, build_scheduler, model_param_gr
 from avbench.train.resume import LoopState, ResumePoint, loader_generators
 
 OnEval = Callable[[int, dict], bool | None]
+DeviceStep = Callable[[dict], dict]  # a batch on the device → the model's inputs
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -152,16 +153,26 @@ def fit(
     checkpoint_dir: Path | None = None,
     on_eval: OnEval | None = None,
     inputs: BatchStage | None = None,
+    device_inputs: DeviceStep | None = None,
 ) -> FitResult:
     """Train a classifier with early stopping on `cfg.metric`; resume from
     `checkpoint_dir/last.pt` when it exists (written every `cfg.checkpoint_every` epochs and
-    after the last). A model with a
-    `param_groups(lr)` method trains each group at its own rate. `inputs` transforms the
-    batches on the device (augmentation on train, feature computation on every split)."""
+    after the last). A model with a `param_groups(lr)` method trains each group at its own
+    rate. `device_inputs` turns every split's batches into model inputs once they are on the
+    device (avbench.data.device_inputs: the cached uint8 frames normalised); `inputs` then
+    transforms them (augmentation on train, feature computation on every split)."""
     smoothing = inputs.label_smoothing if inputs is not None else 0.0
     objective = Classification(num_classes, cfg.metric, dict(cfg.head_weights), smoothing)
     return train_loop(
-        model, loaders, cfg, accelerator, objective, checkpoint_dir=checkpoint_dir, on_eval=on_eval, inputs=inputs
+        model,
+        loaders,
+        cfg,
+        accelerator,
+        objective,
+        checkpoint_dir=checkpoint_dir,
+        on_eval=on_eval,
+        inputs=inputs,
+        device_inputs=device_inputs,
     )
 
 
@@ -175,6 +186,7 @@ def train_loop(
     checkpoint_dir: Path | None = None,
     on_eval: OnEval | None = None,
     inputs: BatchStage | None = None,
+    device_inputs: DeviceStep | None = None,
 ) -> FitResult:
     """Epochs of `objective.loss` until `cfg.epochs`, early stopping or pruning; then the best
     epoch's weights and one evaluation of test (none when pruned)."""
@@ -183,10 +195,9 @@ def train_loop(
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, loaders["train"], loaders["val"], loaders["test"]
     )
+    train_loader, val_loader, test_loader = staged(train_loader, val_loader, test_loader, device_inputs, inputs)
     if inputs is not None:
         generators["augment"] = inputs.generator
-        train_loader = MappedLoader(train_loader, inputs.train)
-        val_loader, test_loader = MappedLoader(val_loader, inputs.eval), MappedLoader(test_loader, inputs.eval)
     scheduler = build_scheduler(optimizer, cfg, -(-len(train_loader) // cfg.grad_accum))
     # The module itself, not its torch.compile wrapper: checkpoints keep plain parameter names.
     unwrapped = accelerator.unwrap_model(model, keep_torch_compile=False)
@@ -228,6 +239,20 @@ def train_loop(
         else:
             result.test = objective.evaluate(model, test_loader, accelerator)
     return result
+
+
+def staged(train, val, test, device_inputs: DeviceStep | None, inputs: BatchStage | None) -> tuple:
+    """The prepared loaders (their batches already on the device) through `device_inputs` on
+    every split, then `inputs`: its `train` on the training split, its `eval` on the others."""
+    if device_inputs is not None:
+        train, val, test = (MappedLoader(loader, device_inputs) for loader in (train, val, test))
+    if inputs is not None:
+        train, val, test = (
+            MappedLoader(train, inputs.train),
+            MappedLoader(val, inputs.eval),
+            MappedLoader(test, inputs.eval),
+        )
+    return train, val, test
 
 
 def save_resume_point(resume: ResumePoint, state: LoopState, best_unsaved: bool, model, optimizer, scheduler) -> bool:
