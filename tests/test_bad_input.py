@@ -148,15 +148,15 @@ def test_audio_only_in_a_video_container(tmp_path):
     """Audio taken from MP4s (as a folder-of-videos task does): a video without an audio track,
     a missing or corrupt video are skipped with their reason; the good ones are used."""
 
-    def clip(name: str, audio: bool = True) -> Path:
+    def clip(name: str, audio: bool = True, freq: float = 440.0) -> Path:
         return write_video(
             tmp_path / name,
             lambda t: gray(100 + 50 * t),
             np.arange(10) / 10,
-            audio=(tone(1, 16000), 16000) if audio else None,
+            audio=(tone(1, 16000, freq=freq), 16000) if audio else None,
         )
 
-    good = [clip(f"good{i}.mp4") for i in range(3)]
+    good = [clip(f"good{i}.mp4", freq=300.0 + 150.0 * i) for i in range(3)]  # three recordings, not copies
     silent, broken = clip("silent.mp4", audio=False), tmp_path / "broken.mp4"
     broken.write_bytes(good[0].read_bytes()[:200])
     m4a = write_audio_av(tmp_path / "sound.m4a", tone(1, 16000), 16000, container_format="ipod", codec="aac")

@@ -66,6 +66,7 @@ def test_data_options_a_task_ignores_are_refused(name: str, tmp_path: Path) -> N
     task = TASKS.get(name)()
     used = {
         "fold": 3,
+        "folds": 5,
         "speaker_regex": "^(x)",
         "label_source": "voice",
         "subfolders": {"val": "dev"},

@@ -32,7 +32,11 @@ def device_line(experiment: Experiment) -> str:
         device = "mps"
     else:
         device = f"cpu ({torch.get_num_threads()} threads)"
-    return f"device {device}, precision {experiment.train.mixed_precision}, up to {experiment.train.epochs} epochs"
+    from avbench.train.fast import cuda_precision_support, resolve_precision
+
+    device_type, bf16 = cuda_precision_support()
+    precision = resolve_precision(experiment.train.mixed_precision, device_type=device_type, bf16_supported=bf16)
+    return f"device {device}, precision {precision}, up to {experiment.train.epochs} epochs"
 
 
 def _cell(key: str, metrics: dict) -> str:

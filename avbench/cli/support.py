@@ -14,8 +14,8 @@ def make_console():
 
     console = Console(highlight=False)
     if not console.is_terminal:
-        # Logs and pipes: do not squeeze tables into 80 columns.
-        console = Console(highlight=False, width=160)
+        # Logs and pipes: do not squeeze tables (the leaderboard has ~15 columns) into 80 columns.
+        console = Console(highlight=False, width=240)
     return console
 
 

@@ -146,7 +146,7 @@ def _report_sweep(run_ctx, outcome, console) -> None:
     console.print(
         f"study {outcome.study}: {outcome.finished} finished, {outcome.failed} failed{skipped} ({outcome.storage})"
     )
-    short = outcome.finished < outcome.target
+    short = outcome.finished < outcome.target and not outcome.shared
     if short and outcome.grid_exhausted:
         console.print(
             f"{outcome.target - outcome.finished} trial(s) short of {outcome.target}: every grid point was "

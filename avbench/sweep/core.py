@@ -128,6 +128,9 @@ class SweepOutcome:
     best_run_id: str | None
     grid_exhausted: bool = False
     infeasible: int = 0  # suggestions rejected untrained: not trials
+    # Agents elsewhere share the sweep (W&B's server): `finished` counts this machine's runs only,
+    # so fewer than `target` is no sign of a sweep cut short.
+    shared: bool = False
     # What was swept, for whoever reports the outcome (set by avbench.sweep.run).
     task: str = ""
     model: str = ""

@@ -173,6 +173,7 @@ def _outcome(results: Path, name: str, path: str, trials: int) -> SweepOutcome:
         best_value=best.val[best.metric] if best else None,
         best_params=dict(best.searched) if best else {},
         best_run_id=best.run_id if best else None,
+        shared=True,
     )
 
 
