@@ -93,14 +93,15 @@ def experiment_setup(model: str, preset: str):
     from avbench.catalog import load_experiment
     from avbench.model_info import experiment_for
     from avbench.preflight import check_model_args, spec_without_data, with_model_inputs
-    from avbench.sweep.space import representative, resolve_space
+    from avbench.sweep.conditional import representative_values
+    from avbench.sweep.space import resolve_space
 
     name = experiment_for(model)
     if name is None:
         raise SystemExit(f"no experiment uses model '{model}'")
     loaded = load_experiment(name)
     loaded = load_experiment(name, preset=preset if preset in loaded.config.presets else None)
-    values = {key: representative(p) for key, p in resolve_space(loaded).params.items()} if loaded.searched else {}
+    values = representative_values(resolve_space(loaded)) if loaded.searched else {}
     experiment = with_model_inputs(loaded.resolve(values))
     return loaded.name, spec_without_data(experiment), check_model_args(experiment), experiment.train
 

@@ -34,14 +34,15 @@ def setup(model: str, *, tiny: bool, overrides: tuple[str, ...], results: Path):
     from avbench.context import RunContext
     from avbench.model_info import experiment_for
     from avbench.recipes.stages import prepare
-    from avbench.sweep.space import representative, resolve_space
+    from avbench.sweep.conditional import representative_values
+    from avbench.sweep.space import resolve_space
 
     name = experiment_for(model)
     if name is None:
         raise SystemExit(f"no experiment uses model '{model}'")
     preset = "tiny" if tiny and "tiny" in load_experiment(name).config.presets else None
     loaded = load_experiment(name, preset=preset, overrides=overrides)
-    values = {key: representative(p) for key, p in resolve_space(loaded).params.items()} if loaded.searched else {}
+    values = representative_values(resolve_space(loaded)) if loaded.searched else {}
     return prepare(loaded.resolve(values), RunContext(results, synthetic=True, use_wandb=False, preset=preset))
 
 

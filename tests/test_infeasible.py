@@ -191,9 +191,10 @@ def test_the_middle_of_every_sweep_space_can_be_built(name, preset, monkeypatch)
     space; a preset whose middle is infeasible would break them."""
     from avbench.catalog import load_experiment
     from avbench.preflight import check_feasible
-    from avbench.sweep.space import representative, resolve_space
+    from avbench.sweep.conditional import representative_values
+    from avbench.sweep.space import resolve_space
 
     monkeypatch.chdir(REPO)
     loaded = load_experiment(name, preset=preset)
-    values = {k: representative(p) for k, p in resolve_space(loaded).params.items()} if loaded.searched else {}
+    values = representative_values(resolve_space(loaded)) if loaded.searched else {}
     check_feasible(loaded.resolve(values))

@@ -101,6 +101,8 @@ def test_run_records_the_checks_warns_and_strict_stops(tmp_path: Path, cli, work
         "data.modalities=[audio]",
         "--set",
         "model_args.dropout=0.1",
+        "--set",
+        "train.weight_decay=0",  # searched by the tuned mel-stats-mlp-commands file
         "--no-wandb",
     )
     warned = cli(*args)

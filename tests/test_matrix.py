@@ -16,7 +16,8 @@ from avbench.catalog import load_experiment
 from avbench.derived import incompatibility, matrix
 from avbench.preflight import check_feasible
 from avbench.registry import MODELS, TASKS
-from avbench.sweep.space import representative, resolve_space
+from avbench.sweep.conditional import representative_values
+from avbench.sweep.space import resolve_space
 
 PAIRS = [cell for cell in matrix() if cell.kind != "incompatible"]
 
@@ -54,7 +55,7 @@ def test_every_compatible_pair_validates_and_trains_one_tiny_epoch(cell, cli, sh
     loaded = load_experiment(cell.name, preset="tiny")
     assert (loaded.config.model, loaded.config.task) == (cell.model, cell.task)
     # Each searched field at the middle of its range: one real trial of the pair's sweep.
-    values = {key: representative(param) for key, param in resolve_space(loaded).params.items()}
+    values = representative_values(resolve_space(loaded))
     check_feasible(loaded.resolve(values))
     sets = [arg for key, value in values.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     run = ("run", cell.name, "--preset", "tiny", "--synthetic", "--no-wandb", *sets, "--set", "train.epochs=1")
@@ -78,7 +79,7 @@ def test_every_value_a_derived_sweep_may_pick_can_be_built(cell, workspace):
     for preset in (None, *load_experiment(cell.name).raw["presets"]):
         loaded = load_experiment(cell.name, preset=preset)
         space = resolve_space(loaded)
-        middle = {key: representative(param) for key, param in space.params.items()}
+        middle = representative_values(space)
         for key, param in space.params.items():
             picks = param.choices if param.kind == "categorical" else (param.low, param.high)
             for value in picks:
