@@ -152,7 +152,13 @@ def test_a_killed_worker_is_restarted_on_its_own_devices(workspace):
     )
     try:
         both = wait_for(
-            lambda: (r := [t for t in study_trials(workspace) if t.state.name == "RUNNING"])[1:] and r, 240, sweep
+            # Both claimed (the worker attribute is set just after the claim): a pid of 0 would
+            # signal this test's own process group.
+            lambda: (
+                (r := [t for t in study_trials(workspace) if t.state.name == "RUNNING" and worker_pid(t) > 0])[1:] and r
+            ),
+            240,
+            sweep,
         )
         assert both, "the two workers never trained at once"
         victim, other = both
