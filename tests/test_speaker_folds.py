@@ -96,7 +96,7 @@ def test_a_cv_objective_reports_folds_and_a_losing_trial_stops_early(cli, worksp
     told = fake_backend.TOLD
     assert [t[2:] for t in told if t[:2] == ("report", 0)] == [(k, folds[(0, k)].val["acc"]) for k in (1, 2, 3)]
     mean = sum(folds[(0, k)].val["acc"] for k in (1, 2, 3)) / 3
-    assert ("finish", 0, "completed", pytest.approx(mean)) in told and ("finish", 1, "pruned", None) in told
+    assert ("finish", 0, "completed", (pytest.approx(mean),)) in told and ("finish", 1, "pruned", None) in told
 
 
 def test_optuna_prunes_a_cv_objective_with_the_wilcoxon_pruner(cli, workspace) -> None:
