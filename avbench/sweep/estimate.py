@@ -76,7 +76,8 @@ def dry_run(plan: SweepPlan) -> None:
     console.print(
         f"sampler {chosen} (seed {loaded.config.sweep.seed}), pruner {request.pruner or loaded.config.sweep.pruner}, "
         f"{plan.target} trials, {request.workers} worker(s); study {plan.name()} in "
-        f"{display_url(url)} (dry run: not created)"
+        f"{display_url(url)} (dry run: not created)",
+        soft_wrap=True,  # one line to grep, however long the storage path
     )
     ctx = plan.ctx
     _print_cost(
