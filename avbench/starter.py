@@ -77,7 +77,7 @@ def experiment_text(name: str, model: str, task: str, raw: dict[str, Any]) -> st
 
 def sweep_ranges(model: str, searched: list[str]) -> dict[str, dict[str, Any]]:
     """A range for every searched field: the model's declared one, else the built-in default."""
-    from avbench.sweep.space import DEFAULT_RANGES
+    from avbench.sweep.ranges import DEFAULT_RANGES
 
     declared = MODELS.get(model).search
     return {key: declared[key] if key in declared else param_as_sweep_entry(DEFAULT_RANGES[key]) for key in searched}

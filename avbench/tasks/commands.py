@@ -20,7 +20,7 @@ import numpy as np
 from avbench.config import DataConfig
 from avbench.registry import register_task
 from avbench.spec import SPLITS, UNKNOWN_SPEAKER, Item, Task
-from avbench.tasks import folders, standin, synth, synth_av
+from avbench.tasks import folders, standin, synth, synth_av, synth_shift
 from avbench.tasks.splits import split_actors
 
 SAMPLE_RATE = 16000
@@ -141,7 +141,7 @@ class Commands(Task):
             speaker = synth.speaker_profile(np.random.default_rng([seed, number]))
             shifted = domain_shift and splits[speaker_name] == "test"
             if shifted:
-                speaker = synth.shifted_speaker(speaker)
+                speaker = synth_shift.shifted_speaker(speaker)
             for label, name in enumerate(type(self).classes):
                 folder = out / splits[speaker_name] / name
                 folder.mkdir(parents=True, exist_ok=True)
@@ -168,6 +168,6 @@ def _write_clip(job: standin.SpeakerTake) -> None:
     seconds = float(rng.uniform(0.9, 1.4))
     wave = talker.speech(rng, sample_rate=SAMPLE_RATE, seconds=seconds, rhythm_seed=job.label)
     if job.shifted:
-        wave = synth.through_other_channel(wave, rng, SAMPLE_RATE)
+        wave = synth_shift.through_other_channel(wave, rng, SAMPLE_RATE)
     face = talker.face(rng, wave, sample_rate=SAMPLE_RATE, fps=VIDEO_FPS, size=2 * LIP_SIZE)
     synth_av.write_mp4(job.path, synth_av.mouth_crop(face, LIP_SIZE), wave, fps=VIDEO_FPS, sample_rate=SAMPLE_RATE)

@@ -35,7 +35,7 @@ class SpeakerTake:
     speaker: Any  # avbench.tasks.synth.SpeakerProfile
     label: int
     take: int
-    shifted: bool = False  # a test clip of a domain-shifted stand-in (avbench.tasks.synth.through_other_channel)
+    shifted: bool = False  # a test clip of a domain-shifted stand-in (avbench.tasks.synth_shift.through_other_channel)
 
 
 def resolve_size(task: str, sizes: dict[str, Any], size: str) -> Any:
