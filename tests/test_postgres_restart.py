@@ -3,6 +3,7 @@ reconnect, nothing is failed or counted twice (avbench.sweep.reconnect)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -90,14 +91,20 @@ def test_four_workers_wait_out_a_database_restart(workspace, server):
         workspace, "--workers", "4", "--trials", str(trials), "--set", "train.epochs=2", "--storage", server.url
     )
     storage = server.url.replace("postgresql://", "postgresql+psycopg2://")
+    # One study object for all the polls: each load_study opens an engine whose pooled
+    # connections stay open until it is garbage-collected, and a few hundred polls of those
+    # fill the server's max_connections, so the workers would wait for free connections.
+    opened: list[optuna.Study] = []
 
     def training() -> bool:
         assert sweep.poll() is None, sweep.communicate()[0][-3000:]
-        try:
-            study = optuna.load_study(study_name=STUDY, storage=storage)
-        except Exception:  # the study is not created yet
-            return False
-        return any(t.intermediate_values for t in study.get_trials(deepcopy=False))
+        if not opened:
+            try:
+                opened.append(optuna.load_study(study_name=STUDY, storage=storage))
+            except Exception:  # the study is not created yet
+                gc.collect()  # close the failed attempt's connections now
+                return False
+        return any(t.intermediate_values for t in opened[0].get_trials(deepcopy=False))
 
     wait_for(training, 400, "a trial to report an epoch")
     server.stop()
