@@ -20,6 +20,7 @@ from typing import Any
 
 from avbench.errors import AvbenchError
 from avbench.results import svg
+from avbench.results.compare import BoardPair, board_comparisons
 from avbench.results.layout import report_dir, run_files
 from avbench.results.leaderboard import leaderboard_rows
 from avbench.results.provenance import git_hash, versions
@@ -54,10 +55,11 @@ def write_report(results: Path, out: Path | None = None) -> Path:
     if not rows:
         raise AvbenchError(f"no completed run under {results}; run `avbench run` or `avbench sweep` first")
     sections = [_experiment_section(results, row) for row in rows]
+    pairs = board_comparisons(results, rows)
     folder = Path(out) if out is not None else report_dir(results)
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / "index.html"
-    page.write_text(render_page(rows, sections), encoding="utf-8")
+    page.write_text(render_page(rows, sections, pairs), encoding="utf-8")
     return page
 
 
@@ -105,7 +107,9 @@ def _add_study(results: Path, section: ExperimentSection) -> None:
     section.importances, section.study_note = report.importances, report.importance_note
 
 
-def render_page(rows: list[dict[str, Any]], sections: list[ExperimentSection]) -> str:
+def render_page(
+    rows: list[dict[str, Any]], sections: list[ExperimentSection], pairs: list[BoardPair] | None = None
+) -> str:
     tasks = list(dict.fromkeys(row["task"] for row in rows))
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>avbench report</title>",
@@ -117,6 +121,7 @@ def render_page(rows: list[dict[str, Any]], sections: list[ExperimentSection]) -
         parts.append(_task_html(task, [row for row in rows if row["task"] == task]))
     parts.append("<h2>Experiments</h2>")
     parts.extend(_section_html(section) for section in sections)
+    parts.append(_comparisons_html(pairs or []))
     parts.append(_provenance_html(rows, sections))
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -179,6 +184,34 @@ def _section_html(section: ExperimentSection) -> str:
     elif section.record is None:
         parts.append("<p class='note'>cross-validated: one confusion matrix per fold, in the fold records</p>")
     return "\n".join(parts)
+
+
+def _comparisons_html(pairs: list[BoardPair]) -> str:
+    """The leader of each board against every other row, paired on the same test clips."""
+    header = (
+        "<tr><th>task</th><th>data</th><th>A (top row)</th><th>B</th><th>metric</th><th>A − B</th>"
+        "<th>95 % CI</th><th>McNemar p</th><th>clips</th><th>runs A / B</th></tr>"
+    )
+    lines = []
+    for pair in pairs:
+        cells = [pair.task, pair.data, pair.leader, pair.other]
+        found = pair.comparison
+        if found is None:
+            row = "".join(f"<td>{escape(c)}</td>" for c in cells)
+            lines.append(f"<tr class='unpaired'>{row}<td colspan='6'>not paired: {escape(pair.refused)}</td></tr>")
+            continue
+        low, high = found.ci95
+        cells += [found.metric, f"{found.difference:+.4f}", f"[{low:+.4f}, {high:+.4f}]", f"{found.p_value:.4g}"]
+        cells += [str(found.n_clips), f"{found.a.runs} / {found.b.runs}"]
+        lines.append("<tr class='paired'>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    body = f"<table class='comparisons'>{header}{''.join(lines)}</table>" if lines else ""
+    note = (
+        "each board's top row against every other real row on the same test clips, as `avbench compare` "
+        "computes it: the difference of the means over replicates, its paired bootstrap 95 % CI (clips "
+        "resampled) and McNemar's exact p on the two selected runs' accuracy"
+    )
+    empty = "" if lines else "<p class='note'>no board has two experiments to compare</p>"
+    return f"<h2 id='comparisons'>Paired comparisons</h2><p class='note'>{note}</p>{body}{empty}"
 
 
 def _provenance_html(rows: list[dict[str, Any]], sections: list[ExperimentSection]) -> str:

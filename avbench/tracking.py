@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avbench.results.layout import wandb_parent
+
+if TYPE_CHECKING:
+    from wandb.plot import CustomChart
 
 
 def wandb_logged_in() -> bool:
@@ -74,18 +78,30 @@ def per_class_scores(confusion: list[list[int]], class_names: list[str]) -> list
     return rows
 
 
+def confusion_chart(confusion: list[list[int]], class_names: list[str]) -> CustomChart:
+    """`wandb.plot.confusion_matrix` of a confusion matrix (rows = true class): the chart W&B's UI
+    draws as a heatmap. W&B builds it from per-clip labels, so each cell's count is unrolled into
+    that many (true, predicted) pairs."""
+    import wandb
+
+    y_true = [t for t, row in enumerate(confusion) for p, count in enumerate(row) for _ in range(count)]
+    preds = [p for row in confusion for p, count in enumerate(row) for _ in range(count)]
+    return wandb.plot.confusion_matrix(
+        y_true=y_true, preds=preds, class_names=class_names, title="test confusion matrix"
+    )
+
+
 def log_test_panels(
     tracker, *, confusion: list[list[int]] | None, class_names: list[str], checkpoint: Path | None, artifact: str
 ) -> None:
     """The end of a run on its W&B page, through Accelerate's tracker like every other log call:
-    the test confusion matrix as the table
-    `wandb.plot.confusion_matrix` draws (Actual, Predicted, nPredictions: W&B's confusion-matrix
-    chart preset reads it), a per-class precision / recall / F1 table and, when `checkpoint` is
-    given (tracking.log_model), the best weights as a model artifact."""
+    the test confusion matrix as a `wandb.plot.confusion_matrix` chart (its table is
+    `test/confusion_matrix_table`: Actual, Predicted, nPredictions), a per-class precision /
+    recall / F1 table and, when `checkpoint` is given (tracking.log_model), the best weights as a
+    model artifact."""
     if confusion:
         names = class_names if len(class_names) == len(confusion) else [str(i) for i in range(len(confusion))]
-        cells = [[names[t], names[p], count] for t, row in enumerate(confusion) for p, count in enumerate(row)]
-        tracker.log_table("test/confusion_matrix", columns=["Actual", "Predicted", "nPredictions"], data=cells)
+        tracker.log({"test/confusion_matrix": confusion_chart(confusion, names)})
         columns = ["class", "precision", "recall", "f1", "support"]
         tracker.log_table("test/per_class", columns=columns, data=per_class_scores(confusion, names))
     if checkpoint is not None and checkpoint.is_file():

@@ -93,6 +93,19 @@ def test_overlapping_rows_are_tied_and_a_row_below_its_control_is_flagged(tmp_pa
     assert rows["a"]["beats_control"] is None
 
 
+def test_a_row_above_its_control_says_it_beats_it_only_when_the_intervals_are_apart(tmp_path):
+    for i, test in enumerate((0.30, 0.60)):  # mean 0.45 above the control, but a wide interval
+        fabricated(tmp_path, f"w{i}", "w", 0.8, test, replicate_of="w0" if i else None)
+    fabricated(tmp_path, "s0", "w", 0.2, 0.17, kind="synthetic, shuffled train labels")
+    (wide,) = [r for r in leaderboard_rows(tmp_path) if not r["is_control"]]
+    assert wide["beats_control"] and not wide["control_separated"]
+    assert "above its control (0.1700) but the intervals overlap" in render_markdown([wide])
+    for i, test in enumerate((0.44, 0.46)):  # the same mean with a narrow interval
+        fabricated(tmp_path, f"w{i}", "w", 0.8, test, replicate_of="w0" if i else None)
+    (narrow,) = [r for r in leaderboard_rows(tmp_path) if not r["is_control"]]
+    assert narrow["control_separated"] and "beats its control (0.1700)" in render_markdown([narrow])
+
+
 def predictions_file(results, experiment, run_id, ids, labels, preds):
     probabilities = np.eye(3)[preds]
     outputs = {None: {"labels": np.array(labels), "predictions": np.array(preds), "probabilities": probabilities}}

@@ -1,5 +1,5 @@
-"""`avbench report`: a tiny sweep and a shuffled-label control on the synthetic CREMA-D, then the
-page in a real headless Chromium (no console error, a screenshot that is not blank), and the
+"""`avbench report`: a tiny sweep, a second experiment and a shuffled-label control on the
+synthetic CREMA-D, then the page in a real headless Chromium (no console error, a screenshot that is not blank), and the
 page's parts read back with an HTML parser."""
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class Parts(HTMLParser):
 
 @pytest.fixture(scope="module")
 def report_page(tmp_path_factory, synthetic_data) -> Path:
-    """results/ of a 2-trial tiny sweep and one control run, and the page written from it."""
+    """results/ of a 2-trial tiny sweep, a run of a second experiment on the same test clips and one
+    control run, and the page written from it."""
     from click.testing import CliRunner
 
     from avbench.cli import cli
@@ -61,6 +62,8 @@ def report_page(tmp_path_factory, synthetic_data) -> Path:
     control = ["run", "mel-stats-mlp-cremad", *TINY, *TINY_VALUES, "--set", "model_args.dropout=0.1"]
     control += ["--set", "train.weight_decay=0.0"]
     result = runner.invoke(cli, [*control, "--set", "data.shuffle_train_labels=true", "--no-wandb"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["run", "spectrogram-cnn-cremad", *TINY, *TINY_VALUES, "--no-wandb"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(cli, ["report", "--out", str(root / "page")])
     assert result.exit_code == 0, result.output
@@ -76,8 +79,71 @@ def test_the_page_holds_the_board_the_study_the_confusion_and_provenance(report_
     assert "mel-stats-mlp-cremad: optimisation history" in parts.titles
     assert "mel-stats-mlp-cremad: test confusion matrix (rows: true class)" in parts.titles
     assert "cremad: test acc" in parts.titles
-    assert parts.classes.count("real") == 1 and parts.classes.count("control") == 1  # the control beside the real row
+    assert parts.classes.count("real") == 2 and parts.classes.count("control") == 1  # the control beside the real row
     assert "Provenance" in page and "torch" in page and "synthetic" in page
+
+
+class Cells(HTMLParser):
+    """The text of each <td> of the rows of one table class, row by row."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__()
+        self.table, self.inside, self.rows = table, False, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.inside = dict(attrs).get("class") == self.table
+        elif tag == "tr" and self.inside:
+            self.rows.append([])
+        elif tag == "td" and self.inside:
+            self.rows[-1].append("")
+
+    def handle_endtag(self, tag):
+        self.inside = self.inside and tag != "table"
+
+    def handle_data(self, data):
+        if self.inside and self.rows and self.rows[-1]:
+            self.rows[-1][-1] += data
+
+
+def test_the_page_compares_the_leader_with_the_other_experiment_as_compare_does(report_page: Path) -> None:
+    from avbench.results.compare import compare
+    from avbench.results.leaderboard import leaderboard_rows
+
+    results = report_page.parent.parent / "results"
+    cells = Cells("comparisons")
+    cells.feed(report_page.read_text(encoding="utf-8"))
+    (header, row) = cells.rows  # one board with two real experiments; the control is not paired
+    assert header == []  # the header row holds <th> only
+    leader, other = (r["experiment"] for r in leaderboard_rows(results) if not r["is_control"])
+    expected = compare(results, leader, other, metric="acc", data="synthetic")
+    low, high = expected.ci95
+    assert row[:5] == ["cremad", "synthetic", leader, other, "acc"]
+    assert row[5:] == [
+        f"{expected.difference:+.4f}",
+        f"[{low:+.4f}, {high:+.4f}]",
+        f"{expected.p_value:.4g}",
+        str(expected.n_clips),
+        f"{expected.a.runs} / {expected.b.runs}",
+    ]
+
+
+def test_a_pair_on_different_test_clips_says_why_it_is_not_paired() -> None:
+    from avbench.results.compare import BoardPair
+
+    row = {"experiment": "x", "task": "t", "model": "m", "data": "real", "metric": "acc", "run_id": "r"}
+    refused = BoardPair("t", "real", "x", "y", None, "x and y were tested on different clips (4 and 6, 4 shared)")
+    page = render_page([row], [ExperimentSection("x")], [refused])
+    cells = Cells("comparisons")
+    cells.feed(page)
+    assert cells.rows[1] == [
+        "t",
+        "real",
+        "x",
+        "y",
+        "not paired: x and y were tested on different clips (4 and 6, 4 shared)",
+    ]
+    assert "no board has two experiments" in render_page([row], [ExperimentSection("x")])
 
 
 def test_error_bars_are_drawn_where_rows_carry_ci95() -> None:
@@ -114,3 +180,31 @@ def test_the_page_loads_in_chromium_without_errors_and_shows_the_board(report_pa
     assert pixels.shape[:2] == (900, 1200)
     blue = np.all(np.abs(pixels.astype(int) - (0x3B, 0x6F, 0xB6)) < 8, axis=-1)  # the board's bars
     assert blue.sum() > 200 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20
+
+
+def test_boards_pair_only_real_rows_and_a_cross_validated_one_says_why_not(tmp_path: Path) -> None:
+    from avbench.results.compare import board_comparisons
+    from avbench.results.leaderboard import leaderboard_rows
+    from avbench.results.records import RunRecord, write_record
+
+    def record(run_id: str, model: str, score: float, data_kind: str = "synthetic", cv=None) -> RunRecord:
+        scores = {"acc": score, "uar": score, "macro_f1": score}
+        return RunRecord(
+            run_id=run_id,
+            experiment=f"{model}-t",
+            task="t",
+            model=model,
+            status="completed",
+            data_kind=data_kind,
+            val=scores,
+            test=scores,
+            cv=cv,
+        )
+
+    for fold in (1, 2):
+        write_record(tmp_path, record(f"cv-fold{fold}", "cv", 0.9, cv={"group": "cv", "fold": fold, "folds": 2}))
+    write_record(tmp_path, record("plain", "plain", 0.5))
+    write_record(tmp_path, record("shuffled", "plain", 0.2, data_kind="synthetic, shuffled train labels"))
+    (pair,) = board_comparisons(tmp_path, leaderboard_rows(tmp_path))
+    assert (pair.leader, pair.other, pair.comparison) == ("cv-t", "plain-t", None)
+    assert pair.refused == "cv-t has only cross-validation folds, each testing other clips: nothing to pair"

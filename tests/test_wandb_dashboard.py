@@ -29,19 +29,25 @@ def test_a_run_logs_lr_train_acc_the_confusion_matrix_and_its_checkpoint(logged_
 
     logged, run_dir = logged_run
     (record,) = iter_records(workspace / "results")
+    names = ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
     epochs = [row for row in logged["history"] if "val/acc" in row]
     assert len(epochs) == record.epochs_run and all({"lr", "train/acc"} <= set(row) for row in epochs)
     assert logged["config"]["study"] is None and logged["config"]["trial"] is None
     assert "replicate" in logged["config"] and logged["run"]["group"] == "mel-stats-mlp-cremad"
     assert logged["summary"]["test/acc"] == record.test["acc"]
-    assert logged["summary"]["test/confusion_matrix/_type"] == "table-file"
-    (matrix,) = run_dir.glob("files/media/table/test/confusion_matrix_*.table.json")
+    # wandb.plot.confusion_matrix: its table in the summary, the chart (W&B's own preset) in the config
+    assert logged["summary"]["test/confusion_matrix_table/_type"] == "table-file"
+    chart = logged["config"]["_wandb/visualize/test/confusion_matrix"]
+    assert chart["panel_type"] == "Vega2" and chart["panel_config"]["panelDefId"] == "wandb/confusion_matrix/v1"
+    (matrix,) = run_dir.glob("files/media/table/test/confusion_matrix_table_*.table.json")
     cells = json.loads(matrix.read_text())
     assert cells["columns"] == ["Actual", "Predicted", "nPredictions"] and len(cells["data"]) == 36
-    assert sum(cell[2] for cell in cells["data"]) == record.data_sizes["test"]
+    counts = {(actual, predicted): n for actual, predicted, n in cells["data"]}
+    confusion = record.test["confusion"]
+    assert all(counts[names[t], names[p]] == confusion[t][p] for t in range(6) for p in range(6))
     (table,) = run_dir.glob("files/media/table/test/per_class_*.table.json")
     rows = json.loads(table.read_text())["data"]
-    assert [row[0] for row in rows] == ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
+    assert [row[0] for row in rows] == names
     assert sum(row[4] for row in rows) == record.data_sizes["test"]
     model = [a for a in logged["artifacts"] if a["type"] == "model"]
     assert model == [{"name": f"mel-stats-mlp-cremad-{record.run_id}", "type": "model", "files": ["best.pt"]}]

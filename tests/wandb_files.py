@@ -59,7 +59,7 @@ def read_offline_run(run_dir: Path) -> dict:
             }
         elif kind == "config":
             for item in record.config.update:
-                out["config"][item.key] = json.loads(item.value_json)
+                out["config"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
         elif kind == "history":
             out["history"].append(
                 {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}

@@ -51,12 +51,11 @@ class Comparison:
 
 def _side_runs(results: Path, experiment: str, data_kind: str) -> tuple[RunRecord, list[Predictions]]:
     """The selected run and the predictions of it and its replicates that test the same clips."""
-    records = [
-        r
-        for r in iter_records(results)
-        if r.experiment == experiment and r.data_kind == data_kind and not (r.cv and r.cv.get("fold") is not None)
-    ]
-    selection = select(records)
+    runs = [r for r in iter_records(results) if r.experiment == experiment and r.data_kind == data_kind]
+    folds = [r for r in runs if r.cv and r.cv.get("fold") is not None]
+    selection = select([r for r in runs if r not in folds])
+    if selection is None and select(folds) is not None:
+        raise AvbenchError(f"{experiment} has only cross-validation folds, each testing other clips: nothing to pair")
     if selection is None:
         raise AvbenchError(f"no completed {data_kind} run of {experiment} under {results}; run or sweep it first")
     head, _ = split_metric(selection.best.metric)
@@ -116,3 +115,44 @@ def compare(
         n_clips=len(labels),
         data=data,
     )
+
+
+@dataclass(frozen=True)
+class BoardPair:
+    """The top row of a leaderboard against another row of the same board, as `compare` pairs them."""
+
+    task: str
+    data: str
+    leader: str
+    other: str
+    comparison: Comparison | None
+    refused: str = ""  # why the two could not be paired (different test clips, cross-validated, …)
+
+
+def board_comparisons(results: Path, rows: list[dict]) -> list[BoardPair]:
+    """Each real row against the top row of its (task, kind of data) board: the question a
+    leaderboard raises is whether the leader's lead over each other row is more than noise.
+    `rows` are leaderboard rows (avbench.results.leaderboard), best first within each board."""
+    boards: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        if not row.get("is_control"):  # controls are compared to their real row by the board itself
+            boards.setdefault((row["task"], row["data"]), []).append(row)
+    pairs = []
+    for (task, data), board in boards.items():
+        leader = board[0]["experiment"]
+        metric = split_metric(board[0]["metric"])[1]
+        for row in board[1:]:
+            if row["experiment"] == leader:
+                continue  # one experiment with several models' rows: nothing to pair
+            try:
+                found = compare(results, leader, row["experiment"], metric=_compared(metric), data=data)
+            except AvbenchError as exc:
+                pairs.append(BoardPair(task, data, leader, row["experiment"], None, str(exc)))
+                continue
+            pairs.append(BoardPair(task, data, leader, row["experiment"], found))
+    return pairs
+
+
+def _compared(metric: str) -> str:
+    """The board's metric where `compare` computes it, accuracy otherwise."""
+    return metric if metric in COMPARED_METRICS else "acc"
