@@ -7,7 +7,7 @@ side "flat" searches their union, [2e-4, 1e-2], for either optimizer. Both sides
 run at the same time (so they see the same load), each sweep on one torch thread. Each
 side's best val/acc per seed is read from its study, with the spread of its trials.
 
-    python benchmarks/conditional_space.py [--trials 24] [--seeds 3] [--epochs 8] [--workdir DIR]
+    python benchmarks/conditional_space.py [--trials 24] [--seeds 3] [--epochs 8] [--first-seed 0] [--workdir DIR]
 
 At the preset's 2 epochs every configuration stays at chance, so the comparison says nothing
 there; from 6 epochs on the trials spread out (chance to about 0.5 on the 12 validation clips).
@@ -79,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds from this one on (to split a run)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--workdir", type=Path, help="keep the sweeps' logs and studies here (default: a temp folder)")
     args = parser.parse_args()
@@ -89,7 +90,7 @@ def main() -> None:
         workspace.mkdir(parents=True, exist_ok=True)
         for side, text in SPACES.items():
             (workspace / f"{side}.yaml").write_text(text)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             sweeps = {side: start_sweep(workspace, side, seed, args.trials, args.epochs) for side in SPACES}
             for side, process in sweeps.items():
                 if process.wait() != 0:
