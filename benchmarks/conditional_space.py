@@ -66,7 +66,8 @@ def summary(workspace: Path, side: str, seed: int) -> tuple[float, str]:
 
     storage = f"sqlite:///{workspace / side / 'studies' / (EXPERIMENT + '.db')}"
     study = optuna.load_study(study_name=f"{side}-s{seed}", storage=storage)
-    done = sorted(t.value for t in study.trials if t.value is not None)
+    # A pruned trial carries its last epoch's value too: the spread is over completed ones.
+    done = sorted(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     best = {key.split("/")[-1]: value for key, value in study.best_params.items()}
     line = (
