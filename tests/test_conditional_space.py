@@ -105,3 +105,29 @@ def test_other_values_are_clipped_or_dropped_onto_the_space(space):
     )
     assert mapped == {"train.optimizer": "lion", "train.optimizer=lion/train.lr": 1e-3}
     assert any("clipped to 0.001" in n for n in notes) and any("train.batch_size=64" in n for n in notes)
+
+
+def test_optuna_draws_each_branch_under_its_own_distribution(space):
+    import optuna
+
+    from avbench.sweep.backends.optuna import OptunaTrial
+    from avbench.sweep.samplers import make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(space, "tpe", 0))
+    for _ in range(12):
+        trial = OptunaTrial(study, study.ask(), space)
+        study.tell(trial.trial, 1.0 if trial.values["train.optimizer"] == "lion" else 0.0)
+    trials = study.get_trials()
+    for frozen in trials:
+        chosen = frozen.params["train.optimizer"]
+        branch = {key for key in frozen.params if "/" in key}
+        assert branch == (
+            {f"train.optimizer={chosen}/train.lr"}
+            | ({"train.optimizer=sgd/train.momentum"} if chosen == "sgd" else set())
+        )
+    lion = next(t for t in trials if t.params["train.optimizer"] == "lion")
+    assert lion.distributions["train.optimizer=lion/train.lr"].high == 1e-3
+    # past the random start-up trials, TPE models each branch's parameters (group-decomposed)
+    relative = study.sampler.infer_relative_search_space(study, trials[-1])
+    assert {"train.optimizer", "train.optimizer=lion/train.lr"} <= set(relative)

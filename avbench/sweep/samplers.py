@@ -84,6 +84,18 @@ def check_sampler(space: SearchSpace, name: str, objectives: int = 1) -> list[st
     return []
 
 
+def tpe_sampler(space: SearchSpace, seed: int) -> optuna.samplers.TPESampler:
+    """Multivariate TPE over groups for a conditional space, as Optuna advises for one: the
+    parameters trials draw together (a branch's lr and momentum) are modelled jointly, each
+    group from the trials that drew it. Without `group`, multivariate TPE models only the
+    parameters every trial has and draws each branch's parameters one by one."""
+    if not space.conditional:
+        return optuna.samplers.TPESampler(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+
+
 class _GridSampler(optuna.samplers.GridSampler):
     """Optuna's grid sampler calls Study.stop() after the last point, which works only inside
     Study.optimize; our worker loop asks is_exhausted() itself before each claim."""
@@ -106,7 +118,7 @@ def make_sampler(space: SearchSpace, name: str, seed: int) -> optuna.samplers.Ba
             warn_independent_sampling=False,
         )
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        return tpe_sampler(space, seed)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "gp":
