@@ -52,14 +52,27 @@ def sweep_command(args: argparse.Namespace, seed: int, results: Path, searched: 
     )
 
 
-def best_test_accuracy(results: Path) -> tuple[float, float, int]:
-    """(val/acc, test/acc, trials) of the val-selected completed trial; the earliest wins a tie."""
-    records = [json.loads(path.read_text()) for path in sorted(results.glob("runs/*/*/record.json"))]
-    finished = [r for r in records if r["status"] == "completed" and r.get("test")]
+def records(results: Path) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(results.glob("runs/*/*/record.json"))]
+
+
+def finished_trials(results: Path) -> int:
+    """How many of the sweep's first trials have ended (completed, pruned or failed), in order."""
+    ended = {r["trial"] for r in records(results)}
+    count = 0
+    while count in ended:
+        count += 1
+    return count
+
+
+def best_test_accuracy(results: Path, budget: int) -> tuple[float, float]:
+    """(val/acc, test/acc) of the val-selected completed trial among the sweep's first `budget`
+    trials; the earliest wins a tie."""
+    finished = [r for r in records(results) if r["trial"] < budget and r["status"] == "completed" and r.get("test")]
     if not finished:
-        raise SystemExit(f"{results}: no completed trial")
-    best = max(finished, key=lambda r: (r["val"]["acc"], -(r["trial"] or 0)))
-    return best["val"]["acc"], best["test"]["acc"], len(records)
+        raise SystemExit(f"{results}: no completed trial among the first {budget}")
+    best = max(finished, key=lambda r: (r["val"]["acc"], -r["trial"]))
+    return best["val"]["acc"], best["test"]["acc"]
 
 
 def spread(values: list[float]) -> str:
@@ -78,12 +91,20 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--searched", nargs="+", default=list(SEARCHED), help="the augment fields the sweep may search")
+    parser.add_argument("--report", action="store_true", help="only read the sweeps already run (stopped or not)")
     args = parser.parse_args()
-    if not Path(args.root).is_dir():
-        subprocess.run(avbench("data", "synth", "commands", "--size", "small", "--domain-shift", "--out", args.root))
     sides = {"plain": (), "augmented": tuple(args.searched)}
     folders = {(seed, side): args.results / f"seed-{seed}" / side for seed in args.seeds for side in sides}
-    shared = args.results / "cache"  # one feature cache for every sweep: each clip is decoded once
+    if not args.report:
+        run_sweeps(args, folders, sides)
+    report(args, folders)
+
+
+def run_sweeps(args: argparse.Namespace, folders: dict[tuple[int, str], Path], sides: dict[str, tuple]) -> None:
+    """Every (seed, side) sweep at once, all reading one feature cache (each clip decoded once)."""
+    if not Path(args.root).is_dir():
+        subprocess.run(avbench("data", "synth", "commands", "--size", "small", "--domain-shift", "--out", args.root))
+    shared = args.results / "cache"
     shared.mkdir(parents=True, exist_ok=True)
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
@@ -96,16 +117,21 @@ def main() -> None:
     failed = [f"seed {seed} {side}" for (seed, side), process in running.items() if process.wait()]
     if failed:
         raise SystemExit(f"{', '.join(failed)}: the sweep failed (run it by hand to see why)")
+
+
+def report(args: argparse.Namespace, folders: dict[tuple[int, str], Path]) -> None:
+    """Per seed, both sides judged on the same budget: the first trials both have finished."""
     rows = []
     for seed in args.seeds:
-        plain, augmented = (best_test_accuracy(folders[seed, side]) for side in sides)
-        rows.append((seed, plain, augmented))
+        budget = min(args.trials, *(finished_trials(folders[seed, side]) for side in ("plain", "augmented")))
+        plain, augmented = (best_test_accuracy(folders[seed, side], budget) for side in ("plain", "augmented"))
+        rows.append((plain, augmented))
         print(
-            f"seed {seed}: plain val {plain[0]:.3f} test {plain[1]:.3f} ({plain[2]} trials)  |  augmented val "
-            f"{augmented[0]:.3f} test {augmented[1]:.3f} ({augmented[2]} trials)"
+            f"seed {seed} ({budget} trials each): plain val {plain[0]:.3f} test {plain[1]:.3f}  |  "
+            f"augmented val {augmented[0]:.3f} test {augmented[1]:.3f}"
         )
-    plain_tests = [plain[1] for _, plain, _ in rows]
-    augmented_tests = [augmented[1] for _, _, augmented in rows]
+    plain_tests = [plain[1] for plain, _ in rows]
+    augmented_tests = [augmented[1] for _, augmented in rows]
     gains = [a - p for p, a in zip(plain_tests, augmented_tests, strict=True)]
     print(
         f"{args.experiment} --preset {args.preset}, {args.trials} trials × {args.epochs} epochs, seeds {args.seeds}, "
