@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-WAVEFORM_FIELDS = ("gain_db", "noise_p", "time_shift", "speed", "pitch_semitones", "reverb_p")
+WAVEFORM_FIELDS = ("gain_db", "noise_p", "time_shift", "speed", "pitch_semitones", "reverb_p", "eq_p")
+NOISE_COLOURS = ("white", "pink", "brown")  # power ∝ 1/f^0, 1/f, 1/f²
 SPECTROGRAM_FIELDS = ("freq_masks", "time_masks", "time_warp")
 VIDEO_FIELDS = ("video_crop_px", "video_flip", "video_rotate_deg", "video_color", "video_blur_p")
 
@@ -24,11 +25,16 @@ class AugmentConfig(BaseModel):
     gain_db: float = Field(0.0, ge=0, le=40)  # each clip scaled by a gain uniform in ±gain_db
     noise_p: float = Field(0.0, ge=0, le=1)  # share of clips that get additive noise
     noise_snr_db: float = Field(10.0, ge=-10, le=60)  # lowest SNR; each draw is uniform in [this, this + 20] dB
-    mix_background: bool = False  # the noise is another training clip of the batch, not white noise
+    noise_colour: Literal["white", "pink", "brown", "random"] = "white"  # random: one of the three per clip
+    mix_background: bool = False  # the noise is another training clip of the batch, not coloured noise
     time_shift: float = Field(0.0, ge=0, le=0.5)  # circular shift by up to this share of the clip
     speed: float = Field(0.0, ge=0, le=0.5)  # each batch at speed 1 - speed, 1 or 1 + speed (resampled)
-    pitch_semitones: int = Field(0, ge=0, le=12)  # each batch shifted by a whole number of semitones in ±this
+    pitch_semitones: int = Field(0, ge=0, le=12)  # a shifted batch moves by a whole number of semitones in ±this
+    pitch_p: float = Field(1.0, ge=0, le=1)  # share of batches pitch-shifted (when pitch_semitones > 0)
     reverb_p: float = Field(0.0, ge=0, le=1)  # share of clips convolved with a synthetic room (RT60 0.1–0.6 s)
+    # Share of clips through a random channel (microphone, codec, room EQ): a low-pass, high-pass
+    # or band-pass edge, or a peaking boost/cut (avbench.augment.channel).
+    eq_p: float = Field(0.0, ge=0, le=1)
     # Spectrogram (log-mel and the other spectrogram images): SpecAugment.
     freq_masks: int = Field(0, ge=0, le=8)
     freq_mask_width: int = Field(8, ge=1)  # widest frequency mask, in bins

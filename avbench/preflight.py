@@ -103,6 +103,9 @@ def check_feasible(experiment: Experiment, model_args: dict | None = None) -> No
     values, through its registered `check`, before any data is read: `avbench run` stops with
     one line, a sweep skips the combination untrained. A run passes the `model_args` it has
     checked, of an experiment whose model inputs it has resolved, so neither is done twice."""
+    from avbench.augment import check_normalise
+
+    check_normalise(experiment)
     factory = MODELS.get(experiment.model)
     if factory.check is None and not factory.weights:
         return

@@ -22,7 +22,8 @@ import torch
 FAMILIES = {
     "none": {},
     "waveform (gain, noise, shift, reverb)": {"gain_db": 6, "noise_p": 0.5, "time_shift": 0.1, "reverb_p": 0.3},
-    "waveform (speed, pitch)": {"speed": 0.1, "pitch_semitones": 2},
+    "waveform (coloured noise, channel)": {"noise_p": 0.5, "noise_colour": "random", "eq_p": 0.5},
+    "waveform (speed, pitch ±12)": {"speed": 0.1, "pitch_semitones": 12},
     "spectrogram (SpecAugment)": {"freq_masks": 2, "time_masks": 2, "time_warp": 5},
     "batch (mixup, cutmix, smoothing)": {"mixup_alpha": 0.2, "cutmix_alpha": 0.5, "label_smoothing": 0.1},
     "normalisation (per clip)": {"normalise": "clip"},
@@ -34,7 +35,8 @@ def experiment_with(name: str, preset: str, augment: dict):
     from avbench.preflight import with_model_inputs
 
     loaded = load_experiment(name, preset=preset, overrides=[f"augment.{k}={v}" for k, v in augment.items()])
-    values = {"train.lr": 1e-3, "train.batch_size": 16, "train.optimizer": "adam"}
+    values = {"train.lr": 1e-3, "train.batch_size": 16, "train.optimizer": "adam", "train.weight_decay": 0.0}
+    values["model_args.dropout"] = 0.1
     return with_model_inputs(loaded.resolve({k: v for k, v in values.items() if k in loaded.searched}))
 
 

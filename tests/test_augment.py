@@ -11,6 +11,7 @@ import torch
 
 from avbench.augment import Pipeline, build_pipeline
 from avbench.augment.batch import mix_batch
+from avbench.augment.channel import channel_responses, coloured_noise
 from avbench.augment.normalise import apply_statistics, clip_cmvn, dataset_statistics
 from avbench.augment.spectrogram import augment_spectrogram
 from avbench.augment.video import augment_video
@@ -28,7 +29,11 @@ WAVEFORM = {
     "shift": {"time_shift": 0.2},
     "speed": {"speed": 0.2},
     "pitch": {"pitch_semitones": 3},
+    "octave": {"pitch_semitones": 12, "pitch_p": 0.5},
     "reverb": {"reverb_p": 1.0},
+    "channel": {"eq_p": 1.0},
+    "pink": {"noise_p": 1.0, "noise_colour": "pink"},
+    "coloured": {"noise_p": 1.0, "noise_colour": "random"},
 }
 SPECTROGRAM = {"freq": {"freq_masks": 2}, "time": {"time_masks": 2}, "warp": {"time_warp": 4}}
 VIDEO = {
@@ -67,6 +72,55 @@ def test_noise_lands_at_the_drawn_snr():
     noisy = augment_waveform(batch, AugmentConfig(noise_p=1.0, noise_snr_db=10), RATE, generator())
     snr = 10 * torch.log10(batch.pow(2).mean(-1) / (noisy - batch).pow(2).mean(-1))
     assert ((snr > 9.5) & (snr < 30.5)).all()
+
+
+def _band_power(wave: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    spectrum = torch.fft.rfft(wave.double()).abs().pow(2)
+    freqs = torch.fft.rfftfreq(wave.shape[-1], 1 / RATE)
+    return spectrum[..., (freqs >= low) & (freqs < high)].mean(-1)
+
+
+@pytest.mark.parametrize("colour, slope", [("white", 0.0), ("pink", -1.0), ("brown", -2.0)])
+def test_noise_colours_fall_off_as_their_name_says(colour, slope):
+    noise = coloured_noise(torch.Size((16, 1, 8000)), colour, RATE, generator())
+    assert noise.shape == (16, 1, 8000) and torch.allclose(noise.pow(2).mean(-1), torch.ones(16, 1), atol=1e-4)
+    low, high = _band_power(noise, 100, 200).mean(), _band_power(noise, 1600, 3200).mean()
+    measured = float(torch.log2(high / low) / 4)  # power per octave, over the 4 octaves between the bands
+    assert measured == pytest.approx(slope, abs=0.25)
+
+
+def test_random_colour_draws_each_clip_its_own():
+    noise = coloured_noise(torch.Size((32, 1, 8000)), "random", RATE, generator(4))
+    tilt = torch.log2(_band_power(noise, 1600, 3200) / _band_power(noise, 100, 200)).flatten() / 4
+    assert (tilt > -0.3).any() and (tilt < -1.7).any() and ((tilt > -1.3) & (tilt < -0.7)).any()
+
+
+def test_random_channels_cut_or_shape_the_spectrum_and_keep_the_loudness():
+    responses = channel_responses(64, 8192, RATE, generator(2))
+    assert responses.shape == (64, 1, 4097) and torch.isfinite(responses).all()
+    freqs = torch.fft.rfftfreq(8192, 1 / RATE)
+    top, bottom = responses[..., freqs > 3500].mean(-1), responses[..., freqs < 40].mean(-1)
+    assert (top < 0.3).any() and (bottom < 0.3).any()  # low-pass and high-pass edges both drawn
+    peaked = (responses.amax(-1) > 1.5).any() or (responses.amin(-1) < 0.6).any()
+    assert peaked
+    batch = torch.randn(8, 1, 4000, generator=generator(9)) * 0.1
+    out = augment_waveform(batch, AugmentConfig(eq_p=1.0), RATE, generator(1))
+    assert torch.allclose(out.pow(2).mean(-1), batch.pow(2).mean(-1), rtol=1e-3)
+    assert not torch.allclose(_band_power(out, 3000, 4000), _band_power(batch, 3000, 4000), rtol=0.2)
+
+
+def test_an_octave_shift_moves_a_tone_an_octave_and_pitch_p_leaves_some_batches_alone():
+    tone = waves(2, 1, 8000)
+    cfg = AugmentConfig(pitch_semitones=12, pitch_p=1.0)
+    peaks = set()
+    for seed in range(12):
+        out = augment_waveform(tone, cfg, RATE, generator(seed))
+        spectrum = torch.fft.rfft(out[0, 0].double()).abs()
+        peaks.add(round(float(torch.fft.rfftfreq(8000, 1 / RATE)[spectrum.argmax()]) / 300, 1))
+    assert max(peaks) >= 1.5 and min(peaks) <= 0.67  # beyond ±7 semitones of the 300 Hz tone, both ways
+    sometimes = AugmentConfig(pitch_semitones=12, pitch_p=0.3)
+    untouched = [torch.equal(augment_waveform(tone, sometimes, RATE, generator(s)), tone) for s in range(20)]
+    assert 3 <= sum(untouched) <= 19
 
 
 @pytest.mark.parametrize("name", list(SPECTROGRAM))
@@ -154,6 +208,17 @@ def test_val_and_test_get_the_features_only():
     trained = pipeline.train(batch)
     assert trained["audio"].shape == evaluated["audio"].shape and "mix_lambda" in trained
     assert not torch.equal(trained["audio"], evaluated["audio"])
+
+
+def test_clip_normalisation_is_refused_for_a_model_that_reads_band_statistics_only():
+    from avbench.errors import InfeasibleConfig
+    from avbench.preflight import check_feasible
+
+    loaded = load_experiment("mel-stats-mlp-commands", preset="tiny", overrides=["augment.normalise=clip"])
+    experiment = loaded.resolve({"train.lr": 1e-3, "train.weight_decay": 0.0, "model_args.dropout": 0.0})
+    with pytest.raises(InfeasibleConfig, match="normalise: clip gives mel-stats-mlp the same band means"):
+        check_feasible(experiment)
+    check_feasible(experiment.model_copy(update={"augment": AugmentConfig(normalise="dataset")}))
 
 
 def test_off_by_default_and_one_line_for_impossible_combinations():

@@ -137,7 +137,14 @@ def without_times(history: list[dict]) -> list[dict]:
 
 
 # Waveform, spectrogram and batch augmentation: the generator's state must come back too.
-AUGMENTED = {"augment.noise_p": 0.5, "augment.gain_db": 6, "augment.freq_masks": 1, "augment.mixup_alpha": 0.4}
+AUGMENTED = {
+    "augment.noise_p": 0.5,
+    "augment.noise_colour": "random",
+    "augment.eq_p": 0.5,
+    "augment.gain_db": 6,
+    "augment.freq_masks": 1,
+    "augment.mixup_alpha": 0.4,
+}
 
 
 @pytest.mark.parametrize("augment", [{}, AUGMENTED], ids=["plain", "augmented"])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from avbench.config import DataConfig, Experiment
 from avbench.config_augment import AugmentConfig
-from avbench.errors import ConfigError
+from avbench.errors import ConfigError, InfeasibleConfig
 from avbench.spec import TaskSpec
 
 if TYPE_CHECKING:
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 IMAGE_FEATURES = ("logmel", "spectrogram", "linear_spectrogram")
 SEED_OFFSET = 7919  # the generator's seed is train.seed + this: its draws differ from the shuffle's
+# Models that read only each band's mean and deviation over time, which per-clip CMVN sets to 0
+# and 1 for every clip: `normalise: clip` leaves them nothing to learn from.
+BAND_STATISTICS_MODELS = ("mel-stats-mlp",)
 
 
 def caches_waveform(experiment: Experiment) -> bool:
@@ -46,6 +49,16 @@ def model_spec(experiment: Experiment, spec: TaskSpec) -> TaskSpec:
     from avbench.data.dataset import logmel_settings
 
     return replace(spec, shapes={**spec.shapes, "audio": tuple(logmel_settings(experiment.data).shape)})
+
+
+def check_normalise(experiment: Experiment) -> None:
+    """InfeasibleConfig for a normalisation that erases everything the model reads: `avbench run`
+    stops in one line, a sweep skips the combination untrained."""
+    if experiment.augment.normalise == "clip" and experiment.model in BAND_STATISTICS_MODELS:
+        raise InfeasibleConfig(
+            f"augment.normalise: clip gives {experiment.model} the same band means (0) and deviations (1) "
+            "for every clip; use normalise: dataset or none"
+        )
 
 
 def check_augment(experiment: Experiment) -> None:

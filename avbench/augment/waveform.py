@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from avbench.augment.channel import coloured_noise, random_channel
 from avbench.config_augment import AugmentConfig
 
 ROOM_SECONDS = (0.1, 0.6)  # RT60 range of the synthetic rooms
@@ -33,13 +34,13 @@ def gain(wave: torch.Tensor, db: float, generator: torch.Generator) -> torch.Ten
     return wave * scale
 
 
-def add_noise(wave: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """White noise, or with mix_background another clip of the batch, at an SNR per example."""
+def add_noise(wave: torch.Tensor, cfg: AugmentConfig, sample_rate: int, generator: torch.Generator) -> torch.Tensor:
+    """Noise of cfg.noise_colour, or with mix_background another clip of the batch, at an SNR per example."""
     count = wave.shape[0]
     if cfg.mix_background and count > 1:
         noise = wave.roll(1, dims=0)
     else:
-        noise = torch.randn(wave.shape, generator=generator).to(wave.device, wave.dtype)
+        noise = coloured_noise(wave.shape, cfg.noise_colour, sample_rate, generator).to(wave.device, wave.dtype)
     snr = uniform(generator, (count, 1, 1), cfg.noise_snr_db, cfg.noise_snr_db + SNR_SPAN_DB, wave)
     noise = noise * torch.sqrt(_power(wave) / (_power(noise) * 10.0 ** (snr / 10.0)))
     return torch.where(chosen(generator, count, cfg.noise_p, wave), wave + noise, wave)
@@ -77,15 +78,17 @@ def speed(wave: torch.Tensor, spread: float, sample_rate: int, generator: torch.
     return fit_centre(faster, wave.shape[-1])
 
 
-def pitch_shift(wave: torch.Tensor, semitones: int, sample_rate: int, generator: torch.Generator) -> torch.Tensor:
-    """The batch's pitch moved by a whole number of semitones in ±semitones, tempo kept: a phase
-    vocoder stretches time by the pitch factor, then resampling by a ratio of small integers
-    (within 1 % of it) brings the length back. torchaudio's own pitch_shift resamples by the
-    exact ratio, whose kernel is 100× slower on a CPU."""
+def pitch_shift(wave: torch.Tensor, semitones: int, p: float, generator: torch.Generator) -> torch.Tensor:
+    """With probability p, the batch's pitch moved by a whole, non-zero number of semitones in
+    ±semitones (an octave at 12), tempo kept: a phase vocoder stretches time by the pitch factor,
+    then resampling by a ratio of small integers (within 1 % of it) brings the length back.
+    torchaudio's own pitch_shift resamples by the exact ratio, whose kernel is 100× slower on a CPU."""
     import torchaudio
 
-    steps = int(torch.randint(-semitones, semitones + 1, (), generator=generator))
-    if steps == 0:
+    shifted = bool(torch.rand((), generator=generator) < p)
+    drawn = int(torch.randint(2 * semitones, (), generator=generator))  # one of ±1 … ±semitones
+    steps = drawn - semitones if drawn < semitones else drawn - semitones + 1
+    if not shifted:
         return wave
     base = 50
     up = round(base * 2.0 ** (steps / 12.0))
@@ -123,13 +126,15 @@ def augment_waveform(wave: torch.Tensor, cfg: AugmentConfig, sample_rate: int, g
     if cfg.speed:
         flat = speed(flat, cfg.speed, sample_rate, generator)
     if cfg.pitch_semitones:
-        flat = pitch_shift(flat, cfg.pitch_semitones, sample_rate, generator)
+        flat = pitch_shift(flat, cfg.pitch_semitones, cfg.pitch_p, generator)
     if cfg.reverb_p:
         flat = reverb(flat, cfg.reverb_p, sample_rate, generator)
+    if cfg.eq_p:
+        flat = random_channel(flat, cfg.eq_p, sample_rate, generator)
     if cfg.time_shift:
         flat = time_shift(flat, cfg.time_shift, generator)
     if cfg.noise_p:
-        flat = add_noise(flat, cfg, generator)
+        flat = add_noise(flat, cfg, sample_rate, generator)
     if cfg.gain_db:
         flat = gain(flat, cfg.gain_db, generator)
     return flat.reshape(shape).to(wave.dtype)
