@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 BLOCK = 32768
@@ -45,8 +46,17 @@ def read_offline_run(run_dir: Path) -> dict:
     from wandb.proto import wandb_internal_pb2 as pb
 
     path = next(Path(run_dir).glob("run-*.wandb"))
+    data = path.read_bytes()
+    # wandb-core may still be writing the log's last block just after finish() returns on a
+    # loaded machine: wait (briefly) until the file stops growing.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if (again := path.read_bytes()) == data:
+            break
+        data = again
     out: dict = {"run": {}, "config": {}, "history": [], "summary": {}, "artifacts": []}
-    for payload in _payloads(path.read_bytes()):
+    for payload in _payloads(data):
         record = pb.Record()
         record.ParseFromString(payload)
         kind = record.WhichOneof("record_type")
