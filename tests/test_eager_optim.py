@@ -1,0 +1,82 @@
+"""The optimizers without torch's dynamo wrappers (avbench.train.optim.eager): they step
+exactly as torch's own, and training with them never imports torch._dynamo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from lion_pytorch import Lion
+from torch import nn
+from torch.optim.optimizer import _use_grad_for_differentiable
+
+from avbench.train.optim import eager
+from tests.conftest import REPO
+
+CLASSES = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "lion": Lion}
+
+
+def trained_weights(optimizer_class, **options) -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    optimizer = optimizer_class(model.parameters(), lr=1e-2, weight_decay=0.01, **options)
+    for _ in range(3):
+        model(torch.randn(4, 3)).pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    copy = optimizer_class(model.parameters(), lr=1e-2)
+    copy.load_state_dict(optimizer.state_dict())
+    assert copy.state_dict() == optimizer.state_dict()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_an_eager_optimizer_steps_exactly_as_torchs(name):
+    options = {"momentum": 0.9} if name == "sgd" else {}
+    ours, theirs = trained_weights(eager(CLASSES[name]), **options), trained_weights(CLASSES[name], **options)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert issubclass(eager(CLASSES[name]), CLASSES[name])
+
+
+def test_a_step_runs_without_autograd():
+    seen = []
+
+    class Probe(torch.optim.SGD):
+        @_use_grad_for_differentiable
+        def step(self, closure=None):
+            seen.append(torch.is_grad_enabled())
+
+    eager(Probe)(nn.Linear(2, 2).parameters(), lr=0.1).step()
+    assert seen == [False]
+
+
+# Every optimizer through Accelerate, a cosine schedule and a checkpoint round trip, in a fresh
+# process: what it prints is whether torch._dynamo was imported.
+TRAIN_EVERY_OPTIMIZER = """
+import sys, torch
+from accelerate import Accelerator
+from avbench.config import TrainConfig
+from avbench.train.optim import build_optimizer, build_scheduler
+for name in ("adam", "adamw", "sgd", "lion"):
+    model = torch.nn.Linear(3, 2)
+    cfg = TrainConfig(epochs=1, lr=1e-2, optimizer=name, scheduler="cosine")
+    accelerator = Accelerator(cpu=True)
+    model, optimizer = accelerator.prepare(model, build_optimizer(model.parameters(), cfg))
+    scheduler = build_scheduler(optimizer, cfg, 2)
+    for _ in range(2):
+        accelerator.backward(model(torch.randn(4, 3)).sum())
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    optimizer.load_state_dict(optimizer.state_dict())
+print("torch._dynamo" in sys.modules)
+"""
+
+
+def test_training_imports_no_torch_dynamo():
+    out = subprocess.run(
+        [sys.executable, "-c", TRAIN_EVERY_OPTIMIZER], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert out.stdout.strip() == "False"
