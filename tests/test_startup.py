@@ -94,3 +94,22 @@ def test_a_compiled_model_is_still_unwrapped():
 
     model = nn.Linear(2, 2)
     assert unwrap(Accelerator(cpu=True), torch.compile(model)) is model
+
+
+def test_only_a_study_file_of_this_optuna_skips_the_schema_check(tmp_path):
+    import sqlite3
+
+    import optuna
+
+    from avbench.sweep.storage import open_storage
+
+    path = tmp_path / "study.db"
+    url = f"sqlite:///{path}"
+    assert not open_storage(url).skip_compatibility_check  # a new file: Optuna creates and stamps it
+    optuna.create_study(storage=open_storage(url), study_name="s")
+    assert open_storage(url).skip_compatibility_check
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE version_info SET library_version = '3.6.0'")
+    older = open_storage(url)
+    assert not older.skip_compatibility_check
+    assert optuna.load_study(study_name="s", storage=older).study_name == "s"

@@ -151,9 +151,12 @@ def open_storage(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are "experimental" since 2.8
             if url.startswith("sqlite"):
+                current = _written_by_this_optuna(path)
                 return RDBStorage(
                     url,
                     engine_kwargs=engine_kwargs,
+                    skip_compatibility_check=current,
+                    skip_table_creation=current,
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period,
                     heartbeat_stale_trial_callback=RETRY,
@@ -215,6 +218,20 @@ def _enable_wal(path: Path) -> None:
             connection.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open SQLite storage {path}: {exc}") from None
+
+
+def _written_by_this_optuna(path: Path | None) -> bool:
+    """Whether the SQLite file's tables were made (or last upgraded) by the Optuna version now
+    running, which then needs neither to create them nor to check their schema against its
+    migrations (Alembic reads them all: about 0.15 s of CPU). Any other file gets both."""
+    if path is None or not path.is_file():
+        return False
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60) as connection:
+            row = connection.execute("SELECT library_version FROM version_info").fetchone()
+    except sqlite3.Error:  # no such table yet: a new or foreign file
+        return False
+    return row is not None and row[0] == optuna.__version__
 
 
 def supports_heartbeat(storage: BaseStorage) -> bool:
