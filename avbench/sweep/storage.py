@@ -151,15 +151,10 @@ def open_storage(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are "experimental" since 2.8
             if url.startswith("sqlite"):
-                current = _written_by_this_optuna(path)
+                made_here = _written_by_this_optuna(path)
+                checks = {"skip_compatibility_check": made_here, "skip_table_creation": made_here}
                 return RDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    skip_compatibility_check=current,
-                    skip_table_creation=current,
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period,
-                    heartbeat_stale_trial_callback=RETRY,
+                    url, engine_kwargs=engine_kwargs, **checks, **heartbeats(heartbeat_interval, grace_period)
                 )
             return _open_server_storage(url, engine_kwargs, heartbeat_interval, grace_period)
     except StorageError:
@@ -177,13 +172,7 @@ def _open_server_storage(url: str, engine_kwargs: dict, heartbeat_interval: int,
     from avbench.sweep.reconnect import ReconnectingRDBStorage, retrying
 
     def connect() -> BaseStorage:
-        return ReconnectingRDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=RETRY,
-        )
+        return ReconnectingRDBStorage(url, engine_kwargs=engine_kwargs, **heartbeats(heartbeat_interval, grace_period))
 
     return retrying(connect, display_url(url)) if started_by_parent() else connect()
 
@@ -218,6 +207,12 @@ def _enable_wal(path: Path) -> None:
             connection.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open SQLite storage {path}: {exc}") from None
+
+
+def heartbeats(interval: int, grace_period: int) -> dict:
+    """An RDBStorage's heartbeat arguments: a trial silent for longer than the grace period is
+    failed and re-enqueued."""
+    return {"heartbeat_interval": interval, "grace_period": grace_period, "heartbeat_stale_trial_callback": RETRY}
 
 
 def _written_by_this_optuna(path: Path | None) -> bool:
