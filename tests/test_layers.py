@@ -298,7 +298,7 @@ def test_only_the_layout_module_builds_paths_under_results(tmp_path):
 
 
 # Starting a W&B run must not import W&B Launch (wandb.sdk.launch and the public API) when no
-# Launch input was staged; the run itself still starts and logs.
+# Launch input was staged, nor logging a table pandas; the run itself still starts and logs.
 W_AND_B_START = """
 import json, sys
 from pathlib import Path
@@ -308,9 +308,11 @@ accelerator = Accelerator(log_with="wandb")
 run_id = start_tracking(accelerator, results=Path(sys.argv[1]), project="layers", entity=None, run_name="r",
                         group=None, config={"lr": 0.1}, tags=[])
 accelerator.log({"val/acc": 0.5}, step=1)
+accelerator.get_tracker("wandb").log_table("test/per_class", columns=["class", "f1"], data=[["a", 0.5]])
 for tracker in accelerator.trackers:
     tracker.finish()
-print(json.dumps({"run_id": run_id, "launch_imported": LAUNCH_INPUTS_MODULE in sys.modules}))
+print(json.dumps({"run_id": run_id, "launch_imported": LAUNCH_INPUTS_MODULE in sys.modules,
+                  "pandas_imported": "pandas" in sys.modules}))
 """
 
 
@@ -323,7 +325,7 @@ def test_starting_a_wandb_run_imports_no_wandb_launch(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     started = json.loads(out.stdout.strip().splitlines()[-1])
-    assert started["run_id"] and not started["launch_imported"]
+    assert started["run_id"] and not started["launch_imported"] and not started["pandas_imported"]
     assert list(tmp_path.glob(f"wandb/offline-run-*-{started['run_id']}"))
 
 
@@ -341,3 +343,21 @@ def test_staged_launch_inputs_are_still_applied(monkeypatch):
     monkeypatch.setitem(sys.modules, LAUNCH_INPUTS_MODULE, staged)
     apply_staged_launch_inputs(run)
     assert applied == [run]
+
+
+def test_installed_packages_are_read_once_per_process(monkeypatch):
+    import wandb.util
+
+    from avbench.tracking import list_installed_packages_once
+
+    reads = []
+
+    def working_set():
+        reads.append(1)
+        yield from ("numpy", "torch")
+
+    monkeypatch.setattr(wandb.util, "working_set", working_set)
+    list_installed_packages_once()
+    list_installed_packages_once()
+    assert [list(wandb.util.working_set()) for _ in range(3)] == [["numpy", "torch"]] * 3
+    assert len(reads) == 1

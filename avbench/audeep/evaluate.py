@@ -35,6 +35,7 @@ from avbench.errors import DatasetError
 from avbench.spec import METRICS
 from avbench.threads import capped_torch_threads
 from avbench.train.metrics import classification_metrics
+from avbench.train.optim import eager
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: Evaluatio
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = make_mlp(x.shape[1], num_classes, cfg).to(x.device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        optimizer = eager(torch.optim.Adam)(model.parameters(), lr=cfg.lr)
         model.train()
         for _ in range(cfg.epochs):
             loss = F.cross_entropy(model(x), y)

@@ -13,6 +13,9 @@ import click
 from avbench.cli.support import SchemaDefault, count_option, make_console, results_dir, schema_option
 from avbench.spec import STANDIN_SIZES
 
+FILE = click.Path(dir_okay=False, path_type=Path)
+FOLDER = click.Path(file_okay=False, path_type=Path)
+
 
 @click.group()
 def features() -> None:
@@ -25,7 +28,7 @@ def features() -> None:
 @click.option(
     "--out",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     required=True,
     help="The netCDF-4 file to write (with --pretend: previews go to OUT's name + '-previews/').",
 )
@@ -119,18 +122,16 @@ def spectrogram(
 
 
 @features.command()
-@click.argument("run", type=click.Path(file_okay=False, path_type=Path), required=False)
-@click.option(
-    "--model-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="auDeep's name for RUN."
-)
+@click.argument("run", type=FOLDER, required=False)
+@click.option("--model-dir", type=FOLDER, default=None, help="auDeep's name for RUN.")
 @click.option(
     "--spectrograms",
     "--input",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     required=True,
     help="A file from `avbench features spectrogram` with the run's spectrogram settings.",
 )
-@click.option("--out", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--out", "--output", type=FILE, required=True)
 def generate(run: Path | None, model_dir: Path | None, spectrograms: Path, out: Path) -> None:
     """Representations of every clip from RUN's trained autoencoder (a results/runs/<exp>/<id> folder),
     fused across its clip-below thresholds."""
@@ -144,8 +145,8 @@ def generate(run: Path | None, model_dir: Path | None, spectrograms: Path, out: 
 
 
 @features.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
-@click.option("--input", "input_file", type=click.Path(dir_okay=False, path_type=Path), help="auDeep's name for FILE.")
+@click.argument("file", type=FILE, required=False)
+@click.option("--input", "input_file", type=FILE, help="auDeep's name for FILE.")
 @click.option("--num-layers", type=click.IntRange(min=0), cls=SchemaDefault, field="evaluation.num_layers")
 @click.option("--num-units", type=click.IntRange(min=1), cls=SchemaDefault, field="evaluation.num_units")
 @click.option(
@@ -165,7 +166,7 @@ def generate(run: Path | None, model_dir: Path | None, spectrograms: Path, out: 
 @click.option("--shuffle", is_flag=True, help="auDeep's flag, accepted: full-batch training sees every clip each step.")
 @click.option(
     "--plot",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Write the test folds' confusion matrix to this PNG.",
 )
@@ -216,8 +217,8 @@ def evaluate(
 
 
 @features.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
-@click.option("--input", "input_file", type=click.Path(dir_okay=False, path_type=Path), help="auDeep's name for FILE.")
+@click.argument("file", type=FILE, required=False)
+@click.option("--input", "input_file", type=FILE, help="auDeep's name for FILE.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "arff"], case_sensitive=False), required=True)
 @click.option(
     "--out",

@@ -25,6 +25,7 @@ from avbench.config import TrainConfig
 from avbench.train.free_space import check_free_space
 from avbench.train.heads import EvalCollector, batch_loss, is_logged, per_example_loss
 from avbench.train.optim import build_optimizer, build_scheduler, model_param_groups
+from avbench.train.prepare import prepare, unwrap
 from avbench.train.resume import LoopState, ResumePoint, loader_generators
 
 OnEval = Callable[[int, dict], bool | None]
@@ -192,15 +193,14 @@ def train_loop(
     epoch's weights and one evaluation of test (none when pruned)."""
     generators = loader_generators(loaders)
     optimizer = build_optimizer(model_param_groups(model, cfg.lr), cfg)
-    model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
-        model, optimizer, loaders["train"], loaders["val"], loaders["test"]
+    model, optimizer, train_loader, val_loader, test_loader = prepare(
+        accelerator, model, optimizer, loaders["train"], loaders["val"], loaders["test"]
     )
     train_loader, val_loader, test_loader = staged(train_loader, val_loader, test_loader, device_inputs, inputs)
     if inputs is not None:
         generators["augment"] = inputs.generator
     scheduler = build_scheduler(optimizer, cfg, -(-len(train_loader) // cfg.grad_accum))
-    # The module itself, not its torch.compile wrapper: checkpoints keep plain parameter names.
-    unwrapped = accelerator.unwrap_model(model, keep_torch_compile=False)
+    unwrapped = unwrap(accelerator, model)
     resume = ResumePoint(checkpoint_dir, generators) if checkpoint_dir is not None else None
     state, warning = resume.load_or_start_over(unwrapped, optimizer, scheduler) if resume else (LoopState(), None)
     result = FitResult(resumed_from_epoch=state.epoch, resume_warning=warning)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import torch
@@ -20,16 +21,48 @@ def build_optimizer(params: Iterable, cfg: TrainConfig) -> torch.optim.Optimizer
     """`params` may be tensors or parameter groups (dicts with their own 'lr')."""
     params = [p for p in params if not isinstance(p, torch.Tensor) or p.requires_grad]
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return eager(torch.optim.Adam)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return eager(torch.optim.AdamW)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return eager(torch.optim.SGD)(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "lion":
         from lion_pytorch import Lion
 
-        return Lion(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return eager(Lion)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer '{cfg.optimizer}'")
+
+
+# torch wraps these optimizer methods so that torch.compile does not trace them; each wrapper
+# imports torch._dynamo when first called (about 2.5 s of CPU per process, more than the rest of
+# a tiny trial), and step's imports it on every call to place graph breaks.
+DYNAMO_WRAPPERS = ("_disable_dynamo.<locals>.inner", "_use_grad_for_differentiable.<locals>._use_grad")
+WRAPPED_METHODS = ("add_param_group", "zero_grad", "state_dict", "load_state_dict", "step")
+
+
+@functools.cache
+def eager(optimizer_class: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """`optimizer_class` with its methods as written, without torch's dynamo wrappers. Nothing
+    here compiles an optimizer (Accelerate compiles the model only), so in eager mode those
+    wrappers only import torch._dynamo; the one other thing step's does, autograd off unless
+    the optimizer is differentiable, is kept."""
+    methods = {}
+    for name in WRAPPED_METHODS:
+        method = getattr(optimizer_class, name)
+        if getattr(method.__code__, "co_qualname", "") in DYNAMO_WRAPPERS:
+            methods[name] = method.__wrapped__
+    if "step" in methods:
+        methods["step"] = without_grad_unless_differentiable(methods["step"])
+    return type(optimizer_class.__name__, (optimizer_class,), methods)
+
+
+def without_grad_unless_differentiable(step):
+    @functools.wraps(step)
+    def eager_step(self, *args, **kwargs):
+        with torch.set_grad_enabled(self.defaults.get("differentiable", False)):
+            return step(self, *args, **kwargs)
+
+    return eager_step
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):

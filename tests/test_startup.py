@@ -1,0 +1,115 @@
+"""What a trial's process does not import: torch._dynamo (through torch's optimizer wrappers,
+avbench.train.optim.eager, or Accelerate's compile check) nor DTensor and FSDP (Accelerate's
+prepare and unwrap, avbench.train.prepare), each over a second of CPU on a tiny trial. The
+eager optimizers step exactly as torch's own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from lion_pytorch import Lion
+from torch import nn
+from torch.optim.optimizer import _use_grad_for_differentiable
+
+from avbench.train.optim import eager
+from tests.conftest import REPO
+
+CLASSES = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "lion": Lion}
+
+
+def trained_weights(optimizer_class, **options) -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    optimizer = optimizer_class(model.parameters(), lr=1e-2, weight_decay=0.01, **options)
+    for _ in range(3):
+        model(torch.randn(4, 3)).pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    copy = optimizer_class(model.parameters(), lr=1e-2)
+    copy.load_state_dict(optimizer.state_dict())
+    assert copy.state_dict() == optimizer.state_dict()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_an_eager_optimizer_steps_exactly_as_torchs(name):
+    options = {"momentum": 0.9} if name == "sgd" else {}
+    ours, theirs = trained_weights(eager(CLASSES[name]), **options), trained_weights(CLASSES[name], **options)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert issubclass(eager(CLASSES[name]), CLASSES[name])
+
+
+def test_a_step_runs_without_autograd():
+    seen = []
+
+    class Probe(torch.optim.SGD):
+        @_use_grad_for_differentiable
+        def step(self, closure=None):
+            seen.append(torch.is_grad_enabled())
+
+    eager(Probe)(nn.Linear(2, 2).parameters(), lr=0.1).step()
+    assert seen == [False]
+
+
+# Every optimizer through Accelerate, a cosine schedule and a checkpoint round trip, in a fresh
+# process: it prints the heavy modules that were imported.
+TRAIN_EVERY_OPTIMIZER = """
+import sys, torch
+from accelerate import Accelerator
+from avbench.config import TrainConfig
+from avbench.train.optim import build_optimizer, build_scheduler
+from avbench.train.prepare import prepare, unwrap
+for name in ("adam", "adamw", "sgd", "lion"):
+    model = torch.nn.Linear(3, 2)
+    cfg = TrainConfig(epochs=1, lr=1e-2, optimizer=name, scheduler="cosine")
+    accelerator = Accelerator(cpu=True)
+    prepared, optimizer = prepare(accelerator, model, build_optimizer(model.parameters(), cfg))
+    assert unwrap(accelerator, prepared) is model
+    scheduler = build_scheduler(optimizer, cfg, 2)
+    for _ in range(2):
+        accelerator.backward(prepared(torch.randn(4, 3)).sum())
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    optimizer.load_state_dict(optimizer.state_dict())
+heavy = ("torch._dynamo", "torch.distributed.tensor", "torch.distributed.fsdp")
+print(" ".join(name for name in heavy if name in sys.modules))
+"""
+
+
+def test_training_imports_no_dynamo_dtensor_or_fsdp():
+    out = subprocess.run(
+        [sys.executable, "-c", TRAIN_EVERY_OPTIMIZER], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert out.stdout.strip() == ""
+
+
+def test_a_compiled_model_is_still_unwrapped():
+    from accelerate import Accelerator
+
+    from avbench.train.prepare import unwrap
+
+    model = nn.Linear(2, 2)
+    assert unwrap(Accelerator(cpu=True), torch.compile(model)) is model
+
+
+def test_only_a_study_file_of_this_optuna_skips_the_schema_check(tmp_path):
+    import sqlite3
+
+    import optuna
+
+    from avbench.sweep.storage import open_storage
+
+    path = tmp_path / "study.db"
+    url = f"sqlite:///{path}"
+    assert not open_storage(url).skip_compatibility_check  # a new file: Optuna creates and stamps it
+    optuna.create_study(storage=open_storage(url), study_name="s")
+    assert open_storage(url).skip_compatibility_check
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE version_info SET library_version = '3.6.0'")
+    older = open_storage(url)
+    assert not older.skip_compatibility_check
+    assert optuna.load_study(study_name="s", storage=older).study_name == "s"
