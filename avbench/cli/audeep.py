@@ -10,11 +10,8 @@ from pathlib import Path
 
 import click
 
-from avbench.cli.support import SchemaDefault, count_option, make_console, results_dir, schema_option
+from avbench.cli.support import FILE, FOLDER, SchemaDefault, count_option, make_console, results_dir, schema_option
 from avbench.spec import STANDIN_SIZES
-
-FILE = click.Path(dir_okay=False, path_type=Path)
-FOLDER = click.Path(file_okay=False, path_type=Path)
 
 
 @click.group()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from avbench.cli.support import results_dir
+from avbench.cli.support import FILE, FOLDER, results_dir
 
 
 @click.group("import")
@@ -19,7 +19,7 @@ def import_group() -> None:
 @click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     default=None,
     help="Where to write the experiment [default: experiments/openav-<file name>.yaml].",
 )
@@ -56,8 +56,8 @@ PRETRAINED_HELP = (
 
 @import_group.command("emotions-classify")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
-@click.option("--root-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=ROOT_DIR_HELP)
+@click.option("--out", type=FOLDER, default=Path("."), show_default=True)
+@click.option("--root-dir", type=FOLDER, default=None, help=ROOT_DIR_HELP)
 @click.option("--pretrained", type=click.Path(exists=True, path_type=Path), default=None, help=PRETRAINED_HELP)
 def emotions_classify(file: Path, out: Path, root_dir: Path | None, pretrained: Path | None) -> None:
     """Turn FILE.json's pipeline steps into experiments (OUT/experiments), sweep files (OUT/sweeps)
@@ -77,12 +77,9 @@ def emotions_classify(file: Path, out: Path, root_dir: Path | None, pretrained: 
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where a FILE.json is imported first [default: results/pipelines/<file>].",
+    "--out", type=FOLDER, default=None, help="Where a FILE.json is imported first [default: results/pipelines/<file>]."
 )
-@click.option("--root-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=ROOT_DIR_HELP)
+@click.option("--root-dir", type=FOLDER, default=None, help=ROOT_DIR_HELP)
 @click.option("--pretrained", type=click.Path(exists=True, path_type=Path), default=None, help=PRETRAINED_HELP)
 @click.option("--preset", default=None, help="A preset every step's experiment has (imported ones have tiny).")
 @click.option("--synthetic", is_flag=True, help="Train on the task's synthetic stand-in.")

@@ -8,6 +8,9 @@ from typing import Any
 
 import click
 
+FILE = click.Path(dir_okay=False, path_type=Path)  # a file argument that may not exist yet
+FOLDER = click.Path(file_okay=False, path_type=Path)
+
 
 def make_console():
     from rich.console import Console
