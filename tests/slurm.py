@@ -3,7 +3,10 @@ of its own in a temporary directory (SLURM_CONF; nothing under /etc is read or e
 auth/none + cred/none (no munged), free ports on 127.0.0.1, stopped and deleted afterwards.
 
 The node declares more CPUs than the machine has (config_overrides), so a 2-task array of
-1-CPU tasks runs at once even on a 2-core box. batch_sched_delay=0 starts a job in well under
+1-CPU tasks runs at once even on a 2-core box, and NODE_GPUS GPUs that are character devices
+standing in for /dev/nvidiaK (the major and minor of /dev/null, named in a gres.conf beside
+slurm.conf): `--gpus-per-task` then gives each task its own CUDA_VISIBLE_DEVICES, as on a
+GPU node. batch_sched_delay=0 starts a job in well under
 a second. The daemons keep inherited file descriptors open, so they start with stdin/stdout
 detached; otherwise a captured subprocess.run of whoever started them would never return.
 Without the binaries, or not as root, the caller skips locally and fails in CI (`.ci/run`
@@ -16,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -28,6 +32,7 @@ from tests.postgres import free_port
 
 NODE = "avbench-node"
 NODE_CPUS = 4
+NODE_GPUS = 2
 START_TIMEOUT_S = 30
 
 
@@ -71,6 +76,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SlurmdParameters=config_overrides
+GresTypes=gpu
 SchedulerParameters=batch_sched_delay=0
 SchedulerType=sched/backfill
 JobAcctGatherType=jobacct_gather/none
@@ -80,9 +86,18 @@ ReturnToService=2
 KillWait=5
 InactiveLimit=0
 MinJobAge=30
-NodeName={NODE} NodeAddr=127.0.0.1 CPUs={NODE_CPUS} State=UNKNOWN
+NodeName={NODE} NodeAddr=127.0.0.1 CPUs={NODE_CPUS} Gres=gpu:{NODE_GPUS} State=UNKNOWN
 PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
 """
+
+
+def fake_gpus(base: Path) -> str:
+    """gres.conf naming NODE_GPUS character devices made here (Slurm only checks that they are)."""
+    devices = base / "dev"
+    devices.mkdir()
+    for index in range(NODE_GPUS):
+        os.mknod(devices / f"nvidia{index}", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    return f"NodeName={NODE} Name=gpu File={devices}/nvidia[0-{NODE_GPUS - 1}]\n"
 
 
 def _start_daemon(argv: list[str], env: dict) -> None:
@@ -139,6 +154,7 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
         (base / folder).mkdir()
     conf = base / "slurm.conf"
     conf.write_text(slurm_conf(base, controller_port=free_port(), node_port=free_port()))
+    (base / "gres.conf").write_text(fake_gpus(base))  # read from beside slurm.conf
     cluster = SlurmCluster(conf=conf, base=base)
     env = {**os.environ, **cluster.env}
     try:

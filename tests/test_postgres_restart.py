@@ -158,7 +158,8 @@ def test_a_trial_created_before_its_connection_was_lost_is_not_created_twice(tmp
 def test_a_claim_whose_lock_went_with_the_server_is_handed_back_when_the_budget_is_spent(tmp_path):
     """The restart ended the claim lock mid-claim, so two workers claimed at once for one
     place left: the claim that then finds the budget overshot hands its trial back."""
-    from avbench.sweep.backends.optuna import StudyHandle, _recheck_budget
+    from avbench.sweep.backends.optuna import StudyHandle
+    from avbench.sweep.claim import recheck_budget
     from avbench.sweep.storage import claim_lock
 
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -168,10 +169,10 @@ def test_a_claim_whose_lock_went_with_the_server_is_handed_back_when_the_budget_
     other.set_user_attr("worker", "elsewhere:1")
     study.enqueue_trial({}, user_attrs={"run_id": "t0007-s"})  # a killed trial's retry
     ours = study.ask()
-    assert _recheck_budget(handle, ours) is None
+    assert recheck_budget(handle, ours) is None
     states = [(t.state.name, t.user_attrs.get("run_id")) for t in study.get_trials()]
     assert states == [("RUNNING", None), ("FAIL", "t0007-s"), ("WAITING", "t0007-s")]  # queued again
     other_failed = study.tell(other, state=optuna.trial.TrialState.FAIL)
     assert other_failed.state.name == "FAIL"
     again = study.ask()
-    assert _recheck_budget(handle, again) is again  # a place is free: the claim stands
+    assert recheck_budget(handle, again) is again  # a place is free: the claim stands

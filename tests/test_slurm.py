@@ -1,5 +1,6 @@
 """`avbench sweep --launcher slurm` against a real one-node Slurm (tests/slurm.py): a 2-task
-array shares one study and ends with exactly --trials trials; a task warned of its time limit
+array shares one study and ends with exactly --trials trials; `--gpus-per-trial` gives each
+task the GPU Slurm assigned it (stand-in devices), as its records say; a task warned of its time limit
 (SIGUSR1, as `--signal=B:USR1@…` sends it) or cancelled with `scancel` loses nothing, its
 trial resumed from its checkpoint; re-running the command joins the study. What the launcher
 refuses is checked without Slurm."""
@@ -21,7 +22,7 @@ STUDY = "spectrogram-cnn-cremad-tiny-synthetic"
 RUNS = Path("results/runs/spectrogram-cnn-cremad")
 
 
-def slurm_sweep(workspace: Path, cluster, journal: Path, *args: str) -> subprocess.CompletedProcess:
+def slurm_sweep(workspace: Path, cluster, journal: Path, *args: str, trials: int = 4) -> subprocess.CompletedProcess:
     return run_avbench(
         "sweep",
         "spectrogram-cnn-cremad",
@@ -32,7 +33,7 @@ def slurm_sweep(workspace: Path, cluster, journal: Path, *args: str) -> subproce
         "--workers",
         "2",
         "--trials",
-        "4",
+        str(trials),
         "--storage",
         str(journal),
         *args,
@@ -79,6 +80,23 @@ def test_a_two_task_array_ends_with_exactly_the_trials_asked_and_a_rerun_joins_t
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr
     assert "already has 4 of 4 finished trials: nothing to submit" in again.stdout
     assert "submitted" not in again.stdout and len(load_trials(journal)) == 4
+
+
+def test_gpus_per_trial_gives_each_task_its_own_gpu_and_each_record_says_which(workspace, slurm_cluster):
+    """--gpus-per-trial 1 asks Slurm for a GPU per task (the fixture's node has two stand-in
+    devices): each trial's record and its study entry carry the CUDA_VISIBLE_DEVICES Slurm gave."""
+    journal = workspace / "shared" / "study.log"
+    done = slurm_sweep(
+        workspace, slurm_cluster, journal, "--gpus-per-trial", "1", "--set", "train.epochs=1", "--wait", trials=2
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert "2 finished, 0 failed" in done.stdout
+    trials = load_trials(journal)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # one trial in each array task
+    records = {r.run_id: r for r in iter_records(workspace / "results") if r.sweep == STUDY}
+    given = sorted(records[run_id].devices["visible"] for run_id in finished_run_ids(trials))
+    assert given == [["0"], ["1"]]  # a GPU of its own for each task, as Slurm numbers them
+    assert sorted([t.user_attrs["devices"]] for t in trials) == given
 
 
 def running_trial_past_first_epoch(workspace: Path, journal: Path, skip: set[int]) -> optuna.trial.FrozenTrial | None:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import warnings
 from datetime import datetime
 
 import optuna
-from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from avbench.sweep.reconnect import WORKER_ATTR
+from avbench.sweep.census import Census, Pending, take_census
 from avbench.sweep.storage import GRACE_PERIOD_S, RETRY, supports_heartbeat
 
 
@@ -55,30 +54,33 @@ def _fail_and_retry(study: optuna.Study, trial_id: int) -> bool:
     return True
 
 
-def _orphaned(trial: optuna.trial.FrozenTrial) -> bool:
-    """Running without a worker for longer than the grace period: asked by a claim whose
-    connection was lost (the database restarted) and never taken (avbench.sweep.reconnect)."""
-    if WORKER_ATTR in trial.user_attrs or trial.datetime_start is None:
+def _orphaned(trial: Pending, heartbeats: bool) -> bool:
+    """Running for longer than the grace period without a worker (asked by a claim whose
+    connection was lost, the database restarting, and never taken: avbench.sweep.reconnect),
+    or, on a storage with heartbeats, without a single beat (its worker died between the
+    claim and its first beat)."""
+    if trial.started is None or (trial.worker is not None and (trial.beaten or not heartbeats)):
         return False
-    return (datetime.now() - trial.datetime_start).total_seconds() > GRACE_PERIOD_S
+    return (datetime.now() - trial.started).total_seconds() > GRACE_PERIOD_S
 
 
-def recover_dead_trials(study: optuna.Study) -> int:
+def recover_dead_trials(study: optuna.Study, census: Census | None = None) -> int:
     """Fail and re-enqueue trials whose worker is gone: at once for a dead process on this
-    host, after the heartbeat grace period for any host. Call under the claim lock."""
+    host, after the heartbeat grace period for any host. Call under the claim lock, with the
+    census taken under it (or none: one is taken here)."""
+    census = census or take_census(study)
     host = _host()
+    heartbeats = supports_heartbeat(study._storage)
     count = 0
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
+    for trial in census.running:
+        worker_host, _, pid = (trial.worker or "").rpartition(":")
         if worker_host == host and pid.isdigit() and not _pid_alive(int(pid)):
-            count += _fail_and_retry(study, trial._trial_id)
-        elif _orphaned(trial):
+            count += _fail_and_retry(study, trial.trial_id)
+        elif trial.stale:
+            count += _fail_and_retry(study, trial.trial_id)
+        elif _orphaned(trial, heartbeats):
             # One with values was a re-enqueued trial: queue it again. A fresh one has nothing to keep.
-            count += _fail_and_retry(study, trial._trial_id) if trial.params else _fail(study, trial._trial_id)
-    if supports_heartbeat(study._storage):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+            count += _fail_and_retry(study, trial.trial_id) if trial.has_params else _fail(study, trial.trial_id)
     return count
 
 

@@ -254,17 +254,21 @@ class _FileLock(AbstractContextManager):
 
 class _PostgresLock(AbstractContextManager):
     """A PostgreSQL advisory lock: held by a database session, so it works across machines
-    and is released by the server if the holder dies."""
+    and is released by the server if the holder dies. The session is kept between claims
+    (a new one is a server process forked per claim) and checked before each use."""
 
     NAMESPACE = 0x61766221  # "avb!": keeps our keys apart from other users of advisory locks
 
     def __init__(self, url: str, study: str):
         import sqlalchemy
-        from sqlalchemy.pool import NullPool
 
         self._text = sqlalchemy.text
         self._engine = sqlalchemy.create_engine(
-            url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+            url,
+            pool_size=1,
+            pool_pre_ping=True,
+            isolation_level="AUTOCOMMIT",  # lock and unlock are one statement each, no transaction
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
         )
         self._where = display_url(url)
         self._key = zlib.crc32(study.encode()) - 2**31  # int4
@@ -284,7 +288,7 @@ class _PostgresLock(AbstractContextManager):
                 self._text("SELECT pg_advisory_lock(:ns, :key)"), {"ns": self.NAMESPACE, "key": self._key}
             )
         except BaseException:
-            connection.close()
+            connection.invalidate()  # never back to the pool: an interrupted wait may still be granted
             raise
         return connection
 
@@ -296,6 +300,7 @@ class _PostgresLock(AbstractContextManager):
                 self._text("SELECT pg_advisory_unlock(:ns, :key)"), {"ns": self.NAMESPACE, "key": self._key}
             )
         except Exception as error:
+            self._connection.invalidate()
             if not connection_lost(error):
                 raise
             # The server went away while the lock was held: it released the lock with the

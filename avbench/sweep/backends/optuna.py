@@ -7,16 +7,14 @@ that fails (or whose worker dies) frees its place for the next claim. A trial wh
 died (kill -9, a lost machine, Ctrl-C) is failed and re-enqueued with the same parameters;
 its retry inherits the run_id and so resumes from the dead trial's last epoch checkpoint.
 A suggestion the model cannot be built with is rejected untrained (avbench.sweep.infeasible).
-The trial itself runs in avbench.sweep.core; storage.py, samplers.py and liveness.py are
-this backend's support modules, avbench.sweep.launch.local its `--workers`.
+The trial itself runs in avbench.sweep.core; claim.py (taking a trial), census.py, storage.py,
+samplers.py and liveness.py are this backend's support modules, avbench.sweep.launch.local
+its `--workers`.
 """
 
 from __future__ import annotations
 
-import os
 import time
-import warnings
-from collections import Counter
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -26,8 +24,8 @@ from optuna.trial import TrialState
 
 from avbench.config import LoadedExperiment
 from avbench.context import RunContext
-from avbench.distributed import VISIBLE_ENV
 from avbench.results.records import RunRecord
+from avbench.sweep.claim import Done, claim_trial
 from avbench.sweep.conditional import draw
 from avbench.sweep.core import (
     Backend,
@@ -40,16 +38,14 @@ from avbench.sweep.core import (
     study_name,
 )
 from avbench.sweep.infeasible import INFEASIBLE
-from avbench.sweep.liveness import Heartbeat, recover_dead_trials, worker_id
+from avbench.sweep.liveness import Heartbeat
 from avbench.sweep.objectives import Objective, is_multi
-from avbench.sweep.reconnect import WORKER_ATTR
 from avbench.sweep.samplers import (
     check_sampler,
     is_grid_exhausted,
     make_pruner,
     make_sampler,
     sampler_name,
-    trial_seed,
 )
 from avbench.sweep.space import Param, SearchSpace, plain_name
 from avbench.sweep.storage import (
@@ -58,7 +54,6 @@ from avbench.sweep.storage import (
     display_url,
     open_storage,
     resolve_storage_url,
-    supports_heartbeat,
 )
 from avbench.sweep.warm_start import enqueue_first
 
@@ -152,68 +147,6 @@ def count_finished(trials: list[optuna.trial.FrozenTrial]) -> int:
     return sum(t.state in FINISHED_STATES and not is_infeasible(t) for t in trials)
 
 
-def state_counts(study: optuna.Study) -> Counter:
-    """Trials by state; infeasible ones (told PRUNED) under INFEASIBLE instead."""
-    return Counter(INFEASIBLE if is_infeasible(t) else t.state for t in study.get_trials(deepcopy=False))
-
-
-class _Done:
-    """claim_trial's answer when the study needs no more trials."""
-
-
-def claim_trial(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[_Done] | None:
-    """Under the claim lock: a new trial if the budget allows one, None to wait and look
-    again (the running trials may still fail), _Done when the study is finished."""
-    trial = _claim_under_lock(handle, space)
-    if isinstance(trial, optuna.Trial) and handle.lock.lost:
-        return _recheck_budget(handle, trial)
-    return trial
-
-
-def _recheck_budget(handle: StudyHandle, trial: optuna.Trial) -> optuna.Trial | None:
-    """The database restarted while the claim lock was held, which ends the lock: another
-    worker may have claimed at the same moment. Keep the trial only if the budget still
-    allows it; else hand it back (queued again if it was a retry with a run) and look again."""
-    study = handle.study
-    with handle.lock:
-        counts = state_counts(study)
-        if counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.RUNNING] <= handle.target:
-            return trial
-        trial.set_user_attr("error", "claimed twice while the database restarted; handed back")
-        study.tell(trial, state=TrialState.FAIL)
-        if trial.user_attrs.get("run_id"):
-            RETRY(study, study._storage.get_trial(trial._trial_id))
-    return None
-
-
-def _claim_under_lock(handle: StudyHandle, space: SearchSpace) -> optuna.Trial | type[_Done] | None:
-    study = handle.study
-    with handle.lock:
-        recover_dead_trials(study)
-        counts = state_counts(study)
-        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-        if finished >= handle.target:
-            return _Done
-        # A grid's seed fixes the order of its points (their grid ids), so it must stay the same.
-        seed = handle.seed if handle.sampler == "grid" else trial_seed(handle.seed, sum(counts.values()))
-        study.sampler = make_sampler(space, handle.sampler, seed)
-        if is_grid_exhausted(study.sampler, study) and not counts[TrialState.WAITING]:
-            return _Done
-        if finished + counts[TrialState.RUNNING] >= handle.target:
-            return None
-        with warnings.catch_warnings():
-            # Optuna warns that heartbeats are meant for Study.optimize; this loop beats itself.
-            warnings.filterwarnings("ignore", message="Heartbeat of storage")
-            trial = study.ask()  # a re-enqueued (WAITING) trial comes first
-        # Before the lock is released, so no other worker can take this trial for a dead one.
-        trial.set_user_attr(WORKER_ATTR, worker_id())
-        if (devices := os.environ.get(VISIBLE_ENV)) is not None:
-            trial.set_user_attr("devices", devices)  # where it runs, for the parent's display
-        if supports_heartbeat(study._storage):
-            study._storage.record_heartbeat(trial._trial_id)
-        return trial
-
-
 class OptunaTrial(Trial):
     """An asked trial: its values suggested, told how it ended."""
 
@@ -280,7 +213,7 @@ class OptunaBackend(Backend):
     def next_trial(self) -> OptunaTrial | None:
         while (trial := claim_trial(self.handle, self.space)) is None:
             time.sleep(IDLE_POLL_S)  # the last trials run elsewhere; one may fail and need replacing
-        return None if trial is _Done else OptunaTrial(self.handle.study, trial, self.space, self.handle.multi)
+        return None if trial is Done else OptunaTrial(self.handle.study, trial, self.space, self.handle.multi)
 
     def finished(self) -> int:
         return count_finished(self.handle.study.get_trials(deepcopy=False))
