@@ -111,23 +111,25 @@ def test_a_sweep_killed_again_and_again_resumes_every_trial_from_its_checkpoint(
 @pytest.fixture(scope="module")
 def killed_sqlite_sweep(tmp_path_factory, synthetic_data) -> SimpleNamespace:
     """One sweep for the tests below: 4 workers, 8 trials on the default SQLite storage, one
-    worker killed with SIGKILL once a trial has checkpointed its first epoch."""
+    worker killed with SIGKILL once a trial has checkpointed its first epoch (three epochs a
+    trial: on a quiet machine a tiny epoch is shorter than one look at the study)."""
     workspace = tmp_path_factory.mktemp("four-workers")
     env = {"AVBENCH_RESULTS": str(workspace / "results"), "AVBENCH_DATA": str(synthetic_data), "WANDB_MODE": "offline"}
     proc = start_sweep(
-        workspace, "--workers", "4", "--trials", "8", "--set", "train.epochs=2", "--pruner", "none", env=env
+        workspace, "--workers", "4", "--trials", "8", "--set", "train.epochs=3", "--pruner", "none", env=env
     )
     storage = sqlite_url(workspace)
     deadline = time.time() + 400
-    victim = None
+    victim, study = None, None
     while victim is None:
         assert proc.poll() is None, proc.communicate()[0][-3000:]
         assert time.time() < deadline, "no trial ever checkpointed an epoch"
         for run in sorted((workspace / RUNS).glob("t*")) if (workspace / RUNS).exists() else []:
-            if epochs_done(run) == 1:
+            if 1 <= epochs_done(run) < 3:
+                study = study or optuna.load_study(study_name=STUDY, storage=storage)
                 running = [
                     t
-                    for t in optuna.load_study(study_name=STUDY, storage=storage).trials
+                    for t in study.get_trials(deepcopy=False)
                     if t.state.name == "RUNNING" and t.user_attrs.get("run_id") == run.name
                 ]
                 if running:
