@@ -138,10 +138,11 @@ def test_a_killed_worker_is_restarted_on_its_own_devices(workspace):
     """SIGKILL one of two fake-GPU workers mid-trial: the worker started in its place trains on
     the same CUDA_VISIBLE_DEVICES (in its trials' attributes and its runs' records). The other
     worker is paused meanwhile (for less than the heartbeat grace period), so that the
-    restarted one claims a trial before the other takes them all."""
+    restarted one claims a trial before the other takes them all. Sixty tiny epochs a trial:
+    with fewer the whole sweep can end between two looks at the study."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    args = ["--trials", "4", "--set", "train.epochs=6", "--pruner", "none", "--gpus", "0,1", "--allow-fake-gpus"]
+    args = ["--trials", "4", "--set", "train.epochs=60", "--pruner", "none", "--gpus", "0,1", "--allow-fake-gpus"]
     sweep = subprocess.Popen(
         [*AVBENCH, "sweep", EXPERIMENT, *TINY, "--no-wandb", *args],
         cwd=workspace,
