@@ -49,11 +49,15 @@ class Comparison:
         return {**asdict(self), "ci95": list(self.ci95), "p_value_test": "McNemar exact, accuracy of the selected runs"}
 
 
+def _is_fold(record: RunRecord) -> bool:
+    return bool(record.cv and record.cv.get("fold") is not None)
+
+
 def _side_runs(results: Path, experiment: str, data_kind: str) -> tuple[RunRecord, list[Predictions]]:
     """The selected run and the predictions of it and its replicates that test the same clips."""
     runs = [r for r in iter_records(results) if r.experiment == experiment and r.data_kind == data_kind]
-    folds = [r for r in runs if r.cv and r.cv.get("fold") is not None]
-    selection = select([r for r in runs if r not in folds])
+    folds = [r for r in runs if _is_fold(r)]
+    selection = select([r for r in runs if not _is_fold(r)])
     if selection is None and select(folds) is not None:
         raise AvbenchError(f"{experiment} has only cross-validation folds, each testing other clips: nothing to pair")
     if selection is None:
