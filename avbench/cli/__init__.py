@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from avbench import heap
 from avbench.cli.audeep import features
 from avbench.cli.boundary import BoundaryGroup
 from avbench.cli.cache import cache
@@ -31,6 +32,8 @@ from avbench.cli.sweep import agent_trial, show, sweep
 from avbench.cli.wandb_cmds import log_leaderboard_rows, sync
 from avbench.errors import AvbenchError
 from avbench.results.layout import run_files, runs_root
+
+heap.collect_less_often()  # before the heavy imports inside the commands (torch, optuna, wandb)
 
 
 @click.group(cls=BoundaryGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -318,7 +321,10 @@ cli.add_command(sync)
 
 
 def main() -> None:
-    cli(prog_name="avbench")
+    try:
+        cli(prog_name="avbench")
+    finally:
+        heap.skip_final_collection()
 
 
 if __name__ == "__main__":
