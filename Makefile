@@ -8,9 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint clean
 
+# --no-compile: byte-compiling all of torch and its CUDA packages is a third of the install's
+# time; Python compiles the modules a run actually imports, once, on first use instead.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
