@@ -17,6 +17,14 @@ BUILTIN = REPO / "avbench" / "builtin"  # the experiments/ and sweeps/ that ship
 AVBENCH = [sys.executable, "-m", "avbench"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Files marked `heavy` (minutes of sweeps, kills and restarts each) go first, in their
+    usual order. Under `-n auto --dist loadfile` each process then takes heavy files while
+    there are any, and the hundreds of short ones fill both processes' ends; in name order a
+    heavy file came last and ran alone for minutes while the other process sat idle."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)  # stable: files stay whole
+
+
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory) -> Path:
     """AVBENCH_DATA for the session: the tiny cremad stand-in, written once."""

@@ -15,8 +15,11 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 
 from tests.conftest import REPO, TINY
+
+pytestmark = pytest.mark.heavy  # minutes of sweeps: scheduled first (tests/conftest.py)
 
 EXPERIMENT = "mel-stats-mlp-cremad"
 STUDY = "mel-stats-mlp-cremad-tiny-synthetic"

@@ -19,6 +19,8 @@ from avbench.tasks.annotations import Annotations
 from avbench.train.heads import EvalCollector, classification_loss, per_example_loss, resolve_for_heads
 from avbench.train.warm_start import warm_start
 
+pytestmark = pytest.mark.heavy  # minutes of sweeps: scheduled first (tests/conftest.py)
+
 TWO_HEADS = {"emotion": ("a", "b", "c"), "state": ("x", "y")}
 TWO_HEAD_EXPERIMENT = """\
 task: annotations

@@ -19,6 +19,8 @@ from avbench.registry import MODELS, TASKS
 from avbench.sweep.conditional import representative_values
 from avbench.sweep.space import resolve_space
 
+pytestmark = pytest.mark.heavy  # minutes of sweeps: scheduled first (tests/conftest.py)
+
 PAIRS = [cell for cell in matrix() if cell.kind != "incompatible"]
 
 

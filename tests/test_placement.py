@@ -18,6 +18,8 @@ from avbench.errors import ConfigError
 from avbench.sweep.launch.placement import plan_placement
 from tests.conftest import AVBENCH, REPO, TINY
 
+pytestmark = pytest.mark.heavy  # minutes of sweeps: scheduled first (tests/conftest.py)
+
 EXPERIMENT = "mel-stats-mlp-cremad"
 STUDY = "mel-stats-mlp-cremad-tiny-synthetic"
 

@@ -17,6 +17,8 @@ from avbench.sweep.storage import open_storage, resolve_storage_url
 from tests.postgres import PostgresUnavailable, postgres_instance
 from tests.test_sweep_workers import STUDY, assert_every_trial_accounted_for, start_sweep
 
+pytestmark = pytest.mark.heavy  # minutes of sweeps: scheduled first (tests/conftest.py)
+
 
 @pytest.fixture
 def server():

@@ -15,6 +15,8 @@ from avbench.results.records import iter_records
 from tests.conftest import AVBENCH, REPO, TINY, run_avbench
 from tests.wandb_files import read_offline_run
 
+pytestmark = pytest.mark.heavy  # minutes of sweeps: scheduled first (tests/conftest.py)
+
 
 def finished_trials(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

@@ -18,6 +18,8 @@ from rich.console import Console
 from avbench.results.records import iter_records
 from tests.conftest import AVBENCH, REPO, TINY, run_avbench
 
+pytestmark = pytest.mark.heavy  # minutes of sweeps: scheduled first (tests/conftest.py)
+
 STUDY = "spectrogram-cnn-cremad-tiny-synthetic"
 RUNS = Path("results/runs/spectrogram-cnn-cremad")
 

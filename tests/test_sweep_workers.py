@@ -23,6 +23,8 @@ from avbench.results.records import iter_records
 from tests.conftest import AVBENCH, REPO, TINY, run_avbench
 from tests.postgres import PostgresUnavailable, free_port, postgres_server
 
+pytestmark = pytest.mark.heavy  # minutes of sweeps: scheduled first (tests/conftest.py)
+
 STUDY = "spectrogram-cnn-cremad-tiny-synthetic"
 RUNS = Path("results/runs/spectrogram-cnn-cremad")
 

@@ -21,6 +21,8 @@ from avbench.recipes import run_recipe
 from avbench.results.layout import run_dir
 from avbench.train.metrics import classification_metrics
 
+pytestmark = pytest.mark.heavy  # minutes of sweeps: scheduled first (tests/conftest.py)
+
 PROBE = Path(__file__).parent / "resume_probe.py"
 VALUES = {"train.lr": 3e-3, "train.batch_size": 16, "train.optimizer": "adam"}
 
