@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -172,3 +173,39 @@ def test_the_command_collects_less_often_and_skips_the_last_collection():
     out = subprocess.run([sys.executable, "-c", COMMAND_HEAP], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("frozen True")
+
+
+# Processes opening one new study file at the same moment (sweeps started side by side): each
+# waits for a go file, then opens it and makes its own study.
+OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+import optuna
+from avbench.sweep.storage import open_storage
+url, go, name = sys.argv[1:]
+while not Path(go).exists():
+    time.sleep(0.001)
+optuna.create_study(storage=open_storage(url), study_name=name)
+"""
+
+
+def test_processes_opening_a_new_study_file_at_once_all_succeed(tmp_path):
+    url, go = f"sqlite:///{tmp_path / 'new.db'}", tmp_path / "go"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT_ONCE, url, str(go), f"s{n}"],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    time.sleep(8)  # every process has imported Optuna and waits
+    go.touch()
+    errors = [p.communicate(timeout=120)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 4, "\n".join(errors)
+    import optuna
+
+    from avbench.sweep.storage import open_storage
+
+    assert sorted(optuna.get_all_study_names(open_storage(url))) == ["s0", "s1", "s2", "s3"]

@@ -151,18 +151,30 @@ def open_storage(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are "experimental" since 2.8
             if url.startswith("sqlite"):
-                made_here = _written_by_this_optuna(path)
-                checks = {"skip_compatibility_check": made_here, "skip_table_creation": made_here}
-                with _alembic_left_alone(made_here):
-                    return RDBStorage(
-                        url, engine_kwargs=engine_kwargs, **checks, **heartbeats(heartbeat_interval, grace_period)
-                    )
+                return _open_sqlite(url, path, engine_kwargs, heartbeats(heartbeat_interval, grace_period))
             return _open_server_storage(url, engine_kwargs, heartbeat_interval, grace_period)
     except StorageError:
         raise
     except Exception as exc:  # the driver's errors vary; the user needs the first line only
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"cannot open storage {display_url(url)}: {reason}") from None
+
+
+def _open_sqlite(url: str, path: Path | None, engine_kwargs: dict, beats: dict) -> BaseStorage:
+    """An SQLite storage; a file this Optuna wrote opens without set-up. Processes opening a
+    new file at the same moment (sweeps started side by side) race in Optuna's set-up, one of
+    them failing with "table alembic_version already exists": they take turns under the
+    file's claim lock, and the ones that come later find the file made."""
+
+    def opened(made_here: bool) -> BaseStorage:
+        checks = {"skip_compatibility_check": made_here, "skip_table_creation": made_here}
+        with _alembic_left_alone(made_here):
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **checks, **beats)
+
+    if path is None or _written_by_this_optuna(path):
+        return opened(path is not None)
+    with _FileLock(path):  # never held here by this process: it would hold a storage that is made
+        return opened(_written_by_this_optuna(path))
 
 
 def _open_server_storage(url: str, engine_kwargs: dict, heartbeat_interval: int, grace_period: int) -> BaseStorage:
