@@ -158,8 +158,8 @@ def test_a_known_study_file_opens_without_alembic(tmp_path):
 COMMAND_HEAP = """
 import gc, sys
 from avbench.cli import main
-from avbench.heap import START_UP_THRESHOLDS
-assert gc.get_threshold() == START_UP_THRESHOLDS, gc.get_threshold()
+from avbench.heap import THRESHOLDS
+assert gc.get_threshold() == THRESHOLDS, gc.get_threshold()
 sys.argv = ["avbench", "--help"]
 try:
     main()
@@ -176,13 +176,14 @@ def test_the_command_collects_less_often_and_skips_the_last_collection():
 
 
 # Processes opening one new study file at the same moment (sweeps started side by side): each
-# waits for a go file, then opens it and makes its own study.
+# says it is ready once imported, waits for the go file, then opens it and makes its own study.
 OPEN_AT_ONCE = """
 import sys, time
 from pathlib import Path
 import optuna
 from avbench.sweep.storage import open_storage
 url, go, name = sys.argv[1:]
+Path(go).with_name("ready-" + name).touch()
 while not Path(go).exists():
     time.sleep(0.001)
 optuna.create_study(storage=open_storage(url), study_name=name)
@@ -200,7 +201,10 @@ def test_processes_opening_a_new_study_file_at_once_all_succeed(tmp_path):
         )
         for n in range(4)
     ]
-    time.sleep(8)  # every process has imported Optuna and waits
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob("ready-*"))) < len(processes):  # all imported, all waiting
+        assert time.time() < deadline and all(p.poll() is None for p in processes), "a process never got ready"
+        time.sleep(0.05)
     go.touch()
     errors = [p.communicate(timeout=120)[1] for p in processes]
     assert [p.returncode for p in processes] == [0] * 4, "\n".join(errors)

@@ -171,8 +171,10 @@ def _open_sqlite(url: str, path: Path | None, engine_kwargs: dict, beats: dict) 
         with _alembic_left_alone(made_here):
             return RDBStorage(url, engine_kwargs=engine_kwargs, **checks, **beats)
 
-    if path is None or _written_by_this_optuna(path):
-        return opened(path is not None)
+    if path is None:  # an in-memory database: no other process opens it
+        return opened(False)
+    if _written_by_this_optuna(path):
+        return opened(True)
     with _FileLock(path):  # never held here by this process: it would hold a storage that is made
         return opened(_written_by_this_optuna(path))
 
