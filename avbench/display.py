@@ -99,7 +99,7 @@ class SweepDisplay:
         self.progress.reset(self.epoch_bar, total=self.epochs, info=f"trial {number}: {format_values(values)}")
 
     def epoch(self, epoch: int, metrics: dict) -> None:
-        shown = {k: v for k, v in metrics.items() if k.startswith("val/") and k != "val/loss"}
+        shown = {k: v for k, v in metrics.items() if k.startswith("val/") and k not in ("val/loss", "val/examples")}
         self.progress.update(self.epoch_bar, completed=epoch, info=format_values(shown))
 
     def trial_end(self, record: RunRecord) -> None:

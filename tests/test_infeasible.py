@@ -14,6 +14,7 @@ import pytest
 from avbench.errors import InfeasibleConfig
 from avbench.registry import MODELS
 from avbench.results.records import iter_records
+from avbench.sweep.samplers import VAL_EXAMPLES
 from tests.conftest import BUILTIN, REPO
 from tests.test_models import fake_batch, tiny_spec
 
@@ -116,6 +117,10 @@ def test_optuna_sweep_skips_infeasible_suggestions_and_finishes_exactly_n_trials
     # Only real trials leave run records, so only they reach the leaderboard.
     records = _records(workspace, f"{VIT}-tiny-synthetic")
     assert sorted(r.trial for r in records) == sorted(t.number for t in real)
+    # Each trial tells the pruner how many validation clips its metric stands on.
+    by_number = {r.trial: r for r in records}
+    assert all(t.user_attrs[VAL_EXAMPLES] == by_number[t.number].data_sizes["val"] > 0 for t in real)
+    assert all(r.val["examples"] == r.data_sizes["val"] and r.test["examples"] == r.data_sizes["test"] for r in records)
     rows = json.loads(cli("leaderboard", "--format", "json").output)
     assert rows[0]["n_trials"] == 2
     shown = cli("show", VIT, "--no-plots").output

@@ -1,6 +1,7 @@
 """The pruners a sweep gets: the median pruner waits for 5 finished trials and prunes nothing
 before a third of the epochs (a trial at chance through the warm-up may still win); hyperband
-takes its first rung from the sweep file's early_terminate."""
+takes its first rung from the sweep file's early_terminate. Below the median means below it by
+more than one standard error of the trial's validation split."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 import optuna
 import pytest
 
-from avbench.sweep.samplers import MEDIAN_STARTUP_TRIALS, make_pruner, median_warmup_epochs
+from avbench.sweep.samplers import MEDIAN_STARTUP_TRIALS, VAL_EXAMPLES, make_pruner, median_warmup_epochs
 
 NO_EARLY_TERMINATE = SimpleNamespace(early_terminate={})
 
@@ -56,3 +57,35 @@ def test_hyperband_starts_at_the_sweep_files_min_iter_and_none_prunes_nothing():
     hyperband = make_pruner(None, "median", space, 10)
     assert isinstance(hyperband, optuna.pruners.HyperbandPruner) and hyperband._min_resource == 3
     assert isinstance(make_pruner("none", "median", space, 10), optuna.pruners.NopPruner)
+
+
+def _pruned_below_a_median_of_half(value: float, examples: int | None) -> bool:
+    """A trial at `value` through epoch 4 (past the warm-up of 10 epochs), among five finished
+    trials at 0.5 on every epoch, scored on `examples` validation examples."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median", "none", NO_EARLY_TERMINATE, 10))
+    for _ in range(MEDIAN_STARTUP_TRIALS):
+        trial = study.ask()
+        for epoch in range(1, 11):
+            trial.report(0.5, epoch)
+        study.tell(trial, 0.5)
+    trial = study.ask()
+    if examples is not None:
+        trial.set_user_attr(VAL_EXAMPLES, examples)
+    for epoch in range(1, 5):
+        trial.report(value, epoch)
+    return trial.should_prune()
+
+
+@pytest.mark.parametrize(
+    ("value", "examples", "pruned"),
+    [
+        (5 / 12, 12, False),  # one clip of 12 below: sqrt(0.25 / 12) = 0.144 cannot tell them apart
+        (4 / 12, 12, True),  # two clips below: 0.167 > 0.144
+        (0.48, 1000, True),  # 0.02 below on 1 000 examples: > 0.016
+        (0.49, 1000, False),
+        (0.49, None, True),  # a trial that never said its split's size: Optuna's median rule
+    ],
+)
+def test_the_median_pruner_ignores_differences_the_validation_split_cannot_resolve(value, examples, pruned):
+    assert _pruned_below_a_median_of_half(value, examples) is pruned

@@ -181,6 +181,9 @@ class Trial(ABC):
     def started(self, run_id: str) -> None:  # noqa: B027 - optional: only engines that resume need it
         """The trial trains under `run_id` now: keep it, so that a retry inherits it."""
 
+    def scored_on(self, examples: int) -> None:  # noqa: B027 - optional: only a pruner that weighs noise needs it
+        """The sweep metric is measured on this many validation examples."""
+
     @abstractmethod
     def report(self, epoch: int, value: float) -> bool:
         """The sweep metric after `epoch`; True stops (prunes) the trial."""
@@ -283,6 +286,8 @@ def run_trial(
             hooks.epoch(epoch, metrics)
             if f"val/{metric}" not in metrics:  # an autoencoder's epoch: its score comes after training
                 return False
+            if "val/examples" in metrics:
+                trial.scored_on(int(metrics["val/examples"]))
             return trial.report(epoch, metrics[f"val/{metric}"])
 
         info = TrialInfo(sweep=sweep, number=trial.number, searched=dict(trial.values), run_id=run_id)

@@ -9,8 +9,10 @@ resumed sweep) replay the same random suggestions.
 
 from __future__ import annotations
 
+import math
 import warnings
 
+import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
@@ -166,9 +168,35 @@ def make_pruner(
         return optuna.pruners.NopPruner()
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=int(space.early_terminate.get("min_iter", 1)))
-    return optuna.pruners.MedianPruner(
-        n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=median_warmup_epochs(epochs)
-    )
+    return ResolvedMedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=median_warmup_epochs(epochs))
+
+
+# The number of validation examples a trial's metric is scored on, kept as its user attribute.
+VAL_EXAMPLES = "val_examples"
+
+
+class ResolvedMedianPruner(optuna.pruners.MedianPruner):
+    """Optuna's median pruner, stopping a trial only when its best value so far is below the
+    median of the finished trials at that epoch by more than the validation split can resolve:
+    one binomial standard error at the median, sqrt(m (1 - m) / n), n the trial's validation
+    examples (accuracy, UAR and F1 are proportions). On 1 000 clips that is 0.016 at m = 0.5,
+    so the rule is Optuna's; on 12 clips it is 0.14, and the plain median pruner stopped
+    trials one or two clips below a median that a better sampler had pushed up."""
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if not super().prune(study, trial):
+            return False
+        examples, step = trial.user_attrs.get(VAL_EXAMPLES), trial.last_step
+        if not examples or step is None:
+            return True
+        finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        at_step = [t.intermediate_values[step] for t in finished if step in t.intermediate_values]
+        median = float(np.nanmedian(at_step))
+        margin = math.sqrt(min(max(median * (1 - median), 0.0), 0.25) / examples)
+        values = list(trial.intermediate_values.values())
+        if study.direction == optuna.study.StudyDirection.MAXIMIZE:
+            return float(np.nanmax(values)) < median - margin
+        return float(np.nanmin(values)) > median + margin
 
 
 def is_grid_exhausted(sampler: optuna.samplers.BaseSampler, study: optuna.Study) -> bool:

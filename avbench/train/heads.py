@@ -94,13 +94,15 @@ class EvalCollector:
         }
 
     def metrics(self) -> dict:
-        """{acc, uar, macro_f1, confusion, loss}; with heads each under `<head>/`, plus the total loss."""
+        """{acc, uar, macro_f1, confusion, loss, examples}; with heads each under `<head>/`, plus the total loss."""
         result: dict = {}
         for name, preds in self.preds.items():
             width = self.num_classes if name is None else self.widths[name]
             scored = classification_metrics(torch.cat(self.labels[name]).numpy(), torch.cat(preds).numpy(), width)
             result.update(scored if name is None else {f"{name}/{k}": v for k, v in scored.items()})
         result["loss"] = float(torch.cat(self.losses).mean()) if self.losses else float("nan")
+        # How many examples the split's metrics stand on (what a difference between runs can mean).
+        result["examples"] = sum(len(labels) for labels in next(iter(self.labels.values()), []))
         return result
 
 

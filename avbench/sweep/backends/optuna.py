@@ -41,6 +41,7 @@ from avbench.sweep.infeasible import INFEASIBLE
 from avbench.sweep.liveness import Heartbeat
 from avbench.sweep.objectives import Objective, is_multi
 from avbench.sweep.samplers import (
+    VAL_EXAMPLES,
     check_sampler,
     is_grid_exhausted,
     make_pruner,
@@ -155,12 +156,18 @@ class OptunaTrial(Trial):
         values = space.complete(draw(space.params, lambda param, key: suggest(trial, param, key)))
         super().__init__(trial.number, values, run_id=trial.user_attrs.get("run_id"))
         self.study, self.trial, self.multi = study, trial, multi
+        self.examples: int | None = None
 
     def keep_alive(self) -> AbstractContextManager:
         return Heartbeat(self.study._storage, self.trial._trial_id)
 
     def started(self, run_id: str) -> None:
         self.trial.set_user_attr("run_id", run_id)
+
+    def scored_on(self, examples: int) -> None:
+        if examples != self.examples:  # once per trial: the split does not change between epochs
+            self.trial.set_user_attr(VAL_EXAMPLES, examples)
+            self.examples = examples
 
     def report(self, epoch: int, value: float) -> bool:
         if self.multi:  # Optuna takes no intermediate values from a multi-objective trial
