@@ -7,7 +7,8 @@ side "flat" searches their union, [2e-4, 1e-2], for either optimizer. Both sides
 run at the same time (so they see the same load), each sweep on one torch thread. Each
 side's best val/acc per seed is read from its study, with the spread of its trials.
 
-    python benchmarks/conditional_space.py [--trials 24] [--seeds 3] [--epochs 8] [--first-seed 0] [--workdir DIR]
+    python benchmarks/conditional_space.py [--trials 24] [--seeds 3] [--epochs 8] [--first-seed 0]
+        [--size small] [--workdir DIR]
 
 At the preset's 2 epochs every configuration stays at chance, so the comparison says nothing
 there; at 8 epochs the trials spread from chance to 0.75, but the validation split is one
@@ -40,7 +41,9 @@ SPACES = {
 }
 
 
-def start_sweep(workspace: Path, side: str, seed: int, trials: int, epochs: int, pruner: str) -> subprocess.Popen:
+def start_sweep(
+    workspace: Path, side: str, seed: int, trials: int, epochs: int, pruner: str, size: str | None
+) -> subprocess.Popen:
     """One side's sweep at one sampler seed, in its own results folder."""
     argv = [sys.executable, "-m", "avbench", "sweep", EXPERIMENT, "--preset", "tiny", "--synthetic", "--no-wandb"]
     argv += ["--sweep-config", str(workspace / f"{side}.yaml"), "--study", f"{side}-s{seed}"]
@@ -56,6 +59,8 @@ def start_sweep(workspace: Path, side: str, seed: int, trials: int, epochs: int,
         "--set",
         f"train.epochs={epochs}",
     ]
+    if size is not None:  # a larger stand-in: its validation split resolves smaller differences
+        argv += ["--set", f"data.synth_size={size}"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     env |= {"AVBENCH_RESULTS": str(workspace / side), "AVBENCH_DATA": str(workspace / "data")}
     log = open(workspace / f"{side}-s{seed}.log", "w")  # noqa: SIM115 (closed with the process)
@@ -87,6 +92,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="run seeds from this one on (to split a run)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--pruner", default="median", help="the sweep's pruner (none: every trial runs all epochs)")
+    parser.add_argument("--size", help="the stand-in's size (data.synth_size; default the tiny preset's, 12 val clips)")
     parser.add_argument("--workdir", type=Path, help="keep the sweeps' logs and studies here (default: a temp folder)")
     args = parser.parse_args()
     best: dict[str, list[float]] = {side: [] for side in SPACES}
@@ -97,7 +103,7 @@ def main() -> None:
         for side, text in SPACES.items():
             (workspace / f"{side}.yaml").write_text(text)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            run = (seed, args.trials, args.epochs, args.pruner)
+            run = (seed, args.trials, args.epochs, args.pruner, args.size)
             sweeps = {side: start_sweep(workspace, side, *run) for side in SPACES}
             for side, process in sweeps.items():
                 if process.wait() != 0:

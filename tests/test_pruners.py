@@ -85,6 +85,7 @@ def _pruned_below_a_median_of_half(value: float, examples: int | None) -> bool:
         (0.48, 1000, True),  # 0.02 below on 1 000 examples: > 0.016
         (0.49, 1000, False),
         (0.49, None, True),  # a trial that never said its split's size: Optuna's median rule
+        (float("nan"), 12, True),  # no value at all: stopped, as by Optuna's rule
     ],
 )
 def test_the_median_pruner_ignores_differences_the_validation_split_cannot_resolve(value, examples, pruned):

@@ -193,10 +193,12 @@ class ResolvedMedianPruner(optuna.pruners.MedianPruner):
         at_step = [t.intermediate_values[step] for t in finished if step in t.intermediate_values]
         median = float(np.nanmedian(at_step))
         margin = math.sqrt(min(max(median * (1 - median), 0.0), 0.25) / examples)
-        values = list(trial.intermediate_values.values())
+        values = [v for v in trial.intermediate_values.values() if not math.isnan(v)]
+        if not values:  # only NaN so far: pruned, as Optuna's median pruner does
+            return True
         if study.direction == optuna.study.StudyDirection.MAXIMIZE:
-            return float(np.nanmax(values)) < median - margin
-        return float(np.nanmin(values)) > median + margin
+            return max(values) < median - margin
+        return min(values) > median + margin
 
 
 def is_grid_exhausted(sampler: optuna.samplers.BaseSampler, study: optuna.Study) -> bool:
