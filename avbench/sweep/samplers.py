@@ -192,7 +192,7 @@ class ResolvedMedianPruner(optuna.pruners.MedianPruner):
         finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         at_step = [t.intermediate_values[step] for t in finished if step in t.intermediate_values]
         median = float(np.nanmedian(at_step))
-        margin = math.sqrt(min(max(median * (1 - median), 0.0), 0.25) / examples)
+        margin = math.sqrt(max(median * (1 - median), 0.0) / examples)  # 0 outside [0, 1]
         values = [v for v in trial.intermediate_values.values() if not math.isnan(v)]
         if not values:  # only NaN so far: pruned, as Optuna's median pruner does
             return True
